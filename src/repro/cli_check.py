@@ -1,0 +1,36 @@
+"""`check` and `write-config`: validate a config file; write the resolved config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import config as config_mod
+
+
+def add_arguments_check(p) -> None:
+    p.add_argument("configfile", type=Path, help="YAML config, e.g. config/config.yaml")
+    p.add_argument(
+        "--no-device-check",
+        action="store_true",
+        help="do not require explicitly listed devices on this host (cluster head nodes)",
+    )
+
+
+def main_check(args) -> int:
+    cfg = config_mod.load(args.configfile, check_devices=not args.no_device_check)
+    n = len(config_mod.runs(cfg))
+    print(f"{args.configfile}: ok ({n} training runs)")
+    return 0
+
+
+def add_arguments_write_config(p) -> None:
+    p.add_argument("--json", required=True, help="the resolved config as a JSON string")
+    p.add_argument("--out", required=True, type=Path)
+
+
+def main_write_config(args) -> int:
+    cfg = config_mod.validate(json.loads(args.json), check_devices=False)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    return 0

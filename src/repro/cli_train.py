@@ -1,0 +1,106 @@
+"""`train` and `timing`: one run from flags; every flag maps to a config key and is
+checked by the same schema and messages as the config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import config as config_mod
+import torch
+
+from . import devices
+from .errors import UserError
+from .timing import measure
+from .train import train_run
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _common(p) -> None:
+    p.add_argument("--cache", required=True, type=Path, help="prepared data (.npz)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--head", default="softmax", help="softmax (faithful) or logits")
+    p.add_argument("--epochs", type=int, default=150)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--test-batch-size", type=int, default=128)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--precision", default="auto", help="auto, fp32 or bf16")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--cuda-deterministic", action="store_true")
+    p.add_argument("--widths", type=_ints, default=[64, 64, 128, 128, 256, 256])
+    p.add_argument("--kernel-sizes", type=_ints, default=[1, 3, 5])
+    p.add_argument("--pool-after", type=_ints, default=[2, 4, 5])
+    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+
+
+def _run_config(args):
+    raw = {
+        "heads": [args.head],
+        "learning_rates": [args.lr],
+        "devices": [args.device],
+        "seeds": [args.seed],
+        "model": {
+            "widths": args.widths,
+            "kernel_sizes": args.kernel_sizes,
+            "pool_after": args.pool_after,
+            "hidden": args.hidden,
+            "dropout": args.dropout,
+        },
+        "train": {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "test_batch_size": args.test_batch_size,
+            "momentum": args.momentum,
+            "weight_decay": args.weight_decay,
+            "precision": args.precision,
+            "compile": args.compile,
+            "cuda_deterministic": args.cuda_deterministic,
+        },
+        "timing": {"enabled": False},
+    }
+    cfg = config_mod.validate(raw)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads {args.threads} is not allowed; give an integer >= 1")
+        torch.set_num_threads(args.threads)
+    device = devices.resolve(args.device)
+    return config_mod.run_config(cfg, args.head, args.lr, device, args.seed)
+
+
+def add_arguments_train(p) -> None:
+    _common(p)
+    p.add_argument("--out", required=True, type=Path, help="run folder for CSVs and weights")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="per-epoch checkpoint; an existing one of the same config is resumed",
+    )
+
+
+def main_train(args) -> int:
+    rc = _run_config(args)
+    if not args.cache.exists():
+        raise UserError(f"data cache {args.cache} does not exist; run `python -m repro prepare`")
+    train_run(rc, args.cache, args.out, checkpoint=args.checkpoint)
+    return 0
+
+
+def add_arguments_timing(p) -> None:
+    _common(p)
+    p.set_defaults(epochs=5)
+    p.add_argument("--out", required=True, type=Path, help="timing JSON")
+
+
+def main_timing(args) -> int:
+    rc = _run_config(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    measure(rc, args.cache, args.out)
+    return 0

@@ -1,0 +1,364 @@
+"""Configuration: defaults, schema validation with one-line messages, semantic checks,
+and the run grid (head x learning rate x device x seed) the workflow fans out over.
+
+The JSON schema in ``workflow/schemas/config.schema.yaml`` is the single source of
+allowed values and defaults; Snakemake validates with it too.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import shlex
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from . import devices as devices_mod
+from .errors import UserError
+from .model import ModelSpec
+from .train import RunConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+# Measured by benchmarks/train_throughput.py (BENCHMARKS.md): bf16 autocast is the
+# faster CPU choice on processors with AVX512-BF16/AMX; elsewhere fp32.
+AUTO_PRECISION = {"cuda": "bf16", "mps": "fp32"}
+
+
+@cache
+def schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def _key(path) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _rule(error: jsonschema.ValidationError) -> str:
+    """The innermost schema description on the way to the failing keyword."""
+    node, rule = schema(), None
+    for part in list(error.absolute_schema_path)[:-1]:
+        node = node[part]
+        if isinstance(node, dict):
+            if "$ref" in node:
+                node = _resolve_ref(node["$ref"])
+            rule = node.get("description", rule)
+    return rule or error.message
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = _key(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        prefix = f"{key}." if error.absolute_path else ""
+        return f"config key {prefix}{extra[0]} is unknown (typo?); allowed keys: {', '.join(allowed)}"
+    rule = _rule(error)
+    if error.validator == "uniqueItems":
+        seen: list = []
+        dup = next(v for v in error.instance if v in seen or seen.append(v))
+        return f"config key {key} has the duplicate value {dup!r}; allowed: {rule}"
+    if error.validator == "minItems" and not error.instance:
+        return f"config key {key} is an empty list; allowed: {rule}"
+    return f"config key {key} = {error.instance!r} is not allowed; allowed: {rule}"
+
+
+def _resolve_ref(ref: str) -> dict:
+    node = schema()
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def _fill_defaults(node: dict, cfg: dict) -> None:
+    for key, sub in node.get("properties", {}).items():
+        if "$ref" in sub:
+            sub = {**_resolve_ref(sub["$ref"]), **{k: v for k, v in sub.items() if k != "$ref"}}
+        if key not in cfg and "default" in sub:
+            cfg[key] = copy.deepcopy(sub["default"])
+        if sub.get("type") == "object" and isinstance(cfg.get(key), dict):
+            _fill_defaults(sub, cfg[key])
+
+
+def validate(cfg, check_devices: bool = True) -> dict:
+    """Return the config with defaults filled in, or raise UserError (one line)."""
+    if cfg is None or cfg == {}:
+        raise UserError(
+            "the config is empty; give a YAML mapping such as config/config.yaml "
+            "(keys: data, model, heads, learning_rates, devices, seeds, train, ...)"
+        )
+    if not isinstance(cfg, dict):
+        raise UserError(
+            f"the config must be a YAML mapping of keys to values, got a {type(cfg).__name__}; "
+            "start from config/config.yaml"
+        )
+    cfg = copy.deepcopy(cfg)
+    validator = jsonschema.Draft7Validator(schema())
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), e.path))
+    if errors:
+        raise UserError(_describe(errors[0]))
+    _fill_defaults(schema(), cfg)
+    _semantic_checks(cfg, check_devices)
+    return cfg
+
+
+def _semantic_checks(cfg: dict, check_devices: bool) -> None:
+    m = cfg["model"]
+    if m["pool_after"] and max(m["pool_after"]) > len(m["widths"]):
+        raise UserError(
+            f"config key model.pool_after = {m['pool_after']} names a block beyond the "
+            f"{len(m['widths'])} blocks of model.widths; allowed: block numbers 1-{len(m['widths'])}"
+        )
+    if 32 >> len(m["pool_after"]) < 1:
+        raise UserError("config key model.pool_after pools a 32x32 image below 1x1; use at most 5")
+    d = cfg["data"]
+    if d["source"] == "archive" and not (d["archive"] and Path(d["archive"]).exists()):
+        raise UserError(
+            f"config key data.archive = {d['archive']!r} does not exist; set it to a CIFAR-10 "
+            "archive in ImageFolder layout, or data.source: torchvision for the official download"
+        )
+    if d["source"] == "folder" and not (d["folder"] and Path(d["folder"]).is_dir()):
+        raise UserError(
+            f"config key data.folder = {d['folder']!r} is not a directory; set it to a folder "
+            "in ImageFolder layout (train/<class>/*.jpg, test/<class>/*.jpg)"
+        )
+    if check_devices:
+        for key in ("devices",):
+            for dev in cfg[key]:
+                if dev != "auto" and dev not in devices_mod.available():
+                    raise UserError(
+                        f"config key {key} requests {dev!r}, which this host does not have "
+                        f"(present: {', '.join(devices_mod.available())}); remove it, use auto, "
+                        "or submit to a cluster where it exists (--profile profiles/slurm)"
+                    )
+        if cfg["timing"]["enabled"]:
+            for dev in cfg["timing"]["devices"]:
+                if dev != "auto" and dev not in devices_mod.available():
+                    raise UserError(
+                        f"config key timing.devices requests {dev!r}, which this host does not "
+                        f"have (present: {', '.join(devices_mod.available())}); remove it or use auto"
+                    )
+
+
+def load(path: str | Path, check_devices: bool = True) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"config file {path} does not exist; pass e.g. config/config.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    try:
+        return validate(raw, check_devices)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
+
+
+# ---- the run grid -----------------------------------------------------------------
+
+
+def lr_tag(lr: float) -> str:
+    return f"{lr:g}"
+
+
+def resolve_devices(names: list[str]) -> list[str]:
+    out = []
+    for name in names:
+        dev = devices_mod.resolve(name) if name == "auto" else name
+        if dev not in out:
+            out.append(dev)
+    return out
+
+
+def timing_devices(cfg: dict) -> list[str]:
+    names = cfg["timing"]["devices"]
+    if names == ["auto"]:
+        return [d for d in ("cpu", "cuda", "mps") if d in devices_mod.available()]
+    return resolve_devices(names)
+
+
+def precision_for(cfg: dict, device: str) -> str:
+    p = cfg["train"]["precision"]
+    if p != "auto":
+        return p
+    if device == "cpu":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    return AUTO_PRECISION[device]
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def data_tag(cfg: dict) -> str:
+    from .data import resolve_source
+
+    sub = cfg["data"]["subset"]
+    source = resolve_source(cfg["data"])
+    parts = [source]
+    if sub["train_per_class"] or sub["test_per_class"]:
+        parts += [f"tr{sub['train_per_class'] or 'all'}", f"te{sub['test_per_class'] or 'all'}"]
+    else:
+        parts.append("full")
+    return "-".join(parts)
+
+
+def run_config(cfg: dict, head: str, lr: float, device: str, seed: int) -> RunConfig:
+    t = cfg["train"]
+    return RunConfig(
+        lr=float(lr),
+        seed=int(seed),
+        device=device,
+        epochs=t["epochs"],
+        batch_size=t["batch_size"],
+        test_batch_size=t["test_batch_size"],
+        momentum=t["momentum"],
+        weight_decay=t["weight_decay"],
+        precision=precision_for(cfg, device),
+        compile=t["compile"],
+        deterministic=t["cuda_deterministic"],
+        model=ModelSpec.from_config(cfg["model"], head=head),
+    )
+
+
+def settings_hash(cfg: dict, device: str) -> str:
+    """Short hash of everything that changes a run's result apart from the values
+    already in its path (head, lr, device, seed): the output folder carries it, so a
+    different configuration never overwrites a finished run."""
+    rc = run_config(cfg, "softmax", 1.0, device, 0)
+    key = {
+        "train": {k: v for k, v in rc.__dict__.items() if k not in ("lr", "seed", "device")},
+        "data": data_tag(cfg),
+    }
+    key["train"]["model"] = {k: v for k, v in rc.model.__dict__.items() if k != "head"}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def runs(cfg: dict) -> list[dict]:
+    """Every training job: dict(head, lr, device, seed, hash)."""
+    out = []
+    for head in cfg["heads"]:
+        for lr in cfg["learning_rates"]:
+            for device in resolve_devices(cfg["devices"]):
+                for seed in cfg["seeds"]:
+                    out.append(
+                        dict(
+                            head=head,
+                            lr=lr_tag(lr),
+                            device=device,
+                            seed=seed,
+                            hash=settings_hash(cfg, device),
+                        )
+                    )
+    return out
+
+
+RUN_DIR = "results/runs/{head}/lr{lr}/{device}/seed{seed}/{hash}"
+
+
+def check_cluster_devices(cfg: dict, local: bool) -> None:
+    """`auto` resolves on the host that plans the DAG; on a cluster that is the login
+    node, which usually has no GPU, so there the devices must be named."""
+    if local:
+        return
+    for key, names in (("devices", cfg["devices"]), ("timing.devices", cfg["timing"]["devices"])):
+        if "auto" in names and (key == "devices" or cfg["timing"]["enabled"]):
+            raise UserError(
+                f"config key {key} = {names} uses auto, which would resolve on this submit "
+                f"host; on a cluster name the devices, e.g. --config 'devices=[cuda]' "
+                "'timing={devices: [cuda]}'"
+            )
+
+
+def train_flags(cfg: dict, head: str, lr: str, device: str, seed: str, hash: str) -> str:
+    """The `python -m repro train` flags of one run of the grid."""
+    if hash != settings_hash(cfg, device):
+        raise UserError(
+            f"run folder hash {hash} does not match the current config "
+            f"({settings_hash(cfg, device)}); request results/report.pdf instead of an old run"
+        )
+    rc = run_config(cfg, head, float(lr), device, int(seed))
+    return _flags(rc)
+
+
+def timing_flags(cfg: dict, device: str) -> str:
+    rc = run_config(cfg, cfg["heads"][0], cfg["learning_rates"][0], device, cfg["seeds"][0])
+    return _flags(rc, epochs=cfg["timing"]["epochs"])
+
+
+def _flags(rc: RunConfig, epochs: int | None = None) -> str:
+    m = rc.model
+    join = lambda xs: ",".join(map(str, xs))  # noqa: E731
+    flags = [
+        f"--device {rc.device} --lr {rc.lr!r} --seed {rc.seed} --head {m.head}",
+        f"--epochs {epochs or rc.epochs} --batch-size {rc.batch_size}",
+        f"--test-batch-size {rc.test_batch_size} --momentum {rc.momentum!r}",
+        f"--weight-decay {rc.weight_decay!r} --precision {rc.precision}",
+        f"--widths {join(m.widths)} --kernel-sizes {join(m.kernel_sizes)}",
+        f"--pool-after {join(m.pool_after)} --hidden {m.hidden} --dropout {m.dropout!r}",
+    ]
+    if rc.compile:
+        flags.append("--compile")
+    if rc.deterministic:
+        flags.append("--cuda-deterministic")
+    return " ".join(flags)
+
+
+JOB_RESOURCE_KEYS = ("runtime", "mem_mb", "cpus_per_task", "gpu", "gpu_model")
+# Minutes per epoch of the full training set (50,000 images), generous upper bounds:
+# an H100 takes seconds, a slow datacenter GPU well under a minute, a CPU core minutes.
+MINUTES_PER_FULL_EPOCH = {"cuda": 1.0, "mps": 3.0, "cpu": 20.0}
+
+
+def job_resources(cfg: dict, kind: str, device: str) -> dict:
+    """SLURM (and local) resources of one `train` or `timing` job."""
+    epochs = cfg["timing"]["epochs"] if kind == "timing" else cfg["train"]["epochs"]
+    per_class = cfg["data"]["subset"]["train_per_class"]
+    fraction = min(1.0, (per_class or 5000) / 5000)
+    runtime = 10 + math.ceil(epochs * fraction * MINUTES_PER_FULL_EPOCH[device])
+    return {
+        "runtime": runtime,
+        # the padded uint8 training set, the normalised test set, model and optimizer
+        "mem_mb": 8000 if device == "cuda" else 6000,
+        "cpus_per_task": 4 if device == "cuda" else 8,
+        "gpu": 1 if device == "cuda" else 0,
+        "gpu_model": (cfg["slurm"]["gpu_model"] or "") if device == "cuda" else "",
+    }
+
+
+def partition_resource(cfg: dict) -> dict:
+    """`slurm_partition` only when the config names one; otherwise the profile's default."""
+    s = cfg["slurm"]
+    if not (s["partition"] or s["gpu_partition"]):
+        return {}
+
+    def partition(wildcards) -> str:
+        if wildcards.device == "cuda":
+            return s["gpu_partition"] or s["partition"] or ""
+        return s["partition"] or ""
+
+    return {"slurm_partition": partition}
+
+
+def prepare_flags(cfg: dict) -> str:
+    d = cfg["data"]
+    flags = [f"--source {d['source']} --download-root {shlex.quote(d['download_root'])}"]
+    for key in ("archive", "archive_sha256", "folder"):
+        if d[key]:
+            flags.append(f"--{key.replace('_', '-')} {shlex.quote(str(d[key]))}")
+    for key in ("train_per_class", "test_per_class"):
+        if d["subset"][key]:
+            flags.append(f"--{key.replace('_', '-')} {d['subset'][key]}")
+    return " ".join(flags)

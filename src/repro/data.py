@@ -1,0 +1,274 @@
+"""Stage 1: prepare CIFAR-10 once into a compact uint8 cache.
+
+Sources (``data.source``):
+
+* ``archive``: a .tar/.tar.gz in ImageFolder layout (``train/<class>/*.jpg``,
+  ``test/<class>/*.jpg``), such as the offline copy in ``../shared/data``;
+* ``folder``: the same layout unpacked on disk;
+* ``torchvision``: the official download (``torchvision.datasets.CIFAR10``);
+* ``auto``: the archive when its path exists, else the official download.
+
+The cache is one uncompressed ``.npz`` (NHWC uint8 images, int64 labels, train and
+test) plus a JSON sidecar with counts, source and the archive's sha256. It is written
+to a temporary name and renamed, so a failed preparation leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import UserError
+
+CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+SPLITS = ("train", "test")
+IMAGE_SHAPE = (32, 32, 3)
+# Per-channel mean and standard deviation of the CIFAR-10 training images (0-1 scale).
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2470, 0.2435, 0.2616)
+_MEMBER = re.compile(r"^(?:\./)?(?:[^/]+/)?(train|test)/([^/]+)/([^/]+\.(?:jpe?g|png))$", re.I)
+
+
+@dataclass
+class Dataset:
+    x_train: np.ndarray  # (N, 32, 32, 3) uint8
+    y_train: np.ndarray  # (N,) int64
+    x_test: np.ndarray
+    y_test: np.ndarray
+    meta: dict
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _decode(blob: bytes, name: str) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(blob)) as im:
+            im.load()
+            arr = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise UserError(
+            f"corrupt image {name}: {e}; replace the file or the archive with a good copy"
+        ) from None
+    if arr.shape != IMAGE_SHAPE:
+        raise UserError(
+            f"image {name} is {arr.shape[1]}x{arr.shape[0]}, CIFAR-10 images are 32x32; "
+            "point data.archive/data.folder at CIFAR-10"
+        )
+    return arr
+
+
+def _select(names: dict, per_class: dict[str, int | None], where: str) -> dict:
+    """Check the layout and keep the first n files (sorted by name) of every class."""
+    chosen = {}
+    for split in SPLITS:
+        counts = {c: len(names[split].get(c, [])) for c in CLASSES}
+        missing = [c for c, n in counts.items() if n == 0]
+        if missing:
+            raise UserError(
+                f"{where}: no images in {split}/{missing[0]}/ (expected ImageFolder layout "
+                f"{split}/<class>/*.jpg for all 10 CIFAR-10 classes)"
+            )
+        extra = sorted(set(names[split]) - set(CLASSES))
+        if extra:
+            raise UserError(
+                f"{where}: unknown class folder {split}/{extra[0]}/; "
+                f"the classes must be {', '.join(CLASSES)}"
+            )
+        n = per_class[split]
+        if n is None and len(set(counts.values())) > 1:
+            lo = min(counts, key=counts.get)
+            raise UserError(
+                f"{where}: {split} classes are unbalanced ({lo}: {counts[lo]} images, "
+                f"others up to {max(counts.values())}); the archive is incomplete, "
+                "use a complete copy"
+            )
+        if n is not None and n > min(counts.values()):
+            raise UserError(
+                f"data.subset.{split}_per_class={n} is larger than the data "
+                f"({min(counts.values())} {split} images per class in {where}); "
+                "lower it or set it to null for all images"
+            )
+        chosen[split] = {c: sorted(names[split][c])[:n] for c in CLASSES}
+    return chosen
+
+
+def _assemble(chosen: dict, read) -> dict:
+    arrays = {}
+    for split in SPLITS:
+        xs, ys = [], []
+        for label, c in enumerate(CLASSES):
+            for name in chosen[split][c]:
+                xs.append(_decode(read(name), name))
+                ys.append(label)
+        arrays[split] = (np.stack(xs), np.asarray(ys, dtype=np.int64))
+    return arrays
+
+
+def _from_archive(path: Path, per_class: dict) -> dict:
+    try:
+        with tarfile.open(path) as tar:
+            members = {m.name: m for m in tar.getmembers() if m.isfile()}
+            names: dict = {s: defaultdict(list) for s in SPLITS}
+            for name in members:
+                m = _MEMBER.match(name)
+                if m:
+                    names[m.group(1)][m.group(2)].append(name)
+            chosen = _select(names, per_class, str(path))
+
+            def read(name: str) -> bytes:
+                f = tar.extractfile(members[name])
+                return f.read()
+
+            return _assemble(chosen, read)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise UserError(
+            f"cannot read archive {path}: {e} (truncated or corrupt?); "
+            "copy it again or point data.archive at a good copy"
+        ) from None
+
+
+def _from_folder(root: Path, per_class: dict) -> dict:
+    names: dict = {s: defaultdict(list) for s in SPLITS}
+    for split in SPLITS:
+        if not (root / split).is_dir():
+            continue
+        for cdir in sorted(p for p in (root / split).iterdir() if p.is_dir()):
+            for f in cdir.iterdir():
+                if f.suffix.lower() in (".jpg", ".jpeg", ".png"):
+                    names[split][cdir.name].append(str(f))
+    chosen = _select(names, per_class, str(root))
+    return _assemble(chosen, lambda name: Path(name).read_bytes())
+
+
+def _from_torchvision(root: Path, per_class: dict) -> dict:
+    from torchvision.datasets import CIFAR10
+
+    arrays = {}
+    for split in SPLITS:
+        try:
+            ds = CIFAR10(str(root), train=split == "train", download=True)
+        except Exception as e:  # network errors come in many types
+            raise UserError(
+                f"official CIFAR-10 download into {root} failed ({type(e).__name__}: {e}); "
+                "without internet set data.source: archive and data.archive to a copy in "
+                "ImageFolder layout (e.g. ../shared/data/cifar10-jpeg.tar.gz)"
+            ) from None
+        x, y = ds.data, np.asarray(ds.targets, dtype=np.int64)
+        n = per_class[split]
+        if n is not None:
+            keep = np.concatenate([np.flatnonzero(y == c)[:n] for c in range(len(CLASSES))])
+            x, y = x[keep], y[keep]
+        else:
+            order = np.argsort(y, kind="stable")
+            x, y = x[order], y[order]
+        arrays[split] = (np.ascontiguousarray(x), y)
+    return arrays
+
+
+def resolve_source(data_cfg: dict) -> str:
+    source = data_cfg.get("source", "auto")
+    if source == "auto":
+        archive = data_cfg.get("archive")
+        return "archive" if archive and Path(archive).exists() else "torchvision"
+    return source
+
+
+def prepare(data_cfg: dict, out: Path) -> dict:
+    """Build the cache at ``out`` (``.npz``) and ``out.with_suffix('.json')``; return meta."""
+    source = resolve_source(data_cfg)
+    subset = data_cfg.get("subset") or {}
+    per_class = {s: subset.get(f"{s}_per_class") for s in SPLITS}
+    meta: dict = {"source": source, "classes": list(CLASSES), "subset": per_class}
+    if source == "archive":
+        path = Path(data_cfg["archive"])
+        if not path.exists():
+            raise UserError(
+                f"data.archive {path} does not exist; set data.archive to a CIFAR-10 archive "
+                "in ImageFolder layout, or data.source: torchvision for the official download"
+            )
+        digest = sha256_of(path)
+        expected = data_cfg.get("archive_sha256")
+        if expected and digest != expected:
+            raise UserError(
+                f"archive {path} has sha256 {digest}, expected {expected} "
+                "(data.archive_sha256); copy it again, or set data.archive_sha256: null "
+                "to accept a different archive"
+            )
+        meta.update(path=str(path.resolve()), sha256=digest)
+        arrays = _from_archive(path, per_class)
+    elif source == "folder":
+        path = Path(data_cfg["folder"])
+        if not path.is_dir():
+            raise UserError(f"data.folder {path} is not a directory; fix data.folder")
+        meta.update(path=str(path.resolve()))
+        arrays = _from_folder(path, per_class)
+    elif source == "torchvision":
+        root = Path(data_cfg.get("download_root", "resources/cifar10-download"))
+        meta.update(path=str(root.resolve()))
+        arrays = _from_torchvision(root, per_class)
+    else:
+        raise UserError(
+            f"data.source={source!r} is unknown; use auto, archive, folder or torchvision"
+        )
+    for split in SPLITS:
+        x, y = arrays[split]
+        meta[f"n_{split}"] = int(len(y))
+        meta[f"{split}_per_class"] = np.bincount(y, minlength=len(CLASSES)).tolist()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npz")
+    try:
+        np.savez(
+            tmp,
+            x_train=arrays["train"][0],
+            y_train=arrays["train"][1],
+            x_test=arrays["test"][0],
+            y_test=arrays["test"][1],
+        )
+        meta_path = out.with_suffix(".json")
+        meta_tmp = meta_path.with_name(meta_path.name + ".tmp")
+        meta_tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        os.replace(tmp, out)
+        os.replace(meta_tmp, meta_path)
+    finally:
+        for p in (tmp, out.with_suffix(".json.tmp")):
+            p.unlink(missing_ok=True)
+    return meta
+
+
+def load(cache: Path) -> Dataset:
+    cache = Path(cache)
+    if not cache.exists():
+        raise UserError(f"data cache {cache} does not exist; run `python -m repro prepare` first")
+    with np.load(cache) as z:
+        arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    meta_path = cache.with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    return Dataset(**arrays, meta=meta)

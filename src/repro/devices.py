@@ -1,0 +1,69 @@
+"""Which accelerators this host has, what they are called, and how `auto` resolves."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from functools import cache
+
+import torch
+
+from .errors import UserError
+
+KNOWN = ("cpu", "cuda", "mps")
+
+
+def available() -> list[str]:
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.insert(0, "cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        found.insert(0, "mps")
+    return found
+
+
+def resolve(name: str) -> str:
+    """`auto` -> cuda, else mps, else cpu; explicit names are checked for presence."""
+    if name == "auto":
+        have = available()
+        return next(d for d in ("cuda", "mps", "cpu") if d in have)
+    if name not in KNOWN:
+        raise UserError(f"device {name!r} is unknown; use auto, cpu, cuda or mps")
+    if name not in available():
+        raise UserError(
+            f"device {name!r} is not present on this host ({platform.node()}; present: "
+            f"{', '.join(available())}); remove it from the config or run where it exists"
+        )
+    return name
+
+
+@cache
+def cpu_name() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        text = open("/proc/cpuinfo").read()
+        m = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+        if m:
+            model = m.group(1).strip()
+    except OSError:
+        pass
+    if platform.system() == "Darwin":
+        import subprocess
+
+        try:
+            model = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True
+            ).stdout.strip()
+        except OSError:
+            pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{model} ({cores} cores)"
+
+
+def device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    if device == "mps":
+        return f"Apple MPS ({cpu_name()})"
+    return cpu_name()

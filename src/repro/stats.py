@@ -1,0 +1,136 @@
+"""Statistics for the report: summaries over seeds with confidence intervals, pairwise
+learning-rate tests, and the loss floor of CrossEntropyLoss applied to a Softmax output.
+
+Pure functions of numbers; no file access. Accuracies are in percent.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+from scipy import stats as sps
+
+WELCH = "Welch t-test on final test accuracy over seeds (two-sided)"
+Z_TEST = "two-proportion z-test on pooled test-set counts (two-sided; test-set noise only)"
+
+
+@dataclass
+class Summary:
+    n: int
+    mean: float
+    std: float  # sample standard deviation (ddof=1); nan for n = 1
+    ci_low: float
+    ci_high: float
+    method: str
+
+
+def t_interval(values, confidence: float) -> tuple[float, float]:
+    """Two-sided t-based interval for the mean: mean +- t_{(1+c)/2, n-1} * s / sqrt(n)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return math.nan, math.nan
+    half = t_quantile(confidence, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return float(x.mean() - half), float(x.mean() + half)
+
+
+def t_quantile(confidence: float, df: int) -> float:
+    return float(sps.t.ppf((1 + confidence) / 2, df))
+
+
+def binomial_interval(k: int, n: int, confidence: float) -> tuple[float, float]:
+    """Clopper-Pearson interval for a proportion k/n, in percent."""
+    ci = sps.binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="exact")
+    return 100 * ci.low, 100 * ci.high
+
+
+def summarize(values, confidence: float, n_test: int | None = None) -> Summary:
+    """Mean, std and interval of accuracies (percent) over seeds.
+
+    With two or more seeds the interval is t-based and covers seed-to-seed variation.
+    With one seed there is no spread to estimate; if ``n_test`` is given the interval is
+    the exact binomial one on the test images, which covers test-set sampling only."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    if n >= 2:
+        lo, hi = t_interval(x, confidence)
+        lo, hi = max(lo, 0.0), min(hi, 100.0)  # accuracies live in 0-100
+        method = f"t, {n - 1} df"
+        return Summary(n, float(x.mean()), float(x.std(ddof=1)), lo, hi, method)
+    if n == 1 and n_test:
+        lo, hi = binomial_interval(round(x[0] / 100 * n_test), n_test, confidence)
+        return Summary(1, float(x[0]), math.nan, lo, hi, "n = 1: binomial, test images only")
+    return Summary(n, float(x.mean()) if n else math.nan, math.nan, math.nan, math.nan, "n = 1")
+
+
+def two_proportion_z(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
+    """Pooled two-proportion z statistic and two-sided p value."""
+    p = (k1 + k2) / (n1 + n2)
+    se = math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
+    if se == 0:
+        return 0.0, 1.0
+    z = (k1 / n1 - k2 / n2) / se
+    return z, float(2 * sps.norm.sf(abs(z)))
+
+
+def compare(a, b, n_test: int) -> dict:
+    """Compare two groups of final accuracies (percent, one value per seed).
+
+    Welch's t-test when both groups have two or more seeds and some spread; otherwise
+    the two-proportion z-test on the correct counts summed over seeds."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) >= 2 and len(b) >= 2 and (a.std() > 0 or b.std() > 0):
+        res = sps.ttest_ind(a, b, equal_var=False)
+        return {"test": WELCH, "statistic": float(res.statistic), "p_value": float(res.pvalue)}
+    k1 = int(round(a.sum() / 100 * n_test))
+    k2 = int(round(b.sum() / 100 * n_test))
+    z, p = two_proportion_z(k1, n_test * len(a), k2, n_test * len(b))
+    return {"test": Z_TEST, "statistic": z, "p_value": p}
+
+
+def holm(p_values) -> list[float]:
+    """Holm-Bonferroni adjusted p values (same order as given)."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p)
+    adjusted = np.empty_like(p)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+def pairwise(groups: dict[str, list[float]], n_test: int, alpha: float) -> list[dict]:
+    """All pairs of groups (in the given order), each with its test and Holm-adjusted p."""
+    rows = []
+    for x, y in combinations(groups, 2):
+        r = compare(groups[x], groups[y], n_test)
+        a, b = np.mean(groups[x]), np.mean(groups[y])
+        rows.append({"a": x, "b": y, "mean_a": a, "mean_b": b, "difference": a - b, **r})
+    for r, p in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
+        r["p_holm"] = p
+        r["significant"] = p < alpha
+    return rows
+
+
+# ---- the loss floor ----------------------------------------------------------------
+
+
+def softmax_ce_floor(num_classes: int = 10) -> float:
+    """Lowest CrossEntropyLoss on a Softmax output: the probabilities p in [0, 1] are
+    treated as logits, so the best case p = one-hot(y) gives -log(e / (e + K - 1))."""
+    return math.log1p((num_classes - 1) / math.e)
+
+
+def softmax_ce_uniform(num_classes: int = 10) -> float:
+    """The loss of a uniform output p = 1/K (the start of training): log K."""
+    return math.log(num_classes)
+
+
+def softmax_ce_expected(accuracy_pct: float, num_classes: int = 10) -> float:
+    """Loss of a confident classifier (one-hot outputs) with the given accuracy under
+    CrossEntropyLoss on Softmax output: correct images cost log(e + K - 1) - 1, wrong
+    ones log(e + K - 1), so the mean is log(e + K - 1) - accuracy."""
+    return math.log(math.e + num_classes - 1) - accuracy_pct / 100

@@ -1,0 +1,38 @@
+"""Stage 3: the seed's device comparison ("5 epochs: Colab GPU 3 min, Apple MPS 6 min"),
+measured: train the configured model for ``timing.epochs`` on one device and record
+wall time, images per second and the device's name."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from .train import RunConfig, train_run
+
+
+def measure(cfg: RunConfig, cache: Path, out: Path) -> dict:
+    """Run ``cfg`` (no checkpoints, no step log) and write ``out`` (timing JSON)."""
+    with tempfile.TemporaryDirectory(prefix="timing-", dir=out.parent) as tmp:
+        m = train_run(cfg, cache, Path(tmp), checkpoint=None, write_steps=False)
+        epoch_times = (Path(tmp) / "epoch_times.csv").read_text()
+    rows = [line.split(",") for line in epoch_times.splitlines()[1:]]
+    train_seconds = sum(float(r[2]) for r in rows)
+    result = {
+        "device": cfg.device,
+        "device_name": m["device_name"],
+        "precision": cfg.precision,
+        "epochs": cfg.epochs,
+        "n_train": m["n_train"],
+        "seconds_total": m["train_seconds"],
+        "seconds_per_epoch": m["train_seconds"] / cfg.epochs,
+        # the first epoch carries warm-up (cudnn autotune, compile); report it apart
+        "seconds_first_epoch": float(rows[0][1]),
+        "train_images_per_s": m["n_train"] * cfg.epochs / train_seconds,
+        "final_test_acc": m["final_test_acc"],
+        "versions": m["versions"],
+    }
+    tmp_out = out.with_name(out.name + ".tmp")
+    tmp_out.write_text(json.dumps(result, indent=2) + "\n")
+    tmp_out.replace(out)
+    return result

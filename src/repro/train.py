@@ -1,0 +1,332 @@
+"""Stage 2: train one (learning rate, device, seed) run.
+
+The loop keeps the uint8 data set resident on the training device and augments it
+there in one gather per batch (random 32x32 crop of the 4-pixel zero-padded image and
+a random horizontal flip, drawn from a seeded generator), so no DataLoader or PIL work
+sits in the hot loop. Everything that decides the result (weights init, data order,
+crop offsets, flips, dropout) comes from ``seed``, and the whole state is checkpointed
+atomically after every epoch: a killed or pre-empted run resumes from the last
+completed epoch and, on CPU, ends byte-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import data as data_mod
+from .devices import device_name
+from .model import ModelSpec, Net, count_parameters
+
+EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
+STEP_COLUMNS = ["epoch", "step", "loss", "accuracy", "lr"]
+TIME_COLUMNS = ["epoch", "seconds", "train_seconds", "train_images_per_s"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    lr: float
+    seed: int = 0
+    device: str = "cpu"
+    epochs: int = 150
+    batch_size: int = 128
+    test_batch_size: int = 128
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    compile: bool = False
+    deterministic: bool = False  # cuda only; CPU runs are always deterministic
+    model: ModelSpec = field(default_factory=ModelSpec)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes the result (device-independent keys only)."""
+        d = asdict(self)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Preempted(Exception):
+    """Raised from the SIGTERM handler: stop now, keep the last checkpoint."""
+
+
+def _on_sigterm(signum, frame):
+    raise Preempted(f"signal {signum}")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+class DeviceData:
+    """The prepared data set on the training device, with batched augmentation."""
+
+    def __init__(self, ds: data_mod.Dataset, device: torch.device):
+        self.device = device
+        to_nchw = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+        # Zero padding happens once for the whole set; crops are gathered from it.
+        self.train_padded = nn.functional.pad(to_nchw(ds.x_train), (4, 4, 4, 4)).to(device)
+        self.y_train = torch.from_numpy(ds.y_train).to(device)
+        self.mean = torch.tensor(data_mod.MEAN, device=device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(data_mod.STD, device=device).view(1, 3, 1, 1) * 255
+        self.x_test = self.normalize(to_nchw(ds.x_test).to(device))
+        self.y_test = torch.from_numpy(ds.y_test).to(device)
+        self.n_train = len(ds.y_train)
+        self.arange = torch.arange(32, device=device)
+        self.channels = torch.arange(3, device=device).view(1, 3, 1, 1)
+
+    def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        x = (x_uint8.float() - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def epoch_plan(self, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """Data order, crop offsets and flips for one epoch, drawn on the CPU generator
+        (so they are the same on every device) and moved to the device once."""
+        n = self.n_train
+        perm = torch.randperm(n, generator=gen)
+        dy = torch.randint(0, 9, (n,), generator=gen)
+        dx = torch.randint(0, 9, (n,), generator=gen)
+        flip = torch.randint(0, 2, (n,), generator=gen).bool()
+        return tuple(t.to(self.device, non_blocking=True) for t in (perm, dy, dx, flip))
+
+    def batch(self, idx, dy, dx, flip) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = dy[:, None] + self.arange
+        cols = dx[:, None] + torch.where(flip[:, None], 31 - self.arange, self.arange)
+        x = self.train_padded[
+            idx[:, None, None, None], self.channels, rows[:, None, :, None], cols[:, None, None, :]
+        ]
+        return self.normalize(x), self.y_train[idx]
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.inference_mode()
+def evaluate(model, dd: DeviceData, batch: int, precision: str, num_classes: int):
+    model.eval()
+    loss_sum = torch.zeros((), device=dd.device)
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=dd.device)
+    for start in range(0, len(dd.y_test), batch):
+        x, y = dd.x_test[start : start + batch], dd.y_test[start : start + batch]
+        with _autocast(dd.device, precision):
+            out = model(x)
+        loss_sum += nn.functional.cross_entropy(out.float(), y, reduction="sum")
+        confusion += torch.bincount(y * num_classes + out.argmax(1), minlength=confusion.numel())
+    n = len(dd.y_test)
+    confusion = confusion.view(num_classes, num_classes).cpu()
+    return loss_sum.item() / n, confusion.diagonal().sum().item() / n, confusion
+
+
+def _write_atomic(path: Path, writer) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[tuple]) -> None:
+    def fmt(v):
+        return f"{v:.6f}" if isinstance(v, float) else str(v)
+
+    text = ",".join(columns) + "\n" + "".join(",".join(map(fmt, r)) + "\n" for r in rows)
+    _write_atomic(path, lambda p: p.write_text(text))
+
+
+def setup_device(cfg: RunConfig) -> torch.device:
+    device = torch.device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not cfg.deterministic
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        if cfg.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+    return device
+
+
+def train_run(
+    cfg: RunConfig,
+    cache: Path,
+    outdir: Path,
+    checkpoint: Path | None = None,
+    write_steps: bool = True,
+) -> dict:
+    """Train one run; write CSVs, confusion matrix, metrics and weights into ``outdir``."""
+    t_start = time.perf_counter()
+    device = setup_device(cfg)
+    ds = data_mod.load(cache)
+    dd = DeviceData(ds, device)
+    torch.manual_seed(cfg.seed)  # weight init and dropout
+    model = Net(cfg.model).to(device).to(memory_format=torch.channels_last)
+    step_model = torch.compile(model) if cfg.compile else model
+    criterion = nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    gen = torch.Generator().manual_seed(cfg.seed)
+    steps_per_epoch = math.ceil(dd.n_train / cfg.batch_size)
+    state = {"epoch": 0, "epochs": [], "steps": [], "times": [], "elapsed": 0.0}
+
+    if checkpoint is not None and checkpoint.exists():
+        ck = torch.load(checkpoint, map_location=device, weights_only=False)
+        if ck.get("fingerprint") == cfg.fingerprint():
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            gen.set_state(ck["generator"])
+            torch.set_rng_state(ck["torch_rng"])
+            if device.type == "cuda" and ck.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(ck["cuda_rng"])
+            state = ck["state"]
+            log(f"resumed from {checkpoint} after epoch {state['epoch']}/{cfg.epochs}")
+        else:
+            log(f"ignoring {checkpoint}: it belongs to a different configuration")
+
+    def save_checkpoint():
+        ck = {
+            "fingerprint": cfg.fingerprint(),
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "generator": gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+            "state": state,
+        }
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(checkpoint, lambda p: torch.save(ck, p))
+
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    log(
+        f"run lr={cfg.lr} seed={cfg.seed} on {device_name(cfg.device)} ({cfg.precision}): "
+        f"{dd.n_train} train / {len(dd.y_test)} test images, {steps_per_epoch} steps/epoch"
+    )
+    try:
+        for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            model.train()
+            perm, dy, dx, flip = dd.epoch_plan(gen)
+            losses, corrects, sizes = [], [], []
+            bs = cfg.batch_size
+            for batch in zip(perm.split(bs), dy.split(bs), dx.split(bs), flip.split(bs)):
+                x, y = dd.batch(*batch)
+                with _autocast(device, cfg.precision):
+                    out = step_model(x)
+                loss = criterion(out.float(), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.detach())
+                corrects.append((out.argmax(1) == y).sum())
+                sizes.append(len(y))
+            loss_v = torch.stack(losses).cpu().tolist()  # one device sync per epoch
+            corr_v = torch.stack(corrects).cpu().tolist()
+            t_train = time.perf_counter() - t0
+            test_loss, test_acc, confusion = evaluate(
+                model, dd, cfg.test_batch_size, cfg.precision, cfg.model.num_classes
+            )
+            seconds = time.perf_counter() - t0
+            n = sum(sizes)
+            train_loss = sum(v * s for v, s in zip(loss_v, sizes)) / n
+            train_acc = sum(corr_v) / n
+            if write_steps:
+                state["steps"] += [
+                    (epoch, i, loss_v[i - 1], corr_v[i - 1] / sizes[i - 1], cfg.lr)
+                    for i in range(1, len(sizes) + 1)
+                ]
+            state["epochs"].append((epoch, train_loss, train_acc, test_loss, test_acc))
+            state["times"].append((epoch, seconds, t_train, n / t_train))
+            state["confusion"] = confusion.tolist()
+            state["epoch"] = epoch
+            state["elapsed"] += seconds
+            if checkpoint is not None:
+                save_checkpoint()
+            mean_epoch = state["elapsed"] / len(state["times"])
+            log(
+                f"epoch {epoch}/{cfg.epochs} train loss {train_loss:.4f} acc {train_acc:.4f} | "
+                f"test loss {test_loss:.4f} acc {test_acc:.4f} | {seconds:.1f} s, "
+                f"elapsed {hms(state['elapsed'])}, ETA {hms(mean_epoch * (cfg.epochs - epoch))}"
+            )
+    except Preempted as e:
+        log(f"stopped by {e}; checkpoint after epoch {state['epoch']} kept at {checkpoint}")
+        raise SystemExit(143) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    accs = [row[4] for row in state["epochs"]]
+    best = int(np.argmax(accs))
+    metrics = {
+        "lr": cfg.lr,
+        "seed": cfg.seed,
+        "device": cfg.device,
+        "device_name": device_name(cfg.device),
+        "head": cfg.model.head,
+        "precision": cfg.precision,
+        "epochs": cfg.epochs,
+        "n_train": dd.n_train,
+        "n_test": len(dd.y_test),
+        "steps_per_epoch": steps_per_epoch,
+        "test_steps_per_epoch": math.ceil(len(dd.y_test) / cfg.test_batch_size),
+        "parameters": count_parameters(model),
+        "final_test_acc": accs[-1],
+        "best_test_acc": accs[best],
+        "best_epoch": best + 1,
+        "final_train_acc": state["epochs"][-1][2],
+        "final_train_loss": state["epochs"][-1][1],
+        "final_test_loss": state["epochs"][-1][3],
+        "train_seconds": state["elapsed"],
+        "wall_seconds_this_process": time.perf_counter() - t_start,
+        "seconds_per_epoch": state["elapsed"] / cfg.epochs,
+        "fingerprint": cfg.fingerprint(),
+        "config": asdict(cfg),
+        "versions": versions(),
+    }
+    _write_csv(outdir / "epochs.csv", EPOCH_COLUMNS, state["epochs"])
+    _write_csv(outdir / "epoch_times.csv", TIME_COLUMNS, state["times"])
+    if write_steps:
+        _write_csv(outdir / "steps.csv", STEP_COLUMNS, state["steps"])
+    classes = list(data_mod.CLASSES)
+    _write_csv(
+        outdir / "confusion.csv",
+        ["true"] + classes,
+        [(c, *row) for c, row in zip(classes, state["confusion"])],
+    )
+    _write_atomic(outdir / "model.pt", lambda p: torch.save(model.state_dict(), p))
+    _write_atomic(outdir / "metrics.json", lambda p: p.write_text(json.dumps(metrics, indent=2)))
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
+    return metrics
+
+
+def versions() -> dict:
+    import platform
+
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+    }

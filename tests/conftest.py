@@ -1,0 +1,85 @@
+"""Shared fixtures: a fixed, stratified subset of the offline CIFAR-10 archive and a
+small grid of really trained runs (tiny widths, 2 epochs) to build tables, figures and
+reports from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from repro import config as config_mod
+from repro.data import prepare
+from repro.train import train_run
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHIVE = (ROOT / ".." / "shared" / "data" / "cifar10-jpeg.tar.gz").resolve()
+TINY_MODEL = {"widths": [8, 8, 16, 16, 32, 32], "hidden": 32}
+
+
+def tiny_config(**overrides) -> dict:
+    raw = {
+        "data": {
+            "source": "archive",
+            "archive": str(ARCHIVE),
+            "subset": {"train_per_class": 30, "test_per_class": 10},
+        },
+        "model": dict(TINY_MODEL),
+        "devices": ["cpu"],
+        "train": {"epochs": 2},
+        "timing": {"devices": ["cpu"], "epochs": 1},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    return config_mod.validate(raw)
+
+
+@pytest.fixture(scope="session")
+def archive() -> Path:
+    if not ARCHIVE.exists():
+        pytest.fail(f"offline CIFAR-10 archive missing at {ARCHIVE} (see ../shared/data)")
+    return ARCHIVE
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(archive, tmp_path_factory) -> Path:
+    """300 training and 100 test images (30 and 10 per class), decoded once."""
+    out = tmp_path_factory.mktemp("data") / "tiny.npz"
+    prepare(tiny_config()["data"], out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tiny_cache, tmp_path_factory) -> dict:
+    """Three learning rates x two seeds of really trained tiny runs, plus a timing JSON.
+
+    Returns dict(config=<resolved config>, config_path, runs=[metrics.json paths],
+    timing=[timing.json paths], data_meta=<cache JSON path>, root=<folder>)."""
+    from repro.timing import measure
+
+    root = tmp_path_factory.mktemp("study")
+    cfg = tiny_config(seeds=[0, 1])
+    metrics = []
+    for r in config_mod.runs(cfg):
+        rc = config_mod.run_config(cfg, r["head"], float(r["lr"]), r["device"], r["seed"])
+        out = root / config_mod.RUN_DIR.format(**r)
+        train_run(rc, tiny_cache, out)
+        metrics.append(out / "metrics.json")
+    timing_out = root / "results" / "timing" / "cpu" / "timing.json"
+    timing_out.parent.mkdir(parents=True)
+    rc = config_mod.run_config(cfg, "softmax", cfg["learning_rates"][0], "cpu", 0)
+    measure(rc, tiny_cache, timing_out)
+    config_path = root / "results" / "config.json"
+    config_path.write_text(json.dumps(cfg, indent=2))
+    return dict(
+        config=cfg,
+        config_path=config_path,
+        runs=metrics,
+        timing=[timing_out],
+        data_meta=tiny_cache.with_suffix(".json"),
+        root=root,
+    )

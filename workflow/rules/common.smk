@@ -1,0 +1,46 @@
+# Validation and the run grid. The logic lives in the `repro` package (src/repro/config.py);
+# this file only turns it into paths, flags and resources for the rules.
+import json
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from repro import config as repro_config
+from repro.errors import UserError
+
+try:
+    _checked = repro_config.validate(config, check_devices=workflow.local_exec)
+    repro_config.check_cluster_devices(_checked, local=workflow.local_exec)
+except UserError as e:
+    sys.exit(f"error: {e}")
+validate(config, "../schemas/config.schema.yaml")
+config.update(_checked)
+
+RUN = repro_config.RUN_DIR
+RUNS = repro_config.runs(config)
+CACHE = f"resources/data/cifar10-{repro_config.data_tag(config)}.npz"
+TIMING_DEVICES = (
+    repro_config.timing_devices(config) if config["timing"]["enabled"] else []
+)
+
+
+def run_outputs(name):
+    return [f"{RUN.format(**r)}/{name}" for r in RUNS]
+
+
+def timing_outputs():
+    return expand("results/timing/{device}/timing.json", device=TIMING_DEVICES)
+
+
+def train_flags(wildcards):
+    return repro_config.train_flags(config, **wildcards)
+
+
+def job_resource(kind, key):
+    return lambda wildcards: repro_config.job_resources(config, kind, wildcards.device)[key]
+
+
+PARTITION = repro_config.partition_resource(config)

@@ -1,0 +1,19 @@
+rule prepare_data:
+    input:
+        archive=lambda w: (
+            [config["data"]["archive"]]
+            if repro_config.data_tag(config).startswith("archive")
+            else []
+        ),
+    output:
+        cache=CACHE,
+        meta=CACHE.replace(".npz", ".json"),
+    log:
+        "logs/prepare_data.log",
+    params:
+        flags=repro_config.prepare_flags(config),
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python -m repro prepare {params.flags} --out {output.cache} 2> {log}"

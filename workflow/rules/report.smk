@@ -1,0 +1,105 @@
+rule write_config:
+    output:
+        "results/config.json",
+    log:
+        "logs/write_config.log",
+    params:
+        cfg=json.dumps(config, sort_keys=True),
+    shell:
+        "python -m repro write-config --json {params.cfg:q} --out {output} 2> {log}"
+
+
+rule tables:
+    input:
+        config="results/config.json",
+        runs=run_outputs("metrics.json"),
+        epochs=run_outputs("epochs.csv"),
+        confusion=run_outputs("confusion.csv"),
+        timing=timing_outputs(),
+    output:
+        hyper="results/tables/hyperparameters.csv",
+        accuracy=report(
+            "results/tables/test_accuracy.csv",
+            caption="../../report_templates/captions/test_accuracy.rst",
+            category="Tables",
+        ),
+        comparison="results/tables/lr_comparison.csv",
+        claims=report(
+            "results/tables/claims.csv",
+            caption="../../report_templates/captions/claims.rst",
+            category="Tables",
+        ),
+        timing=report(
+            "results/tables/timing.csv",
+            caption="../../report_templates/captions/timing.rst",
+            category="Tables",
+        ),
+        loss_floor="results/tables/loss_floor.csv",
+    log:
+        "logs/tables.log",
+    shell:
+        "python -m repro tables --config {input.config} --runs {input.runs}"
+        " --timing {input.timing} --out-dir results/tables 2> {log}"
+
+
+rule figures:
+    input:
+        config="results/config.json",
+        runs=run_outputs("metrics.json"),
+        epochs=run_outputs("epochs.csv"),
+        confusion=run_outputs("confusion.csv"),
+        timing=timing_outputs(),
+    output:
+        **{
+            f"{name}_{ext}": report(
+                f"results/figures/{name}.{ext}",
+                caption=f"../../report_templates/captions/{name}.rst",
+                category="Figures",
+            )
+            if ext == "svg"
+            else f"results/figures/{name}.{ext}"
+            for name in ("fig2_loss", "fig3_accuracy", "fig4_confusion", "fig5_timing")
+            for ext in ("svg", "png")
+        },
+    log:
+        "logs/figures.log",
+    shell:
+        "python -m repro figures --config {input.config} --runs {input.runs}"
+        " --timing {input.timing} --out-dir results/figures 2> {log}"
+
+
+rule provenance:
+    input:
+        config="results/config.json",
+        runs=run_outputs("metrics.json"),
+        timing=timing_outputs(),
+        data_meta=CACHE.replace(".npz", ".json"),
+    output:
+        "results/provenance.json",
+    log:
+        "logs/provenance.log",
+    params:
+        repo=workflow.basedir,
+    shell:
+        "python -m repro provenance --config {input.config} --runs {input.runs}"
+        " --timing {input.timing} --data-meta {input.data_meta} --repo {params.repo}"
+        " --out {output} 2> {log}"
+
+
+rule report:
+    input:
+        rules.tables.output,
+        rules.figures.output,
+        config="results/config.json",
+        runs=run_outputs("metrics.json"),
+        timing=timing_outputs(),
+        provenance="results/provenance.json",
+        templates=sorted(map(str, Path(workflow.basedir).glob("report_templates/*.*"))),
+    output:
+        "results/report.pdf",
+    log:
+        "logs/report.log",
+    shell:
+        "python -m repro report --config {input.config} --runs {input.runs}"
+        " --timing {input.timing} --tables-dir results/tables --figures-dir results/figures"
+        " --provenance {input.provenance} --out {output} 2> {log}"

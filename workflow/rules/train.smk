@@ -1,0 +1,49 @@
+rule train:
+    input:
+        cache=CACHE,
+    output:
+        epochs=f"{RUN}/epochs.csv",
+        steps=f"{RUN}/steps.csv",
+        times=f"{RUN}/epoch_times.csv",
+        confusion=f"{RUN}/confusion.csv",
+        weights=f"{RUN}/model.pt",
+        metrics=f"{RUN}/metrics.json",
+    log:
+        "logs/train/{head}/lr{lr}/{device}/seed{seed}/{hash}.log",
+    params:
+        flags=train_flags,
+        outdir=lambda w, output: Path(output.metrics).parent,
+        checkpoint="results/checkpoints/{head}/lr{lr}/{device}/seed{seed}/{hash}.pt",
+    threads: lambda w: 4 if w.device == "cuda" else workflow.cores
+    resources:
+        runtime=job_resource("train", "runtime"),
+        mem_mb=job_resource("train", "mem_mb"),
+        cpus_per_task=job_resource("train", "cpus_per_task"),
+        gpu=job_resource("train", "gpu"),
+        gpu_model=job_resource("train", "gpu_model"),
+        **PARTITION,
+    shell:
+        "python -m repro train {params.flags} --threads {threads} --cache {input.cache}"
+        " --out {params.outdir} --checkpoint {params.checkpoint} 2> {log}"
+
+
+rule timing:
+    input:
+        cache=CACHE,
+    output:
+        "results/timing/{device}/timing.json",
+    log:
+        "logs/timing/{device}.log",
+    params:
+        flags=lambda w: repro_config.timing_flags(config, w.device),
+    threads: lambda w: 4 if w.device == "cuda" else workflow.cores
+    resources:
+        runtime=job_resource("timing", "runtime"),
+        mem_mb=job_resource("timing", "mem_mb"),
+        cpus_per_task=job_resource("timing", "cpus_per_task"),
+        gpu=job_resource("timing", "gpu"),
+        gpu_model=job_resource("timing", "gpu_model"),
+        **PARTITION,
+    shell:
+        "python -m repro timing {params.flags} --threads {threads} --cache {input.cache}"
+        " --out {output} 2> {log}"

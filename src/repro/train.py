@@ -113,6 +113,30 @@ class DeviceData:
         return self.normalize(x), self.y_train[idx]
 
 
+def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+
+
+def make_step(model: nn.Module, opt: torch.optim.Optimizer, device: torch.device, precision):
+    """One SGD step; returns (loss, number correct) as device tensors (no sync)."""
+    criterion = nn.CrossEntropyLoss()
+
+    def step(x: torch.Tensor, y: torch.Tensor):
+        with _autocast(device, precision):
+            out = model(x)
+        # the loss is taken in fp32; with the softmax head it sees probabilities, as the
+        # seed's CrossEntropyLoss did
+        loss = criterion(out.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach(), (out.argmax(1) == y).sum()
+
+    return step
+
+
 def _autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -179,10 +203,8 @@ def train_run(
     torch.manual_seed(cfg.seed)  # weight init and dropout
     model = Net(cfg.model).to(device).to(memory_format=torch.channels_last)
     step_model = torch.compile(model) if cfg.compile else model
-    criterion = nn.CrossEntropyLoss()
-    opt = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
+    opt = make_optimizer(model, cfg)
+    step = make_step(step_model, opt, device, cfg.precision)
     gen = torch.Generator().manual_seed(cfg.seed)
     steps_per_epoch = math.ceil(dd.n_train / cfg.batch_size)
     state = {"epoch": 0, "epochs": [], "steps": [], "times": [], "elapsed": 0.0}
@@ -228,14 +250,9 @@ def train_run(
             bs = cfg.batch_size
             for batch in zip(perm.split(bs), dy.split(bs), dx.split(bs), flip.split(bs)):
                 x, y = dd.batch(*batch)
-                with _autocast(device, cfg.precision):
-                    out = step_model(x)
-                loss = criterion(out.float(), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses.append(loss.detach())
-                corrects.append((out.argmax(1) == y).sum())
+                loss, correct = step(x, y)
+                losses.append(loss)
+                corrects.append(correct)
                 sizes.append(len(y))
             loss_v = torch.stack(losses).cpu().tolist()  # one device sync per epoch
             corr_v = torch.stack(corrects).cpu().tolist()

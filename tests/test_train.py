@@ -1,0 +1,135 @@
+"""The training engine: CSV schemas, augmentation semantics, determinism, resume."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torchvision.transforms import functional as F
+
+from repro.data import MEAN, STD, load
+from repro.model import ModelSpec
+from repro.train import EPOCH_COLUMNS, STEP_COLUMNS, TIME_COLUMNS, DeviceData, RunConfig, train_run
+
+TINY = ModelSpec(widths=(8, 8, 16, 16, 32, 32), hidden=32)
+OUTPUTS = ("epochs.csv", "steps.csv", "epoch_times.csv", "confusion.csv", "model.pt")
+
+
+def tiny_run(**kw) -> RunConfig:
+    return RunConfig(**{"lr": 0.01, "epochs": 2, "batch_size": 64, "model": TINY, **kw})
+
+
+def test_outputs_and_schemas(tiny_cache, tmp_path):
+    m = train_run(tiny_run(), tiny_cache, tmp_path)
+    n_train, n_test = 300, 100
+    steps = math.ceil(n_train / 64)  # the last partial batch is kept, as in the seed
+    assert m["steps_per_epoch"] == steps == 5 and m["test_steps_per_epoch"] == 1
+    lines = lambda f: (tmp_path / f).read_text().splitlines()  # noqa: E731
+    assert lines("epochs.csv")[0].split(",") == EPOCH_COLUMNS and len(lines("epochs.csv")) == 3
+    assert lines("steps.csv")[0].split(",") == STEP_COLUMNS
+    assert len(lines("steps.csv")) == 1 + 2 * steps
+    assert lines("epoch_times.csv")[0].split(",") == TIME_COLUMNS
+    conf = np.array([r.split(",")[1:] for r in lines("confusion.csv")[1:]], dtype=int)
+    assert conf.shape == (10, 10) and conf.sum() == n_test and (conf.sum(1) == 10).all()
+    assert m["final_test_acc"] == pytest.approx(np.trace(conf) / n_test)
+    assert set(m) >= {"best_test_acc", "device_name", "versions", "train_seconds"}
+
+
+def test_device_augmentation_matches_torchvision(tiny_cache):
+    """Crop offsets and flips give exactly torchvision's RandomCrop(32, padding=4) +
+    RandomHorizontalFlip output for the same offset and flip decision."""
+    ds = load(tiny_cache)
+    dd = DeviceData(ds, torch.device("cpu"))
+    idx = torch.tensor([0, 5, 17, 299])
+    dy, dx = torch.tensor([0, 8, 3, 4]), torch.tensor([8, 0, 5, 4])
+    flip = torch.tensor([False, True, True, False])
+    x, y = dd.batch(idx, dy, dx, flip)
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    for k in range(4):
+        img = torch.from_numpy(ds.x_train[idx[k]]).permute(2, 0, 1).float() / 255
+        ref = F.crop(F.pad(img, [4]), int(dy[k]), int(dx[k]), 32, 32)
+        if flip[k]:
+            ref = F.hflip(ref)
+        ref = F.normalize(ref, MEAN, STD)
+        assert torch.allclose(x[k], ref, atol=1e-5)
+        assert y[k] == int(ds.y_train[idx[k]])
+
+
+def test_epoch_plan_distribution(tiny_cache):
+    dd = DeviceData(load(tiny_cache), torch.device("cpu"))
+    perm, dy, dx, flip = dd.epoch_plan(torch.Generator().manual_seed(0))
+    assert sorted(perm.tolist()) == list(range(300))
+    assert dy.min() == 0 and dy.max() == 8 and dx.min() == 0 and dx.max() == 8
+    assert 0.35 < flip.float().mean() < 0.65
+
+
+def test_cpu_runs_are_byte_identical(tiny_cache, tmp_path):
+    train_run(tiny_run(seed=3), tiny_cache, tmp_path / "a")
+    train_run(tiny_run(seed=3), tiny_cache, tmp_path / "b")
+    train_run(tiny_run(seed=4), tiny_cache, tmp_path / "c")
+    for f in ("epochs.csv", "steps.csv", "confusion.csv", "model.pt"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    assert (tmp_path / "a" / "steps.csv").read_bytes() != (tmp_path / "c" / "steps.csv").read_bytes()
+
+
+def _train_cmd(cache: Path, out: Path, ckpt: Path, epochs: int) -> list[str]:
+    return [
+        sys.executable, "-m", "repro", "train", "--device", "cpu", "--epochs", str(epochs),
+        "--batch-size", "16", "--widths", "8,8,16,16,32,32", "--hidden", "32",
+        "--cache", str(cache), "--out", str(out), "--checkpoint", str(ckpt), "--threads", "1",
+    ]
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.time() - t0 < timeout, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_run_resumes_byte_identical(tiny_cache, tmp_path, sig):
+    """Kill a real training process mid-way through epoch 2 (after the epoch-1
+    checkpoint), rerun it, and get the same bytes as an uninterrupted run."""
+    epochs = 3
+    ref = tmp_path / "ref"
+    subprocess.run(_train_cmd(tiny_cache, ref, tmp_path / "ref.pt", epochs), check=True,
+                   capture_output=True)
+    out, ckpt = tmp_path / "run", tmp_path / "ck" / "run.pt"
+    proc = subprocess.Popen(_train_cmd(tiny_cache, out, ckpt, epochs), stderr=subprocess.PIPE,
+                            text=True)
+    _wait_for(ckpt, proc)
+    time.sleep(0.3)  # well inside epoch 2 (an epoch takes seconds)
+    os.kill(proc.pid, sig)
+    proc.wait(timeout=30)
+    stderr = proc.stderr.read()
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 143 and "checkpoint after epoch" in stderr, stderr
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    assert ckpt.exists() and not (out / "metrics.json").exists()
+    assert not list(ckpt.parent.glob("*.tmp"))
+    resumed = subprocess.run(_train_cmd(tiny_cache, out, ckpt, epochs), capture_output=True,
+                             text=True, check=True)
+    assert "resumed from" in resumed.stderr
+    for f in OUTPUTS[:2] + ("confusion.csv", "model.pt"):
+        assert (out / f).read_bytes() == (ref / f).read_bytes(), f
+    assert not ckpt.exists(), "the checkpoint is removed once the run is complete"
+
+
+def test_checkpoint_of_other_config_is_not_resumed(tiny_cache, tmp_path, capsys):
+    ck = tmp_path / "ck.pt"
+    torch.save({"fingerprint": "a-different-config"}, ck)
+    train_run(tiny_run(epochs=1), tiny_cache, tmp_path / "b", checkpoint=ck)
+    assert "different configuration" in capsys.readouterr().err
+    train_run(tiny_run(epochs=1), tiny_cache, tmp_path / "a")
+    assert (tmp_path / "a/epochs.csv").read_bytes() == (tmp_path / "b/epochs.csv").read_bytes()

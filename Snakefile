@@ -3,7 +3,6 @@
 #   snakemake --cores all --configfile config/smoke.yaml   (a few hundred images, minutes)
 from snakemake.utils import min_version
 
-
 min_version("9.0")
 
 

@@ -114,7 +114,7 @@ def project_loop(ds, spec, cfg, device, steps, warmup) -> float:
     gen = torch.Generator().manual_seed(0)
     perm, dy, dx, flip = dd.epoch_plan(gen)
     bs = cfg.batch_size
-    batches = list(zip(perm.split(bs), dy.split(bs), dx.split(bs), flip.split(bs)))
+    batches = list(zip(*(t.split(bs) for t in (perm, dy, dx, flip)), strict=True))
     batches = [b for b in batches if len(b[0]) == bs]
     done, t0 = 0, None
     model.train()
@@ -170,19 +170,26 @@ def main() -> None:
         cache = Path(args.cache) if args.cache else Path(tmp) / "bench.npz"
         if not args.cache:
             data_mod.prepare(
-                {"source": "archive", "archive": args.archive,
-                 "subset": {"train_per_class": args.per_class, "test_per_class": 10}},
+                {
+                    "source": "archive",
+                    "archive": args.archive,
+                    "subset": {"train_per_class": args.per_class, "test_per_class": 10},
+                },
                 cache,
             )
         ds = data_mod.load(cache)
 
-    print(f"device: {device_name(device.type)}; torch {torch.__version__}; "
-          f"threads {torch.get_num_threads()}; batch {args.batch}; widths {args.widths}")
+    print(
+        f"device: {device_name(device.type)}; torch {torch.__version__}; "
+        f"threads {torch.get_num_threads()}; batch {args.batch}; widths {args.widths}"
+    )
     results = {"device": device_name(device.type), "batch": args.batch, "widths": args.widths}
     ours = project_loop(ds, spec, cfg, device, args.steps, args.warmup)
     results["project_img_s"] = ours
-    print(f"project loop ({args.precision}, channels_last"
-          f"{', compiled' if args.compile else ''}): {ours:9.1f} img/s")
+    print(
+        f"project loop ({args.precision}, channels_last"
+        f"{', compiled' if args.compile else ''}): {ours:9.1f} img/s"
+    )
     if not args.skip_reference:
         ref = reference_loop(ds, spec, cfg, device, args.steps, args.warmup, args.workers)
         results["reference_img_s"] = ref
@@ -198,10 +205,12 @@ def main() -> None:
         print(f"matmul {n}x{n} {name}: {peak / 1e12:7.3f} TFLOP/s")
     model_flops = ours * train_flop
     results["model_train_flops"] = model_flops
-    print(f"model training: {model_flops / 1e12:7.3f} TFLOP/s "
-          f"({train_flop / 1e9:.2f} GFLOP per image) = "
-          f"{model_flops / results['matmul_fp32_flops']:.2f} of the fp32 matmul, "
-          f"{model_flops / results['matmul_bf16_flops']:.2f} of the bf16 matmul")
+    print(
+        f"model training: {model_flops / 1e12:7.3f} TFLOP/s "
+        f"({train_flop / 1e9:.2f} GFLOP per image) = "
+        f"{model_flops / results['matmul_fp32_flops']:.2f} of the fp32 matmul, "
+        f"{model_flops / results['matmul_bf16_flops']:.2f} of the bf16 matmul"
+    )
     if args.device != "cpu" and device.type != "cpu":
         full_epoch = 50000 / ours
         results["full_epoch_seconds"] = full_epoch

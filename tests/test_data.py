@@ -88,8 +88,11 @@ def test_folder_source_matches_archive(mini_archive, tmp_path):
         tar.extractall(tmp_path / "folder", filter="data")
     prepare(archive_cfg(mini_archive), tmp_path / "a.npz")
     prepare(
-        {"source": "folder", "folder": str(tmp_path / "folder"),
-         "subset": {"train_per_class": 3, "test_per_class": 2}},
+        {
+            "source": "folder",
+            "folder": str(tmp_path / "folder"),
+            "subset": {"train_per_class": 3, "test_per_class": 2},
+        },
         tmp_path / "f.npz",
     )
     assert np.array_equal(load(tmp_path / "a.npz").x_train, load(tmp_path / "f.npz").x_train)
@@ -119,16 +122,20 @@ def test_missing_class_folder(mini_archive, tmp_path):
 
 
 def test_corrupt_image_is_named(mini_archive, tmp_path):
-    bad = rewrite(mini_archive, tmp_path / "corrupt.tar.gz",
-                  replace={"train/dog/0001.jpg": b"not a jpeg at all"})
+    bad = rewrite(
+        mini_archive,
+        tmp_path / "corrupt.tar.gz",
+        replace={"train/dog/0001.jpg": b"not a jpeg at all"},
+    )
     expect_error(archive_cfg(bad), tmp_path / "out" / "c.npz", "train/dog/0001.jpg", "corrupt")
 
 
 def test_wrong_image_size_is_named(mini_archive, tmp_path):
     buf = io.BytesIO()
     Image.new("RGB", (64, 48)).save(buf, format="JPEG")
-    bad = rewrite(mini_archive, tmp_path / "big.tar.gz",
-                  replace={"test/ship/0000.jpg": buf.getvalue()})
+    bad = rewrite(
+        mini_archive, tmp_path / "big.tar.gz", replace={"test/ship/0000.jpg": buf.getvalue()}
+    )
     expect_error(archive_cfg(bad), tmp_path / "out" / "c.npz", "test/ship/0000.jpg", "32x32")
 
 
@@ -140,13 +147,21 @@ def test_unbalanced_counts(mini_archive, tmp_path):
 
 
 def test_subset_larger_than_data(mini_archive, tmp_path):
-    expect_error(archive_cfg(mini_archive, train=5), tmp_path / "out" / "c.npz",
-                 "train_per_class=5", "larger than the data")
+    expect_error(
+        archive_cfg(mini_archive, train=5),
+        tmp_path / "out" / "c.npz",
+        "train_per_class=5",
+        "larger than the data",
+    )
 
 
 def test_sha256_mismatch(mini_archive, tmp_path):
-    expect_error(archive_cfg(mini_archive, archive_sha256="0" * 64),
-                 tmp_path / "out" / "c.npz", "sha256", "expected " + "0" * 64)
+    expect_error(
+        archive_cfg(mini_archive, archive_sha256="0" * 64),
+        tmp_path / "out" / "c.npz",
+        "sha256",
+        "expected " + "0" * 64,
+    )
 
 
 def test_failed_prepare_keeps_earlier_cache(mini_archive, tmp_path):
@@ -165,7 +180,10 @@ def test_no_source_available(tmp_path, monkeypatch):
 
     # an address that refuses connections: the same failure as a machine without internet
     monkeypatch.setattr(CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
-    cfg = {"source": "torchvision", "download_root": str(tmp_path / "dl"),
-           "subset": {"train_per_class": 1, "test_per_class": 1}}
+    cfg = {
+        "source": "torchvision",
+        "download_root": str(tmp_path / "dl"),
+        "subset": {"train_per_class": 1, "test_per_class": 1},
+    }
     msg = expect_error(cfg, tmp_path / "out" / "c.npz", "download", "data.archive")
     assert "source: archive" in msg

@@ -31,8 +31,17 @@ def test_shapes_and_head(head):
 def test_pooling_shapes_in_architecture_table():
     rows = architecture_table(ModelSpec())
     shapes = [r.shape for r in rows if r.name.startswith(("Block", "MaxPool"))]
-    assert shapes == ["64x32x32", "64x32x32", "64x16x16", "128x16x16", "128x16x16",
-                      "128x8x8", "256x8x8", "256x4x4", "256x4x4"]
+    assert shapes == [
+        "64x32x32",
+        "64x32x32",
+        "64x16x16",
+        "128x16x16",
+        "128x16x16",
+        "128x8x8",
+        "256x8x8",
+        "256x4x4",
+        "256x4x4",
+    ]
 
 
 def test_block_branch_weights_are_a_softmax():

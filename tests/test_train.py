@@ -77,14 +77,35 @@ def test_cpu_runs_are_byte_identical(tiny_cache, tmp_path):
     train_run(tiny_run(seed=4), tiny_cache, tmp_path / "c")
     for f in ("epochs.csv", "steps.csv", "confusion.csv", "model.pt"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
-    assert (tmp_path / "a" / "steps.csv").read_bytes() != (tmp_path / "c" / "steps.csv").read_bytes()
+    assert (tmp_path / "a" / "steps.csv").read_bytes() != (
+        tmp_path / "c" / "steps.csv"
+    ).read_bytes()
 
 
 def _train_cmd(cache: Path, out: Path, ckpt: Path, epochs: int) -> list[str]:
     return [
-        sys.executable, "-m", "repro", "train", "--device", "cpu", "--epochs", str(epochs),
-        "--batch-size", "16", "--widths", "8,8,16,16,32,32", "--hidden", "32",
-        "--cache", str(cache), "--out", str(out), "--checkpoint", str(ckpt), "--threads", "1",
+        sys.executable,
+        "-m",
+        "repro",
+        "train",
+        "--device",
+        "cpu",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "16",
+        "--widths",
+        "8,8,16,16,32,32",
+        "--hidden",
+        "32",
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(ckpt),
+        "--threads",
+        "1",
     ]
 
 
@@ -102,11 +123,13 @@ def test_killed_run_resumes_byte_identical(tiny_cache, tmp_path, sig):
     checkpoint), rerun it, and get the same bytes as an uninterrupted run."""
     epochs = 3
     ref = tmp_path / "ref"
-    subprocess.run(_train_cmd(tiny_cache, ref, tmp_path / "ref.pt", epochs), check=True,
-                   capture_output=True)
+    subprocess.run(
+        _train_cmd(tiny_cache, ref, tmp_path / "ref.pt", epochs), check=True, capture_output=True
+    )
     out, ckpt = tmp_path / "run", tmp_path / "ck" / "run.pt"
-    proc = subprocess.Popen(_train_cmd(tiny_cache, out, ckpt, epochs), stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        _train_cmd(tiny_cache, out, ckpt, epochs), stderr=subprocess.PIPE, text=True
+    )
     _wait_for(ckpt, proc)
     time.sleep(0.3)  # well inside epoch 2 (an epoch takes seconds)
     os.kill(proc.pid, sig)
@@ -118,8 +141,9 @@ def test_killed_run_resumes_byte_identical(tiny_cache, tmp_path, sig):
         assert proc.returncode == -signal.SIGKILL
     assert ckpt.exists() and not (out / "metrics.json").exists()
     assert not list(ckpt.parent.glob("*.tmp"))
-    resumed = subprocess.run(_train_cmd(tiny_cache, out, ckpt, epochs), capture_output=True,
-                             text=True, check=True)
+    resumed = subprocess.run(
+        _train_cmd(tiny_cache, out, ckpt, epochs), capture_output=True, text=True, check=True
+    )
     assert "resumed from" in resumed.stderr
     for f in OUTPUTS[:2] + ("confusion.csv", "model.pt"):
         assert (out / f).read_bytes() == (ref / f).read_bytes(), f

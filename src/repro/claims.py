@@ -146,7 +146,7 @@ def check_all(study, comparison: pd.DataFrame) -> pd.DataFrame:
         return HOLDS if ok else FAILS
 
     def why(needs_epochs: int = paper_epochs) -> str:
-        parts = list(setup)
+        parts = [r.split(" (")[0] for r in setup]
         if epochs < needs_epochs:
             parts.append(f"needs >= {needs_epochs} epochs, ran {epochs}")
         return f" Not decided here: {'; '.join(parts)}." if parts else ""

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import config as config_mod
 import torch
 
+from . import config as config_mod
 from . import devices
 from .errors import UserError
 from .timing import measure

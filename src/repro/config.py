@@ -60,7 +60,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
         prefix = f"{key}." if error.absolute_path else ""
-        return f"config key {prefix}{extra[0]} is unknown (typo?); allowed keys: {', '.join(allowed)}"
+        return (
+            f"config key {prefix}{extra[0]} is unknown (typo?); allowed keys: {', '.join(allowed)}"
+        )
     rule = _rule(error)
     if error.validator == "uniqueItems":
         seen: list = []
@@ -76,6 +78,29 @@ def _resolve_ref(ref: str) -> dict:
     for part in ref.lstrip("#/").split("/"):
         node = node[part]
     return node
+
+
+def _coerce(node: dict, value):
+    """Numbers typed on the command line (`--config learning_rates=[0.1]`) arrive as
+    strings; turn them into numbers where the schema wants numbers."""
+    if "$ref" in node:
+        node = _resolve_ref(node["$ref"])
+    types = node.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    if isinstance(value, dict):
+        props = node.get("properties", {})
+        extra = node.get("additionalProperties")
+        for k, v in value.items():
+            sub = props.get(k, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                value[k] = _coerce(sub, v)
+    elif isinstance(value, list) and isinstance(node.get("items"), dict):
+        return [_coerce(node["items"], v) for v in value]
+    elif isinstance(value, str) and ("number" in types or "integer" in types):
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
+            return parsed
+    return value
 
 
 def _fill_defaults(node: dict, cfg: dict) -> None:
@@ -100,8 +125,8 @@ def validate(cfg, check_devices: bool = True) -> dict:
             f"the config must be a YAML mapping of keys to values, got a {type(cfg).__name__}; "
             "start from config/config.yaml"
         )
-    cfg = copy.deepcopy(cfg)
-    validator = jsonschema.Draft7Validator(schema())
+    cfg = _coerce(schema(), copy.deepcopy(cfg))
+    validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), e.path))
     if errors:
         raise UserError(_describe(errors[0]))
@@ -115,11 +140,20 @@ def _semantic_checks(cfg: dict, check_devices: bool) -> None:
     if m["pool_after"] and max(m["pool_after"]) > len(m["widths"]):
         raise UserError(
             f"config key model.pool_after = {m['pool_after']} names a block beyond the "
-            f"{len(m['widths'])} blocks of model.widths; allowed: block numbers 1-{len(m['widths'])}"
+            f"{len(m['widths'])} blocks of model.widths; "
+            f"allowed: block numbers 1-{len(m['widths'])}"
         )
     if 32 >> len(m["pool_after"]) < 1:
         raise UserError("config key model.pool_after pools a 32x32 image below 1x1; use at most 5")
     d = cfg["data"]
+    for split, available in (("train", 5000), ("test", 1000)):
+        n = d["subset"][f"{split}_per_class"]
+        if n is not None and n > available:
+            raise UserError(
+                f"config key data.subset.{split}_per_class = {n} is larger than the data "
+                f"(CIFAR-10 has {available} {split} images per class); use 1-{available} "
+                "or null for all"
+            )
     if d["source"] == "archive" and not (d["archive"] and Path(d["archive"]).exists()):
         raise UserError(
             f"config key data.archive = {d['archive']!r} does not exist; set it to a CIFAR-10 "
@@ -144,7 +178,8 @@ def _semantic_checks(cfg: dict, check_devices: bool) -> None:
                 if dev != "auto" and dev not in devices_mod.available():
                     raise UserError(
                         f"config key timing.devices requests {dev!r}, which this host does not "
-                        f"have (present: {', '.join(devices_mod.available())}); remove it or use auto"
+                        f"have (present: {', '.join(devices_mod.available())}); "
+                        "remove it or use auto"
                     )
 
 

@@ -85,16 +85,9 @@ def _curves(study, metric: str, ylabel: str, floor: bool = False):
         if study.runs.epochs.max() <= 10:
             ax.set_xticks(range(1, int(study.runs.epochs.max()) + 1))
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(
-        handles,
-        labels,
-        loc="lower center",
-        ncol=min(len(labels), 6),
-        frameon=False,
-        bbox_to_anchor=(0.5, 0.0),
-    )
-    rows = (len(labels) + 5) // 6
-    fig.tight_layout(rect=(0, 0.07 * rows + 0.02, 1, 1))
+    ncol = max(1, len(labels) // 2)  # column-major: each column one lr, test above train
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False)
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
     return fig
 
 
@@ -173,7 +166,7 @@ def fig_timing(study):
         )
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
-    ax.set_xlabel("minutes per 5 epochs on 50,000 images (hatched: scaled from a subset)")
+    ax.set_xlabel("minutes per 5 epochs on 50,000 images\n(hatched: scaled from a subset)")
     ax.set_xlim(0, t.minutes_per_5_epochs.max() * 1.2)
     ax.grid(True, axis="x", lw=0.4, alpha=0.5)
     fig.tight_layout()

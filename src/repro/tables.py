@@ -83,7 +83,7 @@ class Study:
         sel = h[(h["head"] == head) & (h.device == device) & (h.lr == lr)]
         cols = ["train_loss", "train_acc", "test_loss", "test_acc"]
         g = sel.groupby("epoch")[cols]
-        out = g.mean().join(g.std(ddof=1).fillna(0.0), rsuffix="_std")
+        out = g.mean().join(g.std(ddof=1).fillna(0.0).add_suffix("_std"))
         out["n"] = g.size()
         return out.reset_index()
 
@@ -411,5 +411,6 @@ def read_tables(folder) -> dict[str, pd.DataFrame]:
         path = folder / name
         if not path.exists():
             raise UserError(f"table {path} does not exist; run `python -m repro tables` first")
-        out[name] = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        dtype = str if name == "hyperparameters.csv" else {"lr": str, "lr_a": str, "lr_b": str}
+        out[name] = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=dtype)
     return out

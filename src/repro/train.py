@@ -248,7 +248,7 @@ def train_run(
             perm, dy, dx, flip = dd.epoch_plan(gen)
             losses, corrects, sizes = [], [], []
             bs = cfg.batch_size
-            for batch in zip(perm.split(bs), dy.split(bs), dx.split(bs), flip.split(bs)):
+            for batch in zip(*(t.split(bs) for t in (perm, dy, dx, flip)), strict=True):
                 x, y = dd.batch(*batch)
                 loss, correct = step(x, y)
                 losses.append(loss)
@@ -262,7 +262,7 @@ def train_run(
             )
             seconds = time.perf_counter() - t0
             n = sum(sizes)
-            train_loss = sum(v * s for v, s in zip(loss_v, sizes)) / n
+            train_loss = sum(v * s for v, s in zip(loss_v, sizes, strict=True)) / n
             train_acc = sum(corr_v) / n
             if write_steps:
                 state["steps"] += [
@@ -325,7 +325,7 @@ def train_run(
     _write_csv(
         outdir / "confusion.csv",
         ["true"] + classes,
-        [(c, *row) for c, row in zip(classes, state["confusion"])],
+        [(c, *row) for c, row in zip(classes, state["confusion"], strict=True)],
     )
     _write_atomic(outdir / "model.pt", lambda p: torch.save(model.state_dict(), p))
     _write_atomic(outdir / "metrics.json", lambda p: p.write_text(json.dumps(metrics, indent=2)))

@@ -39,10 +39,23 @@ SNAKEMAKE = VENV_BIN / "snakemake"
 STATE = Path(os.environ.get("SLURM_TEST_STATE", "/tmp/repro-slurm"))
 ACCOUNT = os.environ.get("SLURM_TEST_ACCOUNT", "repro")
 
-# Smoke config, made smaller still for the cluster runs (cpu only). The same
-# overrides are used for the local reference run, so results are comparable.
+# The smoke config, made smaller still for the cluster runs (cpu only, one
+# learning rate, one epoch). The local reference run uses the same files, so
+# the results are comparable. A YAML file rather than --config: --config
+# values arrive as strings.
 SMOKE_CONFIG = REPO / "config" / "smoke.yaml"
-SMOKE_OVERRIDES = ["devices=[cpu]"]
+TINY = {
+    "devices": ["cpu"],
+    "timing": {"devices": ["cpu"], "epochs": 1},
+    "learning_rates": [0.01],
+    "seeds": [0, 1],
+    "train": {"epochs": 1},
+    "data": {"subset": {"train_per_class": 20, "test_per_class": 10}},
+}
+# Train and timing jobs ask for 8 cores and 6 GB on cpu; the test node has 2 cores.
+SET_RESOURCES = {
+    rule: {"cpus_per_task": 1, "mem_mb": 2000} for rule in ("prepare_data", "train", "timing")
+}
 # rules that must have been sent to SLURM in the smoke run
 CLUSTER_RULES = {"prepare_data", "train", "timing"}
 FINAL_TARGET = "results/report.pdf"
@@ -94,16 +107,22 @@ class Run:
         cluster: dict[str, str] = {}
         local: dict[str, str] = {}
         current = None
-        in_logfile = False  # show-failed-logs prints job logs that contain rule blocks too
+        # show-failed-logs prints job logs (which contain rule blocks too)
+        # between two identical lines of '='; skip them
+        logfile_fence: str | None = None
+        expect_fence = False
         for line in self.log.splitlines():
-            if in_logfile:
-                if re.fullmatch(r"=+", line) and in_logfile == "body":
-                    in_logfile = False
-                elif re.fullmatch(r"=+", line):
-                    in_logfile = "body"
+            if expect_fence:
+                expect_fence = False
+                if re.fullmatch(r"=+", line):
+                    logfile_fence = line
+                    continue
+            if logfile_fence is not None:
+                if line == logfile_fence:
+                    logfile_fence = None
                 continue
             if line.startswith("Logfile ") and line.endswith(":"):
-                in_logfile = "header"
+                expect_fence = True
                 continue
             m = re.match(r"^(local)?rule (\w+):$", line)
             if m:
@@ -142,9 +161,12 @@ def profile_args(workdir: Path, overlay: dict) -> list[str | Path]:
     extra.mkdir(exist_ok=True)
     (extra / "config.yaml").write_text(yaml.safe_dump(overlay))
     return [
-        "--profile", REPO / "profiles" / "slurm",
-        "--profile", REPO / "profiles" / "slurm-test",
-        "--profile", extra,
+        "--profile",
+        REPO / "profiles" / "slurm",
+        "--profile",
+        REPO / "profiles" / "slurm-test",
+        "--profile",
+        extra,
     ]
 
 
@@ -158,7 +180,10 @@ def copy_repo(dest: Path) -> Path:
     the cluster run does not touch the checkout's results/."""
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\n")
     for rel in filter(None, files):
         src = REPO / rel
@@ -170,10 +195,8 @@ def copy_repo(dest: Path) -> Path:
 
 def sacct_rows(job_ids) -> dict[str, dict[str, str]]:
     fields = ["JobIDRaw", "JobName", "State", "ExitCode", "Account", "Partition"]
-    out = _sh(
-        "sacct", "-X", "-n", "-P", "-o", ",".join(fields), "-j", ",".join(job_ids)
-    ).stdout
-    rows = [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line]
+    out = _sh("sacct", "-X", "-n", "-P", "-o", ",".join(fields), "-j", ",".join(job_ids)).stdout
+    rows = [dict(zip(fields, line.split("|"), strict=True)) for line in out.splitlines() if line]
     return {r["JobIDRaw"]: r for r in rows}
 
 
@@ -211,6 +234,12 @@ def assert_all_cluster_jobs_submitted(run: Run) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- fixtures
 def _require_slurm():
+    """Root and the Debian packages; installs them (tests/slurm/install.sh) when
+    missing and apt-get is there."""
+    if os.geteuid() == 0 and not shutil.which("slurmctld") and shutil.which("apt-get"):
+        proc = _sh("bash", HERE / "install.sh", check=False, timeout=900)
+        if proc.returncode != 0:
+            pytest.fail(f"tests/slurm/install.sh failed:\n{proc.stdout}\n{proc.stderr}")
     if shutil.which("slurmctld") and shutil.which("sbatch") and os.geteuid() == 0:
         return
     msg = "SLURM test needs root and tests/slurm/install.sh"
@@ -256,15 +285,25 @@ def _workflow_ready():
         pytest.skip("workflow or config/smoke.yaml not there yet")
 
 
+def smoke_config_args(workdir: Path) -> list[str | Path]:
+    """--configfile smoke.yaml plus the TINY overrides (nargs=+: put targets first).
+    The data archive path of config/config.yaml is relative to the checkout; make
+    it absolute for the copy."""
+    tiny = dict(TINY)
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    archive = (base.get("data") or {}).get("archive")
+    if archive and (REPO / archive).exists():
+        tiny["data"] = {**tiny["data"], "archive": str((REPO / archive).resolve())}
+    (workdir / "slurm-tiny.yaml").write_text(yaml.safe_dump(tiny))
+    return ["--configfile", SMOKE_CONFIG, workdir / "slurm-tiny.yaml"]
+
+
 @pytest.fixture(scope="module")
 def local_reference(tmp_path_factory) -> Path:
-    """The smoke config run locally (no SLURM), for comparing structure."""
+    """The same (tiny) smoke config run locally, without SLURM."""
     _workflow_ready()
     work = copy_repo(tmp_path_factory.mktemp("local"))
-    run = snakemake(
-        work, "--cores", "2", "--configfile", SMOKE_CONFIG,
-        "--config", *SMOKE_OVERRIDES, FINAL_TARGET, name="local",
-    )
+    run = snakemake(work, FINAL_TARGET, "--cores", "2", *smoke_config_args(work), name="local")
     assert run.rc == 0, run.log[-5000:]
     return work
 
@@ -303,9 +342,13 @@ def check_toy(toy: Path, overlay: dict) -> tuple[Run, str]:
 
 def check_smoke(tmp_path: Path, local_reference: Path, overlay: dict) -> Run:
     work = copy_repo(tmp_path)
+    overlay = {**overlay, "set-resources": SET_RESOURCES}
     run = snakemake(
-        work, *profile_args(work, overlay), "--configfile", SMOKE_CONFIG,
-        "--config", *SMOKE_OVERRIDES, FINAL_TARGET, name="slurm",
+        work,
+        FINAL_TARGET,
+        *profile_args(work, overlay),
+        *smoke_config_args(work),
+        name="slurm",
     )
     assert run.rc == 0, run.log[-8000:]
     assert_all_cluster_jobs_submitted(run)

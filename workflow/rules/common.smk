@@ -16,8 +16,8 @@ try:
     repro_config.check_cluster_devices(_checked, local=workflow.local_exec)
 except UserError as e:
     sys.exit(f"error: {e}")
-validate(config, "../schemas/config.schema.yaml")
 config.update(_checked)
+validate(config, "../schemas/config.schema.yaml")
 
 RUN = repro_config.RUN_DIR
 RUNS = repro_config.runs(config)
@@ -40,7 +40,9 @@ def train_flags(wildcards):
 
 
 def job_resource(kind, key):
-    return lambda wildcards: repro_config.job_resources(config, kind, wildcards.device)[key]
+    return lambda wildcards: repro_config.job_resources(config, kind, wildcards.device)[
+        key
+    ]
 
 
 PARTITION = repro_config.partition_resource(config)

@@ -10,10 +10,12 @@ rule prepare_data:
         meta=CACHE.replace(".npz", ".json"),
     log:
         "logs/prepare_data.log",
-    params:
-        flags=repro_config.prepare_flags(config),
+    conda:
+        "../../envs/repro.yaml"
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        flags=repro_config.prepare_flags(config),
     shell:
         "python -m repro prepare {params.flags} --out {output.cache} 2> {log}"

@@ -3,6 +3,8 @@ rule write_config:
         "results/config.json",
     log:
         "logs/write_config.log",
+    conda:
+        "../../envs/repro.yaml"
     params:
         cfg=json.dumps(config, sort_keys=True),
     shell:
@@ -37,6 +39,8 @@ rule tables:
         loss_floor="results/tables/loss_floor.csv",
     log:
         "logs/tables.log",
+    conda:
+        "../../envs/repro.yaml"
     shell:
         "python -m repro tables --config {input.config} --runs {input.runs}"
         " --timing {input.timing} --out-dir results/tables 2> {log}"
@@ -51,18 +55,22 @@ rule figures:
         timing=timing_outputs(),
     output:
         **{
-            f"{name}_{ext}": report(
-                f"results/figures/{name}.{ext}",
-                caption=f"../../report_templates/captions/{name}.rst",
-                category="Figures",
+            f"{name}_{ext}": (
+                report(
+                    f"results/figures/{name}.{ext}",
+                    caption=f"../../report_templates/captions/{name}.rst",
+                    category="Figures",
+                )
+                if ext == "svg"
+                else f"results/figures/{name}.{ext}"
             )
-            if ext == "svg"
-            else f"results/figures/{name}.{ext}"
             for name in ("fig2_loss", "fig3_accuracy", "fig4_confusion", "fig5_timing")
             for ext in ("svg", "png")
         },
     log:
         "logs/figures.log",
+    conda:
+        "../../envs/repro.yaml"
     shell:
         "python -m repro figures --config {input.config} --runs {input.runs}"
         " --timing {input.timing} --out-dir results/figures 2> {log}"
@@ -78,6 +86,8 @@ rule provenance:
         "results/provenance.json",
     log:
         "logs/provenance.log",
+    conda:
+        "../../envs/repro.yaml"
     params:
         repo=workflow.basedir,
     shell:
@@ -99,6 +109,8 @@ rule report:
         "results/report.pdf",
     log:
         "logs/report.log",
+    conda:
+        "../../envs/repro.yaml"
     shell:
         "python -m repro report --config {input.config} --runs {input.runs}"
         " --timing {input.timing} --tables-dir results/tables --figures-dir results/figures"

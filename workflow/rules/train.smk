@@ -10,18 +10,20 @@ rule train:
         metrics=f"{RUN}/metrics.json",
     log:
         "logs/train/{head}/lr{lr}/{device}/seed{seed}/{hash}.log",
-    params:
-        flags=train_flags,
-        outdir=lambda w, output: Path(output.metrics).parent,
-        checkpoint="results/checkpoints/{head}/lr{lr}/{device}/seed{seed}/{hash}.pt",
+    conda:
+        "../../envs/repro.yaml"
     threads: lambda w: 4 if w.device == "cuda" else workflow.cores
     resources:
+        **PARTITION,
         runtime=job_resource("train", "runtime"),
         mem_mb=job_resource("train", "mem_mb"),
         cpus_per_task=job_resource("train", "cpus_per_task"),
         gpu=job_resource("train", "gpu"),
         gpu_model=job_resource("train", "gpu_model"),
-        **PARTITION,
+    params:
+        flags=train_flags,
+        outdir=lambda w, output: Path(output.metrics).parent,
+        checkpoint="results/checkpoints/{head}/lr{lr}/{device}/seed{seed}/{hash}.pt",
     shell:
         "python -m repro train {params.flags} --threads {threads} --cache {input.cache}"
         " --out {params.outdir} --checkpoint {params.checkpoint} 2> {log}"
@@ -34,16 +36,18 @@ rule timing:
         "results/timing/{device}/timing.json",
     log:
         "logs/timing/{device}.log",
-    params:
-        flags=lambda w: repro_config.timing_flags(config, w.device),
+    conda:
+        "../../envs/repro.yaml"
     threads: lambda w: 4 if w.device == "cuda" else workflow.cores
     resources:
+        **PARTITION,
         runtime=job_resource("timing", "runtime"),
         mem_mb=job_resource("timing", "mem_mb"),
         cpus_per_task=job_resource("timing", "cpus_per_task"),
         gpu=job_resource("timing", "gpu"),
         gpu_model=job_resource("timing", "gpu_model"),
-        **PARTITION,
+    params:
+        flags=lambda w: repro_config.timing_flags(config, w.device),
     shell:
         "python -m repro timing {params.flags} --threads {threads} --cache {input.cache}"
         " --out {output} 2> {log}"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The tests: set up, lint, unit and workflow tests, then the SLURM tests on a real
+# single-node SLURM (needs root and Debian packages; CI has both).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+
+echo "== lint"
+ruff check src tests benchmarks
+ruff format --check src tests benchmarks
+snakefmt --check Snakefile workflow/rules
+snakemake --lint --configfile config/smoke.yaml
+
+echo "== tests"
+python -m pytest -m "not slurm" "$@"
+
+echo "== SLURM tests"
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  python -m pytest -m slurm "$@"
+else
+  echo "not run: the SLURM tests need root and apt-get to start a local SLURM (CI runs them)"
+fi

@@ -1,0 +1,130 @@
+"""The whole study through Snakemake on the smoke config, in a fresh copy of the project:
+real data subset, real training, real PDF. Then what a rerun after a change rebuilds."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ["--configfile", "config/smoke.yaml"]
+pytestmark = pytest.mark.integration
+
+
+def snakemake(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
+    return res
+
+
+def planned_jobs(res: subprocess.CompletedProcess) -> dict[str, int]:
+    """Job counts from a dry run's 'Job stats' table."""
+    text = res.stdout + res.stderr
+    if "Nothing to be done" in text:
+        return {}
+    block = text.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M)}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A copy of the project next to a link to ../shared, as CI lays it out."""
+    base = tmp_path_factory.mktemp("wf")
+    (base / "shared").symlink_to((ROOT / ".." / "shared").resolve())
+    repo = base / "repo"
+    ignore = shutil.ignore_patterns(
+        ".git",
+        ".venv",
+        "results",
+        "resources",
+        "logs",
+        ".snakemake",
+        "__pycache__",
+        ".pytest_cache",
+    )
+    shutil.copytree(ROOT, repo, ignore=ignore)
+    snakemake(repo, *SMOKE)
+    return repo
+
+
+def test_smoke_report_is_complete(project):
+    pdf = project / "results" / "report.pdf"
+    assert pdf.exists() and pdf.stat().st_size > 20_000
+    text = "\n".join(page.extract_text() for page in PdfReader(pdf).pages)
+    flat = " ".join(text.split())
+    # the seed's Tables 1-3 (one per model) are one table with a column per model
+    for table in ("Tables 1-3", "Table 4", "Table 5"):
+        assert table in flat, table
+    for fig in ("Fig. 2", "Fig. 3", "Fig. 4"):
+        assert fig in flat, fig
+    with open(project / "results" / "tables" / "test_accuracy.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3  # one per learning rate (one head)
+    for lr, paper in (("0.01", "89.55"), ("0.005", "87.56"), ("0.001", "87.44")):
+        assert lr in flat and paper in flat, (lr, paper)
+    assert "not comparable" in flat.lower()
+
+
+def test_every_run_wrote_its_histories(project):
+    runs = sorted((project / "results" / "runs").glob("softmax/lr*/*/seed*/*/epochs.csv"))
+    assert len(runs) == 6  # 3 learning rates x 2 seeds
+    for path in runs:
+        with open(path) as f:
+            rows = list(csv.DictReader(f))
+        assert [int(r["epoch"]) for r in rows] == [1, 2]
+        steps = (path.parent / "steps.csv").read_text().splitlines()
+        assert len(steps) == 1 + 2 * 4  # 500 images / batch 128 -> 4 steps per epoch
+    assert not list((project / "results").rglob("*.tmp"))
+    assert not (project / "results" / "checkpoints").exists() or not list(
+        (project / "results" / "checkpoints").rglob("*.pt")
+    )
+
+
+def test_nothing_to_do_after_a_complete_run(project):
+    assert planned_jobs(snakemake(project, *SMOKE, "-n")) == {}
+
+
+def test_plot_option_change_retrains_nothing(project):
+    jobs = planned_jobs(snakemake(project, *SMOKE, "-n", "--config", "figures={dpi: 100}"))
+    assert "figures" in jobs and "report" in jobs
+    assert "train" not in jobs and "prepare_data" not in jobs and "timing" not in jobs
+
+
+def test_new_learning_rate_trains_only_that_rate(project):
+    res = snakemake(project, *SMOKE, "-n", "--config", "learning_rates=[0.01, 0.005, 0.001, 0.02]")
+    assert planned_jobs(res)["train"] == 2  # the new rate, two seeds
+    trained = re.findall(r"wildcards: head=\w+, lr=([^,]+),", res.stdout + res.stderr)
+    assert trained == ["0.02", "0.02"]
+
+
+def test_training_setting_change_gets_new_folders_and_keeps_old_runs(project):
+    res = snakemake(project, *SMOKE, "-n", "--config", "train={epochs: 3}")
+    assert planned_jobs(res)["train"] == 6
+    old = sorted((project / "results" / "runs").rglob("metrics.json"))
+    assert len(old) == 6  # still there; the new runs go to folders with another hash
+
+
+def test_bad_config_fails_before_any_job(project):
+    res = snakemake(project, *SMOKE, "--config", "learning_rates=[0.01, -0.5]", check=False)
+    assert res.returncode != 0
+    err = [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("error:")]
+    assert err == [
+        "error: config key learning_rates[1] = -0.5 is not allowed; "
+        "allowed: a non-empty list of distinct numbers > 0"
+    ]
+    assert "rule train" not in res.stdout + res.stderr
+
+
+def test_snakemake_html_report(project):
+    out = project / "results" / "snakemake-report.zip"
+    snakemake(project, *SMOKE, "--report", str(out))
+    assert out.exists() and out.stat().st_size > 10_000

@@ -59,6 +59,14 @@ class Block(nn.Module):
         return torch.relu(self.bn(out))
 
 
+class GlobalAvgPool(nn.Module):
+    """Spatial mean. Same as AdaptiveAvgPool2d(1) + flatten, but its backward is a plain
+    reduction, which stays deterministic on CUDA (AdaptiveAvgPool2d's is not)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
 class Net(nn.Module):
     def __init__(self, spec: ModelSpec = ModelSpec()):
         super().__init__()
@@ -70,7 +78,7 @@ class Net(nn.Module):
             if i in spec.pool_after:
                 layers.append(nn.MaxPool2d(2, 2))
             cin = width
-        layers.append(nn.AdaptiveAvgPool2d(1))
+        layers.append(GlobalAvgPool())
         self.backbone = nn.Sequential(*layers)
         head: list[nn.Module] = [
             nn.Flatten(),

@@ -147,15 +147,17 @@ def _autocast(device: torch.device, precision: str):
 def evaluate(model, dd: DeviceData, batch: int, precision: str, num_classes: int):
     model.eval()
     loss_sum = torch.zeros((), device=dd.device)
-    confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=dd.device)
+    preds = []
     for start in range(0, len(dd.y_test), batch):
         x, y = dd.x_test[start : start + batch], dd.y_test[start : start + batch]
         with _autocast(dd.device, precision):
             out = model(x)
         loss_sum += nn.functional.cross_entropy(out.float(), y, reduction="sum")
-        confusion += torch.bincount(y * num_classes + out.argmax(1), minlength=confusion.numel())
+        preds.append(out.argmax(1))
     n = len(dd.y_test)
-    confusion = confusion.view(num_classes, num_classes).cpu()
+    # counted on the CPU: bincount has no deterministic CUDA kernel
+    pairs = dd.y_test.cpu() * num_classes + torch.cat(preds).cpu()
+    confusion = torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
     return loss_sum.item() / n, confusion.diagonal().sum().item() / n, confusion
 
 
@@ -176,6 +178,15 @@ def _write_csv(path: Path, columns: list[str], rows: list[tuple]) -> None:
     _write_atomic(path, lambda p: p.write_text(text))
 
 
+def device_rng_state(device: torch.device):
+    """The accelerator's own generator (dropout on cuda/mps draws from it)."""
+    if device.type == "cuda":
+        return torch.cuda.get_rng_state()
+    if device.type == "mps":
+        return torch.mps.get_rng_state()
+    return None
+
+
 def setup_device(cfg: RunConfig) -> torch.device:
     device = torch.device(cfg.device)
     if device.type == "cuda":
@@ -184,7 +195,9 @@ def setup_device(cfg: RunConfig) -> torch.device:
         torch.backends.cudnn.allow_tf32 = True
         if cfg.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True)
+            # warn_only: an op without a deterministic CUDA kernel is named in the log
+            # instead of stopping a long run
+            torch.use_deterministic_algorithms(True, warn_only=True)
     return device
 
 
@@ -210,14 +223,17 @@ def train_run(
     state = {"epoch": 0, "epochs": [], "steps": [], "times": [], "elapsed": 0.0}
 
     if checkpoint is not None and checkpoint.exists():
-        ck = torch.load(checkpoint, map_location=device, weights_only=False)
+        # RNG states must stay CPU tensors; load_state_dict moves weights to the device
+        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
         if ck.get("fingerprint") == cfg.fingerprint():
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
             gen.set_state(ck["generator"])
             torch.set_rng_state(ck["torch_rng"])
-            if device.type == "cuda" and ck.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(ck["cuda_rng"])
+            if device.type == "cuda" and ck.get("device_rng") is not None:
+                torch.cuda.set_rng_state(ck["device_rng"])
+            if device.type == "mps" and ck.get("device_rng") is not None:
+                torch.mps.set_rng_state(ck["device_rng"])
             state = ck["state"]
             log(f"resumed from {checkpoint} after epoch {state['epoch']}/{cfg.epochs}")
         else:
@@ -230,7 +246,7 @@ def train_run(
             "optimizer": opt.state_dict(),
             "generator": gen.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+            "device_rng": device_rng_state(device),
             "state": state,
         }
         checkpoint.parent.mkdir(parents=True, exist_ok=True)

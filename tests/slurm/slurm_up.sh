@@ -77,7 +77,7 @@ if [ -f "$state/mode" ] && [ "$(cat "$state/mode")" = "$mode" ]; then
     fi
 fi
 # anything half-started or in the other mode goes first
-"$here/slurm_down.sh" >/dev/null 2>&1 || true
+bash "$here/slurm_down.sh" >/dev/null 2>&1 || true
 
 for tool in slurmctld slurmd munged sbatch; do
     command -v "$tool" >/dev/null || die "$tool not found: run tests/slurm/install.sh"

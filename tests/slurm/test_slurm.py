@@ -250,10 +250,10 @@ def _require_slurm():
 
 def _cluster(request, flag: str):
     _require_slurm()
-    down = lambda: print(_sh(HERE / "slurm_down.sh", check=False).stdout)  # noqa: E731
+    down = lambda: print(_sh("bash", HERE / "slurm_down.sh", check=False).stdout)  # noqa: E731
     request.addfinalizer(down)  # registered first: runs even if bring-up fails
     t0 = time.monotonic()
-    up = _sh(HERE / "slurm_up.sh", flag, check=False, timeout=300)
+    up = _sh("bash", HERE / "slurm_up.sh", flag, check=False, timeout=300)
     print(up.stdout, up.stderr)
     if up.returncode != 0:
         logs = "\n".join(

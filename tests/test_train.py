@@ -157,3 +157,25 @@ def test_checkpoint_of_other_config_is_not_resumed(tiny_cache, tmp_path, capsys)
     assert "different configuration" in capsys.readouterr().err
     train_run(tiny_run(epochs=1), tiny_cache, tmp_path / "a")
     assert (tmp_path / "a/epochs.csv").read_bytes() == (tmp_path / "b/epochs.csv").read_bytes()
+
+
+def test_full_disk_fails_clearly_and_keeps_earlier_results(tiny_cache, tmp_path):
+    """Train into a 96 KiB file system that already holds a finished result: the run
+    stops with one line naming the file, and the earlier result is untouched."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    earlier = "epoch,train_loss\n1,2.0\n"
+    script = (
+        f"mount -t tmpfs -o size=96k tmpfs {disk} && mkdir {disk}/earlier && "
+        f"printf '{earlier}' > {disk}/earlier/epochs.csv && "
+        f"{' '.join(_train_cmd(tiny_cache, disk / 'new', disk / 'ck.pt', 2))}; rc=$?; "
+        f"cat {disk}/earlier/epochs.csv; ls -a {disk}; exit $rc"
+    )
+    ns = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+    res = subprocess.run([*ns, "sh", "-c", script], capture_output=True, text=True)
+    assert res.returncode == 1, res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0], res.stderr
+    assert f"{disk}/ck.pt" in errors[0]
+    assert res.stdout.startswith(earlier)
+    assert ".tmp" not in res.stdout  # no half-written file left

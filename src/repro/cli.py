@@ -7,11 +7,13 @@ wires them up. Problems the user can fix end as one line ``error: ...`` and exit
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
 from .errors import UserError
 
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
 STAGES = {
     "check": ("cli_check", "validate a config file (schema and semantic checks)"),
     "prepare": ("cli_data", "prepare the CIFAR-10 cache (uint8 images + labels)"),
@@ -55,3 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.errno not in WRITE_ERRORS:
+            raise
+        print(
+            f"error: cannot write {e.filename or 'output'}: {e.strerror}; free space or "
+            "choose a writable results folder (finished files were not touched)",
+            file=sys.stderr,
+        )
+        return 1

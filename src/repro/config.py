@@ -303,10 +303,12 @@ def runs(cfg: dict) -> list[dict]:
 RUN_DIR = "results/runs/{head}/lr{lr}/{device}/seed{seed}/{hash}"
 
 
-def check_cluster_devices(cfg: dict, local: bool) -> None:
-    """`auto` resolves on the host that plans the DAG; on a cluster that is the login
-    node, which usually has no GPU, so there the devices must be named."""
+def check_devices(cfg: dict, local: bool) -> None:
+    """Locally, every named device must be present. On a cluster the jobs run elsewhere,
+    but `auto` would resolve on the submit host (usually without a GPU), so there the
+    devices must be named."""
     if local:
+        _semantic_checks(cfg, check_devices=True)
         return
     for key, names in (("devices", cfg["devices"]), ("timing.devices", cfg["timing"]["devices"])):
         if "auto" in names and (key == "devices" or cfg["timing"]["enabled"]):

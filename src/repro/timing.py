@@ -8,7 +8,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from .train import RunConfig, train_run
+from .train import RunConfig, train_run, write_atomic
 
 
 def measure(cfg: RunConfig, cache: Path, out: Path) -> dict:
@@ -32,7 +32,5 @@ def measure(cfg: RunConfig, cache: Path, out: Path) -> dict:
         "final_test_acc": m["final_test_acc"],
         "versions": m["versions"],
     }
-    tmp_out = out.with_name(out.name + ".tmp")
-    tmp_out.write_text(json.dumps(result, indent=2) + "\n")
-    tmp_out.replace(out)
+    write_atomic(out, json.dumps(result, indent=2) + "\n")
     return result

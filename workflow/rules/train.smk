@@ -12,7 +12,7 @@ rule train:
         "logs/train/{head}/lr{lr}/{device}/seed{seed}/{hash}.log",
     conda:
         "../../envs/repro.yaml"
-    threads: lambda w: 4 if w.device == "cuda" else workflow.cores
+    threads: job_resource("train", "cpus_per_task")
     resources:
         **PARTITION,
         runtime=job_resource("train", "runtime"),
@@ -38,7 +38,7 @@ rule timing:
         "logs/timing/{device}.log",
     conda:
         "../../envs/repro.yaml"
-    threads: lambda w: 4 if w.device == "cuda" else workflow.cores
+    threads: job_resource("timing", "cpus_per_task")
     resources:
         **PARTITION,
         runtime=job_resource("timing", "runtime"),

@@ -128,3 +128,12 @@ def test_snakemake_html_report(project):
     out = project / "results" / "snakemake-report.zip"
     snakemake(project, *SMOKE, "--report", str(out))
     assert out.exists() and out.stat().st_size > 10_000
+
+
+def test_paper_config_plans_three_runs_of_150_epochs(project):
+    res = snakemake(project, "-n", "-p")
+    assert planned_jobs(res)["train"] == 3
+    commands = [line for line in res.stdout.splitlines() if "python -m repro train" in line]
+    assert len(commands) == 3 and all("--epochs 150" in c for c in commands)
+    assert {re.search(r"--lr (\S+)", c)[1] for c in commands} == {"0.01", "0.005", "0.001"}
+    assert planned_jobs(res)["prepare_data"] == 1  # the full data set: a cache of its own

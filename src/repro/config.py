@@ -19,6 +19,7 @@ import jsonschema
 import yaml
 
 from . import devices as devices_mod
+from .data import resolve_source
 from .errors import UserError
 from .model import ModelSpec
 from .train import RunConfig
@@ -165,21 +166,17 @@ def _semantic_checks(cfg: dict, check_devices: bool) -> None:
             "in ImageFolder layout (train/<class>/*.jpg, test/<class>/*.jpg)"
         )
     if check_devices:
-        for key in ("devices",):
-            for dev in cfg[key]:
-                if dev != "auto" and dev not in devices_mod.available():
+        lists = [("devices", cfg["devices"])]
+        if cfg["timing"]["enabled"]:
+            lists.append(("timing.devices", cfg["timing"]["devices"]))
+        present = devices_mod.available()
+        for key, names in lists:
+            for dev in names:
+                if dev != "auto" and dev not in present:
                     raise UserError(
                         f"config key {key} requests {dev!r}, which this host does not have "
-                        f"(present: {', '.join(devices_mod.available())}); remove it, use auto, "
+                        f"(present: {', '.join(present)}); remove it, use auto, "
                         "or submit to a cluster where it exists (--profile profiles/slurm)"
-                    )
-        if cfg["timing"]["enabled"]:
-            for dev in cfg["timing"]["devices"]:
-                if dev != "auto" and dev not in devices_mod.available():
-                    raise UserError(
-                        f"config key timing.devices requests {dev!r}, which this host does not "
-                        f"have (present: {', '.join(devices_mod.available())}); "
-                        "remove it or use auto"
                     )
 
 
@@ -238,8 +235,6 @@ def cpu_has_bf16() -> bool:
 
 
 def data_tag(cfg: dict) -> str:
-    from .data import resolve_source
-
     sub = cfg["data"]["subset"]
     source = resolve_source(cfg["data"])
     parts = [source]

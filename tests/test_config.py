@@ -7,6 +7,7 @@ any job). ``docs/bad-inputs.md`` is generated from CASES below and checked here:
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -166,8 +167,10 @@ def render_table() -> str:
     ]
     for what, text, _ in CASES:
         shown = text.replace("\n", "; ").replace("|", "\\|") or "(empty file)"
-        msg = message(text).replace("|", "\\|").replace(ABSENT, "<absent device>")
-        shown = shown.replace(ABSENT, "<absent device>")
+        # the same table on every host: name the absent device and the present ones generically
+        msg = message(text).replace("|", "\\|").replace(f"'{ABSENT}'", "'<absent device>'")
+        msg = re.sub(r"\(present: [^)]*\)", "(present: <this host's devices>)", msg)
+        shown = shown.replace(f"[{ABSENT}]", "[<absent device>]")
         rows.append(f"| {what} | `{shown}` | {msg} |")
     rows += [
         "",

@@ -198,7 +198,7 @@ def load(path: str | Path, check_devices: bool = True) -> dict:
 
 
 def lr_tag(lr: float) -> str:
-    return f"{lr:g}"
+    return f"{float(lr):g}"
 
 
 def resolve_devices(names: list[str]) -> list[str]:

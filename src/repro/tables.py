@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import claims as claims_mod
 from . import stats
+from .config import lr_tag
 from .errors import UserError
 
 TABLE_FILES = (
@@ -28,10 +29,6 @@ TABLE_FILES = (
     "loss_floor.csv",
 )
 FULL_TRAIN = 50_000  # CIFAR-10 training images
-
-
-def lr_tag(lr: float) -> str:
-    return f"{float(lr):g}"
 
 
 @dataclass

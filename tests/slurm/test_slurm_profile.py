@@ -9,12 +9,12 @@ for cpu jobs; data preparation once.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from test_slurm import REPO, copy_repo  # tests/slurm is on sys.path (pytest's rootdir-less mode)
+
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
 CLUSTER_CONFIG = [
@@ -47,17 +47,7 @@ def parse_jobs(log: str) -> list[dict]:
 
 def test_paper_dry_run_requests_gpus_for_cuda_jobs(tmp_path):
     # a copy without results/, so that every job of the grid is planned
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\n")
-    for rel in filter(None, files):
-        if (REPO / rel).is_file():
-            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, tmp_path / rel)
+    copy_repo(tmp_path)
 
     proc = subprocess.run(
         [

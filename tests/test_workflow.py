@@ -137,3 +137,16 @@ def test_paper_config_plans_three_runs_of_150_epochs(project):
     assert len(commands) == 3 and all("--epochs 150" in c for c in commands)
     assert {re.search(r"--lr (\S+)", c)[1] for c in commands} == {"0.01", "0.005", "0.001"}
     assert planned_jobs(res)["prepare_data"] == 1  # the full data set: a cache of its own
+
+
+def test_crashing_job_shows_its_cause_from_the_log(project):
+    """Last in this module: it spoils the copy's data cache."""
+    cache = next((project / "resources" / "data").glob("*.npz"))
+    cache.write_bytes(b"not a cache")
+    target = str(next((project / "results" / "runs").rglob("metrics.json")).relative_to(project))
+    res = snakemake(
+        project, *SMOKE, "--forcerun", "train", "--show-failed-logs", target, check=False
+    )
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "Error in rule train" in out
+    assert f"error: data cache {cache.relative_to(project)} is unreadable" in out

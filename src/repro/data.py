@@ -21,6 +21,7 @@ import json
 import os
 import re
 import tarfile
+import zipfile
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass
@@ -267,8 +268,14 @@ def load(cache: Path) -> Dataset:
     cache = Path(cache)
     if not cache.exists():
         raise UserError(f"data cache {cache} does not exist; run `python -m repro prepare` first")
-    with np.load(cache) as z:
-        arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    try:
+        with np.load(cache) as z:
+            arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise UserError(
+            f"data cache {cache} is unreadable ({type(e).__name__}: {e}); delete it and "
+            "run the prepare_data step again"
+        ) from None
     meta_path = cache.with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     return Dataset(**arrays, meta=meta)

@@ -138,6 +138,20 @@ def make_step(model: nn.Module, opt: torch.optim.Optimizer, device: torch.device
     return step
 
 
+def train_epoch(step, dd: DeviceData, gen: torch.Generator, batch_size: int):
+    """One pass over the training set (last partial batch kept); per-step losses,
+    correct counts and batch sizes, fetched from the device once at the end."""
+    perm, dy, dx, flip = dd.epoch_plan(gen)
+    losses, corrects, sizes = [], [], []
+    for batch in zip(*(t.split(batch_size) for t in (perm, dy, dx, flip)), strict=True):
+        x, y = dd.batch(*batch)
+        loss, correct = step(x, y)
+        losses.append(loss)
+        corrects.append(correct)
+        sizes.append(len(y))
+    return torch.stack(losses).cpu().tolist(), torch.stack(corrects).cpu().tolist(), sizes
+
+
 def _autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -272,17 +286,7 @@ def train_run(
         for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             model.train()
-            perm, dy, dx, flip = dd.epoch_plan(gen)
-            losses, corrects, sizes = [], [], []
-            bs = cfg.batch_size
-            for batch in zip(*(t.split(bs) for t in (perm, dy, dx, flip)), strict=True):
-                x, y = dd.batch(*batch)
-                loss, correct = step(x, y)
-                losses.append(loss)
-                corrects.append(correct)
-                sizes.append(len(y))
-            loss_v = torch.stack(losses).cpu().tolist()  # one device sync per epoch
-            corr_v = torch.stack(corrects).cpu().tolist()
+            loss_v, corr_v, sizes = train_epoch(step, dd, gen, cfg.batch_size)
             t_train = time.perf_counter() - t0
             test_loss, test_acc, confusion = evaluate(
                 model, dd, cfg.test_batch_size, cfg.precision, cfg.model.num_classes

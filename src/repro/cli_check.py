@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from . import config as config_mod
+from .files import write_atomic
 
 
 def add_arguments_check(p) -> None:
@@ -31,6 +32,5 @@ def add_arguments_write_config(p) -> None:
 
 def main_write_config(args) -> int:
     cfg = config_mod.validate(json.loads(args.json), check_devices=False)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    write_atomic(args.out, json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     return 0

@@ -166,18 +166,23 @@ def _semantic_checks(cfg: dict, check_devices: bool) -> None:
             "in ImageFolder layout (train/<class>/*.jpg, test/<class>/*.jpg)"
         )
     if check_devices:
-        lists = [("devices", cfg["devices"])]
-        if cfg["timing"]["enabled"]:
-            lists.append(("timing.devices", cfg["timing"]["devices"]))
-        present = devices_mod.available()
-        for key, names in lists:
-            for dev in names:
-                if dev != "auto" and dev not in present:
-                    raise UserError(
-                        f"config key {key} requests {dev!r}, which this host does not have "
-                        f"(present: {', '.join(present)}); remove it, use auto, "
-                        "or submit to a cluster where it exists (--profile profiles/slurm)"
-                    )
+        check_device_presence(cfg)
+
+
+def check_device_presence(cfg: dict) -> None:
+    """Every explicitly named device (training and timing) exists on this host."""
+    lists = [("devices", cfg["devices"])]
+    if cfg["timing"]["enabled"]:
+        lists.append(("timing.devices", cfg["timing"]["devices"]))
+    present = devices_mod.available()
+    for key, names in lists:
+        for dev in names:
+            if dev != "auto" and dev not in present:
+                raise UserError(
+                    f"config key {key} requests {dev!r}, which this host does not have "
+                    f"(present: {', '.join(present)}); remove it, use auto, "
+                    "or submit to a cluster where it exists (--profile profiles/slurm)"
+                )
 
 
 def load(path: str | Path, check_devices: bool = True) -> dict:
@@ -303,7 +308,7 @@ def check_devices(cfg: dict, local: bool) -> None:
     but `auto` would resolve on the submit host (usually without a GPU), so there the
     devices must be named."""
     if local:
-        _semantic_checks(cfg, check_devices=True)
+        check_device_presence(cfg)
         return
     for key, names in (("devices", cfg["devices"]), ("timing.devices", cfg["timing"]["devices"])):
         if "auto" in names and (key == "devices" or cfg["timing"]["enabled"]):

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from .files import write_atomic
 from .tables import _read_json, add_common_arguments
 
 UNKNOWN = "unknown"
@@ -191,9 +192,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     prov = collect(args.config, args.runs, args.timing, args.data_meta, args.repo)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(prov, indent=2) + "\n")
-    tmp.replace(out)
+    write_atomic(Path(args.out), json.dumps(prov, indent=2) + "\n")
     return 0

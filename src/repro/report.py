@@ -20,6 +20,7 @@ from . import claims as claims_mod
 from . import stats
 from .errors import UserError
 from .figures import FIGURES, confusion_choice
+from .files import write_atomic
 from .tables import add_common_arguments, load_study, read_tables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,10 +233,7 @@ def write_pdf(html: str, out: Path) -> None:
     logging.getLogger("fontTools").setLevel(logging.ERROR)
     css = weasyprint.CSS(filename=str(TEMPLATES / "report.css"))
     doc = weasyprint.HTML(string=html, base_url=str(TEMPLATES)).render(stylesheets=[css])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    doc.write_pdf(tmp)
-    tmp.replace(out)
+    write_atomic(out, doc.write_pdf())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

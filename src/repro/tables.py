@@ -19,6 +19,7 @@ from . import claims as claims_mod
 from . import stats
 from .config import lr_tag
 from .errors import UserError
+from .files import write_atomic
 
 TABLE_FILES = (
     "hyperparameters.csv",
@@ -372,9 +373,7 @@ def build_all(study: Study) -> dict[str, pd.DataFrame]:
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False, float_format="%.6g")
-    tmp.replace(path)
+    write_atomic(path, df.to_csv(index=False, float_format="%.6g"))
 
 
 # ---- CLI --------------------------------------------------------------------------

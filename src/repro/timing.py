@@ -8,7 +8,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from .train import RunConfig, train_run, write_atomic
+from .files import write_atomic
+from .train import RunConfig, train_run
 
 
 def measure(cfg: RunConfig, cache: Path, out: Path) -> dict:

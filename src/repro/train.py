@@ -29,6 +29,7 @@ from torch import nn
 
 from . import data as data_mod
 from .devices import device_name
+from .files import write_atomic
 from .model import ModelSpec, Net, count_parameters
 
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
@@ -174,19 +175,6 @@ def evaluate(model, dd: DeviceData, batch: int, precision: str, num_classes: int
     pairs = dd.y_test.cpu() * num_classes + torch.cat(preds).cpu()
     confusion = torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
     return loss_sum.item() / n, confusion.diagonal().sum().item() / n, confusion
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write to a temporary name in the same folder, then rename: a reader (or a crash,
-    or a full disk) never leaves a half-written file under ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except OSError as e:  # a failed write() names no file: name the one we meant
-        raise OSError(e.errno, e.strerror, str(path)) from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def torch_bytes(obj) -> bytes:

@@ -30,7 +30,14 @@ def _common(p) -> None:
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--precision", default="auto", help="auto, fp32 or bf16")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument(
+        "--compile",
+        nargs="?",
+        const=True,
+        default=False,
+        help="torch.compile the model; optional mode: default, reduce-overhead (CUDA graphs) "
+        "or max-autotune-no-cudagraphs",
+    )
     p.add_argument("--cuda-deterministic", action="store_true")
     p.add_argument("--widths", type=_ints, default=[64, 64, 128, 128, 256, 256])
     p.add_argument("--kernel-sizes", type=_ints, default=[1, 3, 5])

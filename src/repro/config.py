@@ -15,7 +15,6 @@ import shlex
 from functools import cache
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from . import devices as devices_mod
@@ -43,7 +42,7 @@ def _key(path) -> str:
     return out or "(top level)"
 
 
-def _rule(error: jsonschema.ValidationError) -> str:
+def _rule(error) -> str:
     """The innermost schema description on the way to the failing keyword."""
     node, rule = schema(), None
     for part in list(error.absolute_schema_path)[:-1]:
@@ -55,7 +54,7 @@ def _rule(error: jsonschema.ValidationError) -> str:
     return rule or error.message
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
+def _describe(error) -> str:
     key = _key(error.absolute_path)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
@@ -126,6 +125,10 @@ def validate(cfg, check_devices: bool = True) -> dict:
             f"the config must be a YAML mapping of keys to values, got a {type(cfg).__name__}; "
             "start from config/config.yaml"
         )
+    # imported here: the training side (and the GPU machine, which lacks jsonschema)
+    # imports this module for run_config without validating
+    import jsonschema
+
     cfg = _coerce(schema(), copy.deepcopy(cfg))
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), e.path))
@@ -346,8 +349,10 @@ def _flags(rc: RunConfig, epochs: int | None = None) -> str:
         f"--widths {join(m.widths)} --kernel-sizes {join(m.kernel_sizes)}",
         f"--pool-after {join(m.pool_after)} --hidden {m.hidden} --dropout {m.dropout!r}",
     ]
-    if rc.compile:
+    if rc.compile is True:
         flags.append("--compile")
+    elif rc.compile:
+        flags.append(f"--compile {rc.compile}")
     if rc.deterministic:
         flags.append("--cuda-deterministic")
     return " ".join(flags)

@@ -35,6 +35,8 @@ from .model import ModelSpec, Net, count_parameters
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
 STEP_COLUMNS = ["epoch", "step", "loss", "accuracy", "lr"]
 TIME_COLUMNS = ["epoch", "seconds", "train_seconds", "train_images_per_s"]
+# torch.compile modes a run may ask for; True means inductor's default mode
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class RunConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     precision: str = "fp32"  # fp32 | bf16 (autocast)
-    compile: bool = False
+    compile: bool | str = False  # False, True (inductor default) or one of COMPILE_MODES
     deterministic: bool = False  # cuda only; CPU runs are always deterministic
     model: ModelSpec = field(default_factory=ModelSpec)
 
@@ -56,6 +58,16 @@ class RunConfig:
         """Hash of everything that changes the result (device-independent keys only)."""
         d = asdict(self)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        """The inverse of ``asdict`` (a run description written as JSON)."""
+        fields = dict(d)
+        model = dict(fields.pop("model", {}))
+        for k in ("widths", "kernel_sizes", "pool_after"):
+            if k in model:
+                model[k] = tuple(model[k])
+        return cls(**fields, model=ModelSpec(**model))
 
 
 class Preempted(Exception):
@@ -160,21 +172,26 @@ def _autocast(device: torch.device, precision: str):
 
 
 @torch.inference_mode()
-def evaluate(model, dd: DeviceData, batch: int, precision: str, num_classes: int):
+def evaluate(
+    model, dd: DeviceData, batch: int, precision: str, num_classes: int, softmax_head: bool
+):
+    """Test loss, accuracy, confusion counts and per-image class probabilities (CPU)."""
     model.eval()
     loss_sum = torch.zeros((), device=dd.device)
-    preds = []
+    probs = []
     for start in range(0, len(dd.y_test), batch):
         x, y = dd.x_test[start : start + batch], dd.y_test[start : start + batch]
         with _autocast(dd.device, precision):
-            out = model(x)
-        loss_sum += nn.functional.cross_entropy(out.float(), y, reduction="sum")
-        preds.append(out.argmax(1))
+            out = model(x).float()
+        loss_sum += nn.functional.cross_entropy(out, y, reduction="sum")
+        # the softmax head already outputs probabilities; the logits head does not
+        probs.append(out if softmax_head else torch.softmax(out, dim=1))
     n = len(dd.y_test)
+    probs = torch.cat(probs).cpu()
     # counted on the CPU: bincount has no deterministic CUDA kernel
-    pairs = dd.y_test.cpu() * num_classes + torch.cat(preds).cpu()
+    pairs = dd.y_test.cpu() * num_classes + probs.argmax(1)
     confusion = torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
-    return loss_sum.item() / n, confusion.diagonal().sum().item() / n, confusion
+    return loss_sum.item() / n, confusion.diagonal().sum().item() / n, confusion, probs
 
 
 def torch_bytes(obj) -> bytes:
@@ -204,7 +221,8 @@ def setup_device(cfg: RunConfig) -> torch.device:
     device = torch.device(cfg.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not cfg.deterministic
-        torch.backends.cuda.matmul.allow_tf32 = True
+        # PyTorch's defaults, as the seed ran: TF32 convolutions, full-fp32 matmuls
+        torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = True
         if cfg.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -228,7 +246,7 @@ def train_run(
     dd = DeviceData(ds, device)
     torch.manual_seed(cfg.seed)  # weight init and dropout
     model = Net(cfg.model).to(device).to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if cfg.compile else model
+    step_model = compiled(model, cfg.compile)
     opt = make_optimizer(model, cfg)
     step = make_step(step_model, opt, device, cfg.precision)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -276,8 +294,13 @@ def train_run(
             model.train()
             loss_v, corr_v, sizes = train_epoch(step, dd, gen, cfg.batch_size)
             t_train = time.perf_counter() - t0
-            test_loss, test_acc, confusion = evaluate(
-                model, dd, cfg.test_batch_size, cfg.precision, cfg.model.num_classes
+            test_loss, test_acc, confusion, probs = evaluate(
+                model,
+                dd,
+                cfg.test_batch_size,
+                cfg.precision,
+                cfg.model.num_classes,
+                cfg.model.head == "softmax",
             )
             seconds = time.perf_counter() - t0
             n = sum(sizes)
@@ -291,6 +314,10 @@ def train_run(
             state["epochs"].append((epoch, train_loss, train_acc, test_loss, test_acc))
             state["times"].append((epoch, seconds, t_train, n / t_train))
             state["confusion"] = confusion.tolist()
+            state.setdefault("confusions", []).append((epoch, *confusion.flatten().tolist()))
+            # only the last epoch's are written out; kept in the state so that a run
+            # stopped after its last epoch but before writing still has them
+            state["probs"] = probs
             state["epoch"] = epoch
             state["elapsed"] += seconds
             if checkpoint is not None:
@@ -346,11 +373,44 @@ def train_run(
         ["true"] + classes,
         [(c, *row) for c, row in zip(classes, state["confusion"], strict=True)],
     )
+    n_cls = cfg.model.num_classes
+    _write_csv(
+        outdir / "confusion_by_epoch.csv",
+        ["epoch"] + [f"t{t}p{p}" for t in range(n_cls) for p in range(n_cls)],
+        state["confusions"],
+    )
+    write_atomic(outdir / "predictions.csv", predictions_csv(state["probs"], dd.y_test.cpu()))
     write_atomic(outdir / "model.pt", torch_bytes(model.state_dict()))
     write_atomic(outdir / "metrics.json", json.dumps(metrics, indent=2))
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return metrics
+
+
+def compiled(model: nn.Module, mode: bool | str) -> nn.Module:
+    """The model as the training step calls it: eager, or torch.compile'd. Static shapes:
+    the last, smaller batch of an epoch gets its own graph instead of turning the batch
+    dimension dynamic (slower kernels) for every step."""
+    if not mode:
+        return model
+    if mode is True:
+        mode = "default"
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile mode {mode!r} is unknown; use one of {COMPILE_MODES}")
+    return torch.compile(model, mode=mode, dynamic=False)
+
+
+def predictions_csv(probs: torch.Tensor, labels: torch.Tensor) -> str:
+    """Per test image (in the cache's order): true label, predicted class and the class
+    probabilities, for paired tests between models (McNemar) and calibration."""
+    k = probs.shape[1]
+    head = ",".join(["index", "label", "pred"] + [f"p{c}" for c in range(k)])
+    pred = probs.argmax(1).tolist()
+    rows = [
+        f"{i},{y},{p}," + ",".join(f"{v:.5f}" for v in row)
+        for i, (y, p, row) in enumerate(zip(labels.tolist(), pred, probs.tolist(), strict=True))
+    ]
+    return head + "\n" + "\n".join(rows) + "\n"
 
 
 def versions() -> dict:

@@ -6,6 +6,8 @@ rule train:
         steps=f"{RUN}/steps.csv",
         times=f"{RUN}/epoch_times.csv",
         confusion=f"{RUN}/confusion.csv",
+        confusion_by_epoch=f"{RUN}/confusion_by_epoch.csv",
+        predictions=f"{RUN}/predictions.csv",
         weights=f"{RUN}/model.pt",
         metrics=f"{RUN}/metrics.json",
     log:

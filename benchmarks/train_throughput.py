@@ -22,124 +22,18 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader
-from torchvision import transforms
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from repro import data as data_mod  # noqa: E402
 from repro.devices import device_name, resolve  # noqa: E402
-from repro.model import ModelSpec, Net, macs_per_image  # noqa: E402
-from repro.train import DeviceData, RunConfig, make_optimizer, make_step  # noqa: E402
-
-
-class PILDataset(torch.utils.data.Dataset):
-    """What torchvision.datasets.CIFAR10 does: uint8 arrays -> PIL image -> transforms."""
-
-    def __init__(self, x, y, transform):
-        self.x, self.y, self.transform = x, y, transform
-
-    def __len__(self):
-        return len(self.y)
-
-    def __getitem__(self, i):
-        return self.transform(Image.fromarray(self.x[i])), int(self.y[i])
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-def reference_loop(ds, spec, cfg, device, steps, warmup, workers) -> float:
-    tf = transforms.Compose(
-        [
-            transforms.RandomCrop(32, padding=4),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            transforms.Normalize(data_mod.MEAN, data_mod.STD),
-        ]
-    )
-    loader = DataLoader(
-        PILDataset(ds.x_train, ds.y_train, tf),
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        num_workers=workers,
-        drop_last=True,
-        persistent_workers=workers > 0,
-    )
-    torch.manual_seed(0)
-    model = Net(spec).to(device)
-    opt = make_optimizer(model, cfg)
-    criterion = torch.nn.CrossEntropyLoss()
-    it = iter(loader)
-    done, t0 = 0, None
-    for i in range(warmup + steps):
-        if i == warmup:
-            sync(device)
-            t0 = time.perf_counter()
-        try:
-            x, y = next(it)
-        except StopIteration:
-            it = iter(loader)
-            x, y = next(it)
-        x, y = x.to(device), y.to(device)
-        model.train()
-        out = model(x)
-        loss = criterion(out, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        loss.item()  # the seed logged every step
-        if i >= warmup:
-            done += len(y)
-    sync(device)
-    return done / (time.perf_counter() - t0)
-
-
-def project_loop(ds, spec, cfg, device, steps, warmup) -> float:
-    dd = DeviceData(ds, device)
-    torch.manual_seed(0)
-    model = Net(spec).to(device).to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if cfg.compile else model
-    step = make_step(step_model, make_optimizer(model, cfg), device, cfg.precision)
-    gen = torch.Generator().manual_seed(0)
-    perm, dy, dx, flip = dd.epoch_plan(gen)
-    bs = cfg.batch_size
-    batches = list(zip(*(t.split(bs) for t in (perm, dy, dx, flip)), strict=True))
-    batches = [b for b in batches if len(b[0]) == bs]
-    done, t0 = 0, None
-    model.train()
-    for i in range(warmup + steps):
-        if i == warmup:
-            sync(device)
-            t0 = time.perf_counter()
-        x, y = dd.batch(*batches[i % len(batches)])
-        step(x, y)
-        if i >= warmup:
-            done += len(y)
-    sync(device)
-    return done / (time.perf_counter() - t0)
-
-
-def matmul_flops(device: torch.device, dtype: torch.dtype, n: int, reps: int) -> float:
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    a @ b
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    sync(device)
-    return 2 * n**3 * reps / (time.perf_counter() - t0)
+from repro.model import ModelSpec, macs_per_image  # noqa: E402
+from repro.throughput import matmul_flops, project_loop, reference_loop  # noqa: E402
+from repro.train import RunConfig  # noqa: E402
 
 
 def main() -> None:
@@ -165,7 +59,9 @@ def main() -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     spec = ModelSpec(widths=tuple(int(w) for w in args.widths.split(",")))
-    cfg = RunConfig(lr=0.01, batch_size=args.batch, precision=args.precision, compile=args.compile)
+    cfg = RunConfig(
+        lr=0.01, batch_size=args.batch, precision=args.precision, compile=args.compile, model=spec
+    )
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(args.cache) if args.cache else Path(tmp) / "bench.npz"
         if not args.cache:
@@ -184,14 +80,14 @@ def main() -> None:
         f"threads {torch.get_num_threads()}; batch {args.batch}; widths {args.widths}"
     )
     results = {"device": device_name(device.type), "batch": args.batch, "widths": args.widths}
-    ours = project_loop(ds, spec, cfg, device, args.steps, args.warmup)
+    ours = project_loop(ds, cfg, device, args.steps, args.warmup)["img_s"]
     results["project_img_s"] = ours
     print(
         f"project loop ({args.precision}, channels_last"
         f"{', compiled' if args.compile else ''}): {ours:9.1f} img/s"
     )
     if not args.skip_reference:
-        ref = reference_loop(ds, spec, cfg, device, args.steps, args.warmup, args.workers)
+        ref = reference_loop(ds, cfg, device, args.steps, args.warmup, args.workers)
         results["reference_img_s"] = ref
         results["ratio"] = ours / ref
         print(f"reference loop (DataLoader+PIL, NCHW fp32):  {ref:9.1f} img/s")

@@ -113,6 +113,12 @@ def _fill_defaults(node: dict, cfg: dict) -> None:
             _fill_defaults(sub, cfg[key])
 
 
+def fill_defaults(cfg: dict) -> None:
+    """Give ``cfg`` the schema's defaults in place, without validating it (for the
+    repository's own config files on machines without jsonschema)."""
+    _fill_defaults(schema(), cfg)
+
+
 def validate(cfg, check_devices: bool = True) -> dict:
     """Return the config with defaults filled in, or raise UserError (one line)."""
     if cfg is None or cfg == {}:

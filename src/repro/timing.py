@@ -5,6 +5,7 @@ wall time, images per second and the device's name."""
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,8 @@ def measure(cfg: RunConfig, cache: Path, out: Path) -> dict:
         epoch_times = (Path(tmp) / "epoch_times.csv").read_text()
     rows = [line.split(",") for line in epoch_times.splitlines()[1:]]
     train_seconds = sum(float(r[2]) for r in rows)
+    # the first epoch carries warm-up (cudnn autotuning, compilation, CUDA graphs)
+    steady = rows[1:] or rows
     result = {
         "device": cfg.device,
         "device_name": m["device_name"],
@@ -30,6 +33,11 @@ def measure(cfg: RunConfig, cache: Path, out: Path) -> dict:
         # the first epoch carries warm-up (cudnn autotune, compile); report it apart
         "seconds_first_epoch": float(rows[0][1]),
         "train_images_per_s": m["n_train"] * cfg.epochs / train_seconds,
+        "seconds_per_epoch_after_first": sum(float(r[1]) for r in steady) / len(steady),
+        "train_images_per_s_after_first": m["n_train"]
+        * len(steady)
+        / sum(float(r[2]) for r in steady),
+        "finite": all(math.isfinite(v) for v in (m["final_train_loss"], m["final_test_loss"])),
         "final_test_acc": m["final_test_acc"],
         "versions": m["versions"],
     }

@@ -133,17 +133,28 @@ def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     )
 
 
-def make_step(model: nn.Module, opt: torch.optim.Optimizer, device: torch.device, precision):
-    """One SGD step; returns (loss, number correct) as device tensors (no sync)."""
+def make_step(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    device: torch.device,
+    precision: str,
+    graphs: bool = False,
+):
+    """One SGD step; returns (loss, number correct) as device tensors (no sync).
+    ``graphs``: the model is compiled with CUDA graphs (reduce-overhead)."""
     criterion = nn.CrossEntropyLoss()
 
     def step(x: torch.Tensor, y: torch.Tensor):
+        # before the forward: the last step's gradients (memory owned by CUDA graphs when
+        # compiled with reduce-overhead) must be dead before the graphs run again
+        opt.zero_grad(set_to_none=True)
+        if graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         with _autocast(device, precision):
             out = model(x)
         # the loss is taken in fp32; with the softmax head it sees probabilities, as the
         # seed's CrossEntropyLoss did
         loss = criterion(out.float(), y)
-        opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return loss.detach(), (out.argmax(1) == y).sum()
@@ -151,14 +162,16 @@ def make_step(model: nn.Module, opt: torch.optim.Optimizer, device: torch.device
     return step
 
 
-def train_epoch(step, dd: DeviceData, gen: torch.Generator, batch_size: int):
-    """One pass over the training set (last partial batch kept); per-step losses,
-    correct counts and batch sizes, fetched from the device once at the end."""
+def train_epoch(step, dd: DeviceData, gen: torch.Generator, batch_size: int, last_step=None):
+    """One pass over the training set (last partial batch kept, taken by ``last_step``
+    when given); per-step losses, correct counts and batch sizes, fetched from the
+    device once at the end."""
     perm, dy, dx, flip = dd.epoch_plan(gen)
     losses, corrects, sizes = [], [], []
     for batch in zip(*(t.split(batch_size) for t in (perm, dy, dx, flip)), strict=True):
         x, y = dd.batch(*batch)
-        loss, correct = step(x, y)
+        take = step if len(y) == batch_size or last_step is None else last_step
+        loss, correct = take(x, y)
         losses.append(loss)
         corrects.append(correct)
         sizes.append(len(y))
@@ -246,9 +259,12 @@ def train_run(
     dd = DeviceData(ds, device)
     torch.manual_seed(cfg.seed)  # weight init and dropout
     model = Net(cfg.model).to(device).to(memory_format=torch.channels_last)
-    step_model = compiled(model, cfg.compile)
     opt = make_optimizer(model, cfg)
-    step = make_step(step_model, opt, device, cfg.precision)
+    graphs = cfg.compile == "reduce-overhead"
+    step = make_step(compiled(model, cfg.compile), opt, device, cfg.precision, graphs)
+    # a compiled model would compile (and capture) a second graph for the epoch's one
+    # smaller batch; that batch runs eager instead, on the same weights and optimizer
+    last_step = make_step(model, opt, device, cfg.precision) if cfg.compile else None
     gen = torch.Generator().manual_seed(cfg.seed)
     steps_per_epoch = math.ceil(dd.n_train / cfg.batch_size)
     state = {"epoch": 0, "epochs": [], "steps": [], "times": [], "elapsed": 0.0}
@@ -292,7 +308,7 @@ def train_run(
         for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             model.train()
-            loss_v, corr_v, sizes = train_epoch(step, dd, gen, cfg.batch_size)
+            loss_v, corr_v, sizes = train_epoch(step, dd, gen, cfg.batch_size, last_step)
             t_train = time.perf_counter() - t0
             test_loss, test_acc, confusion, probs = evaluate(
                 model,
@@ -388,9 +404,8 @@ def train_run(
 
 
 def compiled(model: nn.Module, mode: bool | str) -> nn.Module:
-    """The model as the training step calls it: eager, or torch.compile'd. Static shapes:
-    the last, smaller batch of an epoch gets its own graph instead of turning the batch
-    dimension dynamic (slower kernels) for every step."""
+    """The model as the training step calls it: eager, or torch.compile'd with static
+    shapes (a dynamic batch dimension would give slower kernels to every step)."""
     if not mode:
         return model
     if mode is True:

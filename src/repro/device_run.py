@@ -1,0 +1,791 @@
+"""The paper's grid on one lent GPU, in one command, inside a wall-clock budget.
+
+1. Prepare the full data set from the archive that travelled with the checkout.
+2. Calibrate, each measurement in its own process with a time limit (a hang or a crash
+   costs its own seconds, never the run): a bf16 matrix product (the ceiling), the
+   seed-style reference loop (DataLoader + PIL, fp32, NCHW), the project's loop eager in
+   fp32 (TF32 convolutions, as the seed ran) and in bf16 autocast, and compiled with CUDA
+   graphs (torch.compile's reduce-overhead mode).
+3. Plan: the seed's arithmetic (fp32) if the calibration says the whole grid fits the
+   budget with it, else bf16 autocast; the fastest working mode of that arithmetic. A
+   timing run of the plan (the workflow's timing stage) checks it end to end first.
+4. Train the learning rates of config/config.yaml as concurrent processes, each exactly
+   the workflow's train job (the same RunConfig, run folder and hash). A monitor stops
+   the run of lowest priority (0.001, then 0.005) as soon as the measured rates say that
+   not all can finish in time, so that the others do; a stopped run keeps its checkpoint.
+5. Pack the run folders (CSV/JSON), the calibration, the plan, the logs and the device's
+   name, driver and library versions into one tarball; the final weights apart, in fp16.
+
+It runs under the GPU machine's own python3, which has torch, torchvision, numpy,
+pillow and pyyaml but no jsonschema or snakemake: the paper config is read with yaml and
+given the schema's defaults, not validated (it is the repository's own file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from . import config as config_mod
+from . import data as data_mod
+from .files import write_atomic
+from .model import macs_per_image
+from .train import RunConfig, train_run
+
+ROOT = Path(__file__).resolve().parents[2]
+PAPER_CONFIG = ROOT / "config" / "config.yaml"
+# execution modes of the training step: torch.compile mode (False = eager)
+MODES = {"eager": False, "compiled": "default", "graphs": "reduce-overhead"}
+EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+) .*\| ([\d.]+) s, elapsed")
+# seconds kept free at the end for stopping runs, packing and printing
+PACK_RESERVE_S = 25.0
+CHILDREN: list[subprocess.Popen] = []
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---- the study's settings ---------------------------------------------------------
+
+
+def paper_config(archive: Path, subset: tuple[int | None, int | None], epochs: int | None):
+    """config/config.yaml with the schema's defaults, reading the given archive."""
+    cfg = yaml.safe_load(PAPER_CONFIG.read_text())
+    config_mod.fill_defaults(cfg)
+    cfg["data"].update(source="archive", archive=str(archive))
+    cfg["data"]["subset"] = {"train_per_class": subset[0], "test_per_class": subset[1]}
+    if epochs is not None:
+        cfg["train"]["epochs"] = epochs
+    return cfg
+
+
+def with_plan(cfg: dict, precision: str, mode: str) -> dict:
+    """The config a run of this plan belongs to (what config/recorded.yaml must say)."""
+    out = json.loads(json.dumps(cfg))
+    out["train"]["precision"] = precision
+    out["train"]["compile"] = MODES[mode]
+    return out
+
+
+def variant_config(cfg: dict, device: str, variant: str) -> RunConfig:
+    mode, precision = variant.split("-")
+    rc = config_mod.run_config(with_plan(cfg, precision, mode), "softmax", 0.01, device, 0)
+    return rc
+
+
+# ---- calibration (runs in a child process) -----------------------------------------
+
+
+def calibrate(cache: Path, device: str, variants: list[str], out: Path, steps: int) -> None:
+    """Measure each variant in turn; ``out`` (JSON) is rewritten after each one, so a
+    time limit keeps what was measured before it."""
+    from . import throughput
+
+    cfg = yaml.safe_load(PAPER_CONFIG.read_text())
+    config_mod.fill_defaults(cfg)
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    ds = data_mod.load(cache)
+    results = {}
+    for variant in variants:
+        t0 = time.perf_counter()
+        try:
+            if variant == "ceiling":
+                n, reps = (8192, 20) if dev.type == "cuda" else (512, 3)
+                res = {
+                    "bf16_matmul_flops": throughput.matmul_flops(dev, torch.bfloat16, n, reps),
+                    "fp32_matmul_flops": throughput.matmul_flops(dev, torch.float32, n, reps),
+                    "n": n,
+                }
+            elif variant.startswith("reference"):
+                workers = int(variant.split("-w")[1])
+                rc = variant_config(cfg, device, "eager-fp32")
+                img_s = throughput.reference_loop(ds, rc, dev, steps, max(2, steps // 10), workers)
+                res = {"img_s": img_s, "workers": workers}
+            else:
+                rc = variant_config(cfg, device, variant)
+                torch.backends.cuda.matmul.allow_tf32 = False  # as repro.train.setup_device
+                warmup = max(2, steps // 10) if rc.compile is False else max(3, steps // 5)
+                res = throughput.project_loop(ds, rc, dev, steps, warmup)
+            res["ok"] = True
+        except Exception as e:  # noqa: BLE001 - any failure only rules the variant out
+            first = (str(e).splitlines() or [""])[0][:300]
+            res = {"ok": False, "error": f"{type(e).__name__}: {first}"}
+        res["seconds"] = time.perf_counter() - t0
+        results[variant] = res
+        write_atomic(out, json.dumps(results, indent=2))
+        print(f"calibrated {variant}: {res}", file=sys.stderr, flush=True)
+
+
+# ---- the driver ------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self, budget_s: float):
+        self.t0 = time.monotonic()
+        self.budget_s = budget_s
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def left(self) -> float:
+        return self.budget_s - self.elapsed()
+
+
+def child(args: list[str], log_path: Path, threads: int) -> subprocess.Popen:
+    """A ``python -m repro`` process in its own session (so it can be stopped with all
+    its workers), with its stderr and stdout in ``log_path``."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    fh = open(log_path, "ab")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "repro", *args],
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+        cwd=ROOT,
+    )
+    proc.log_file = fh
+    CHILDREN.append(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen, grace: float = 20.0) -> int:
+    """SIGTERM the process group (a run keeps its last checkpoint), then SIGKILL."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass
+    proc.log_file.close()
+    return proc.returncode
+
+
+def run_child(args: list[str], log_path: Path, timeout: float, threads: int = 8) -> int | None:
+    proc = child(args, log_path, threads)
+    try:
+        proc.wait(timeout=max(1.0, timeout))
+    except subprocess.TimeoutExpired:
+        log(f"  stopped after {timeout:.0f} s: {' '.join(args[:3])}")
+        stop(proc, grace=5)
+        return None
+    proc.log_file.close()
+    return proc.returncode
+
+
+def epoch_seconds(res: dict, n_train: int) -> float:
+    """Seconds per epoch (train + test): measured by a timing run, or from the
+    calibration's images/s and evaluation time."""
+    if "epoch_s" in res:
+        return res["epoch_s"]
+    return n_train / res["img_s"] + res["eval_s"]
+
+
+def choose(calib: dict, n_train: int, n_runs: int, epochs: int, seconds: float) -> dict:
+    """The plan: fp32 (the seed's arithmetic) if the whole grid fits ``seconds`` with it,
+    else bf16; within the arithmetic, the mode with the shortest grid. The estimate
+    treats the concurrent runs as sharing the GPU (their epochs add up), which is right
+    when one run keeps the GPU busy and pessimistic when it does not."""
+    options = []
+    for variant, res in calib.items():
+        if "-" not in variant or variant.startswith("reference") or not res.get("ok"):
+            continue
+        if not res.get("finite_loss", True):
+            continue
+        mode, precision = variant.split("-")
+        est = n_runs * epochs * epoch_seconds(res, n_train) + res["warmup_s"]
+        options.append(dict(variant=variant, mode=mode, precision=precision, grid_s=est))
+    if not options:
+        raise RuntimeError("no training variant worked in the calibration")
+    fp32 = [o for o in options if o["precision"] == "fp32" and o["grid_s"] <= 0.9 * seconds]
+    pool = fp32 or [o for o in options if o["precision"] == "bf16"] or options
+    best = dict(min(pool, key=lambda o: o["grid_s"]))
+    best["fits"] = best["grid_s"] <= seconds
+    best["alternatives"] = options
+    return best
+
+
+@dataclasses.dataclass
+class Run:
+    lr: float
+    rc: RunConfig
+    folder: Path
+    rel_folder: str
+    checkpoint: Path
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    epochs_done: int = 0
+    epoch_s: list = dataclasses.field(default_factory=list)
+    status: str = "planned"
+    t_start: float = 0.0
+    t_end: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"lr{config_mod.lr_tag(self.lr)}"
+
+    def read_progress(self) -> None:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return
+        found = EPOCH_LINE.findall(text)
+        if found:
+            self.epochs_done = int(found[-1][0])
+            self.epoch_s = [float(s) for _, _, s in found]
+
+    def rate(self) -> float | None:
+        """Epochs per second over the last few epochs (steady state)."""
+        if len(self.epoch_s) < 3:
+            return None
+        recent = sorted(self.epoch_s[-5:])
+        return 1.0 / recent[len(recent) // 2]
+
+
+def must_stop_one(remaining: list[int], rates: list[float], seconds_left: float) -> bool:
+    """Whether the runs (in priority order) cannot all finish in ``seconds_left`` at the
+    measured aggregate rate. Sharing one GPU, the runs' epochs add up: stopping one
+    speeds up the others, so the test is on the total; a single run is never stopped
+    early (the deadline stops it)."""
+    if len(remaining) < 2:
+        return False
+    return sum(remaining) / sum(rates) > seconds_left
+
+
+def run_grid(runs: list[Run], cache: Path, work: Path, clock: Clock, threads: int) -> None:
+    """Start every run at once; stop the lowest-priority one whenever the rates say that
+    the remaining epochs cannot all finish before the deadline."""
+    for r in runs:
+        desc = work / "run-descriptions" / f"{r.name}.json"
+        write_atomic(desc, json.dumps(dataclasses.asdict(r.rc), indent=2))
+        r.proc = child(
+            [
+                "train-run",
+                "--run",
+                str(desc),
+                "--cache",
+                str(cache),
+                "--out",
+                str(r.folder),
+                "--checkpoint",
+                str(r.checkpoint),
+                "--threads",
+                str(threads),
+            ],
+            r.log_path,
+            threads,
+        )
+        r.status, r.t_start = "running", clock.elapsed()
+    last_stop = -1e9
+    while any(r.status == "running" for r in runs):
+        time.sleep(1.0)
+        for r in runs:
+            if r.status != "running":
+                continue
+            r.read_progress()
+            if r.proc.poll() is not None:
+                r.proc.log_file.close()
+                r.t_end = clock.elapsed()
+                ok = r.proc.returncode == 0 and (r.folder / "metrics.json").exists()
+                r.status = "done" if ok else f"failed (exit {r.proc.returncode})"
+                log(f"{r.name}: {r.status} after {r.epochs_done} epochs")
+        running = [r for r in runs if r.status == "running"]
+        if not running:
+            break
+        if clock.left() < PACK_RESERVE_S:
+            for r in running:
+                stop(r.proc)
+                r.read_progress()
+                r.status = f"stopped at the deadline after epoch {r.epochs_done}"
+                r.t_end = clock.elapsed()
+                log(f"{r.name}: {r.status}")
+            break
+        rates = [r.rate() for r in running]
+        if None in rates or clock.elapsed() - last_stop < 10:
+            continue
+        remaining = sum(r.rc.epochs - r.epochs_done for r in running)
+        needed = remaining / sum(rates)
+        if must_stop_one(
+            [r.rc.epochs - r.epochs_done for r in running], rates, clock.left() - PACK_RESERVE_S
+        ):
+            victim = running[-1]  # runs are in priority order
+            stop(victim.proc)
+            victim.read_progress()
+            victim.status = f"stopped after epoch {victim.epochs_done} so that the others finish"
+            victim.t_end = clock.elapsed()
+            log(
+                f"{victim.name}: {victim.status} (projected {needed:.0f} s for "
+                f"{remaining} epochs, {clock.left() - PACK_RESERVE_S:.0f} s left)"
+            )
+            last_stop = clock.elapsed()
+
+
+def partial_history(r: Run, dest: Path) -> None:
+    """The epochs a stopped run completed, from its checkpoint (tensors and plain
+    containers only: loaded with weights_only)."""
+    if not r.checkpoint.exists():
+        return
+    try:
+        ck = torch.load(r.checkpoint, map_location="cpu", weights_only=True)
+        rows = ck["state"]["epochs"]
+    except Exception as e:  # noqa: BLE001 - a partial history is a bonus, never fatal
+        log(f"{r.name}: no partial history ({type(e).__name__})")
+        return
+    text = "epoch,train_loss,train_acc,test_loss,test_acc\n" + "".join(
+        f"{e},{a:.6f},{b:.6f},{c:.6f},{d:.6f}\n" for e, a, b, c, d in rows
+    )
+    write_atomic(dest / r.name / "epochs.csv", text)
+
+
+def environment(device: str, commit: str) -> dict:
+    env = {
+        "commit": commit,
+        "argv": sys.argv,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+    }
+    try:
+        import torchvision
+
+        env["torchvision"] = torchvision.__version__
+    except ImportError:
+        env["torchvision"] = None
+    if device == "cuda":
+        p = torch.cuda.get_device_properties(0)
+        env.update(
+            gpu=p.name,
+            gpu_memory_gib=round(p.total_memory / 2**30, 1),
+            multiprocessors=p.multi_processor_count,
+            capability=f"{p.major}.{p.minor}",
+        )
+        try:
+            smi = subprocess.run(
+                [
+                    "nvidia-smi",
+                    "--query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit",
+                    "--format=csv,noheader",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
+            env["nvidia_smi"] = smi.stdout.strip()
+            env["driver"] = smi.stdout.split(",")[1].strip() if smi.stdout else None
+        except (OSError, subprocess.SubprocessError, IndexError):
+            env["driver"] = None
+    else:
+        env["gpu"] = None
+    return env
+
+
+def _cpu_name() -> str:
+    from .devices import cpu_name
+
+    return cpu_name()
+
+
+def export_weights(r: Run, out_dir: Path) -> None:
+    """The run's final weights in fp16 (half the bytes; enough to evaluate the model),
+    as a plain state dict beside the tarball."""
+    src = r.folder / "model.pt"
+    if not src.exists():
+        return
+    state = torch.load(src, map_location="cpu", weights_only=True)
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    torch.save(half, out_dir / f"weights-{r.name}-fp16.pt")
+
+
+def device_run(out_dir: Path, work: Path, **kw) -> dict:
+    """The study (``study`` below); whatever happens in it, no child process outlives
+    it and everything it produced so far is packed into the tarball."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        summary = study(out_dir=out_dir, work=work, **kw)
+    finally:
+        for proc in CHILDREN:
+            if proc.poll() is None:
+                stop(proc, grace=10)
+        tarball = pack(work, out_dir)
+        log(f"packed {tarball}")
+    print_summary(summary, tarball)
+    return summary
+
+
+def study(
+    archive: Path,
+    out_dir: Path,
+    work: Path,
+    device: str = "cuda",
+    budget_s: float = 560.0,
+    subset: tuple[int | None, int | None] = (None, None),
+    epochs: int | None = None,
+    variants: tuple[str, ...] = ("eager", "graphs"),
+    calibration_steps: int = 200,
+    reference_workers: tuple[int, ...] = (2, 8),
+    commit: str = "unknown",
+    threads: int = 4,
+) -> dict:
+    clock = Clock(budget_s)
+    logs = work / "logs"
+    logs.mkdir(exist_ok=True)
+    env = environment(device, commit)
+    write_atomic(work / "environment.json", json.dumps(env, indent=2))
+    log(f"device {env.get('gpu') or env['cpu']}; torch {env['torch']}; budget {budget_s:.0f} s")
+
+    cfg = paper_config(archive, subset, epochs)
+    cache = work / "data" / "cifar10.npz"
+    meta = data_mod.prepare(cfg["data"], cache)
+    n_train = meta["n_train"]
+    log(f"data: {n_train} train / {meta['n_test']} test images ({clock.elapsed():.0f} s)")
+
+    calib_path = work / "calibration.json"
+    calib: dict = {}
+    n_runs, n_epochs = len(cfg["learning_rates"]), cfg["train"]["epochs"]
+    timing_epochs = min(cfg["timing"]["epochs"], n_epochs)
+
+    def calibrate_in_child(names: list[str], limit: float) -> None:
+        tmp = work / f"calibration-{names[0]}.json"
+        args = ["calibrate", "--cache", str(cache), "--device", device, "--out", str(tmp)]
+        args += ["--steps", str(calibration_steps), "--variants", *names]
+        rc = run_child(args, logs / "calibration.log", limit, 8)
+        if tmp.exists():
+            calib.update(json.loads(tmp.read_text()))
+        for name in names:
+            calib.setdefault(name, {"ok": False, "error": f"not measured (exit {rc})"})
+        write_atomic(calib_path, json.dumps(calib, indent=2))
+
+    def timing_in_child(variant: str, limit: float) -> Path | None:
+        """The workflow's timing stage (``timing.epochs`` real epochs, train + test) with
+        one variant: the check of the whole training path before the grid, the device's
+        figure for the report, and the calibration of the compiled variants (whose
+        compilation the grid's processes then find in the cache)."""
+        mode, precision = variant.split("-")
+        rc = config_mod.run_config(
+            with_plan(cfg, precision, mode), "softmax", cfg["learning_rates"][0], device, 0
+        )
+        rc = dataclasses.replace(rc, epochs=timing_epochs)
+        desc = work / "run-descriptions" / f"timing-{variant}.json"
+        write_atomic(desc, json.dumps(dataclasses.asdict(rc), indent=2))
+        out = work / "timing" / variant / "timing.json"
+        args = ["timing-run", "--run", str(desc), "--cache", str(cache), "--out", str(out)]
+        args += ["--threads", str(threads)]
+        code = run_child(args, logs / f"timing-{variant}.log", limit, threads)
+        ok = code == 0 and out.exists()
+        entry = calib.setdefault(variant, {})
+        entry["timing_ok"] = ok
+        if ok:
+            t = json.loads(out.read_text())
+            entry["timing"] = t
+            if "img_s" not in entry:  # a variant calibrated by its timing run alone
+                entry.update(
+                    ok=t["finite"],
+                    img_s=t["train_images_per_s_after_first"],
+                    epoch_s=t["seconds_per_epoch_after_first"],
+                    warmup_s=t["seconds_first_epoch"] - t["seconds_per_epoch_after_first"],
+                    source=f"timing stage, {timing_epochs} epochs, after the first",
+                )
+        else:
+            entry.setdefault("ok", False)
+            entry.setdefault("error", f"timing run exit {code}")
+        write_atomic(calib_path, json.dumps(calib, indent=2))
+        return out if ok else None
+
+    # in order of need, should the time limit stop the child: the fallback plan, the
+    # baseline of the speed-up, the seed's arithmetic
+    refs = [f"reference-w{w}" for w in reference_workers]
+    eager = ["ceiling", "eager-bf16", *refs[:1], "eager-fp32", *refs[1:]]
+    calibrate_in_child(eager, 0.15 * budget_s)
+    timing = None
+    for mode in ("graphs", "compiled"):
+        if mode in variants and timing is None:
+            timing = timing_in_child(f"{mode}-bf16", 0.3 * budget_s)
+    # fp32 compiled too, if the eager fp32/bf16 ratio says that its grid may fit
+    fast = next((v for v in ("graphs-bf16", "compiled-bf16") if calib.get(v, {}).get("ok")), None)
+    if fast and calib.get("eager-fp32", {}).get("ok") and calib.get("eager-bf16", {}).get("ok"):
+        scale = epoch_seconds(calib["eager-fp32"], n_train) / epoch_seconds(
+            calib["eager-bf16"], n_train
+        )
+        guess = n_runs * n_epochs * epoch_seconds(calib[fast], n_train) * scale
+        if guess < 0.8 * (clock.left() - PACK_RESERVE_S - 60):
+            timing = timing_in_child(fast.replace("bf16", "fp32"), 0.2 * budget_s) or timing
+    plan = choose(calib, n_train, n_runs, n_epochs, clock.left() - PACK_RESERVE_S)
+    if not calib[plan["variant"]].get("timing_ok"):
+        # the plan is an eager variant: its own timing run checks it end to end
+        if timing_in_child(plan["variant"], 0.15 * budget_s) is None:
+            raise RuntimeError(f"the timing run of {plan['variant']} failed; see logs/")
+    timing = work / "timing" / plan["variant"] / "timing.json"
+    timing_out = work / "results" / "timing" / device / "timing.json"
+    timing_out.parent.mkdir(parents=True, exist_ok=True)
+    timing_out.write_bytes(timing.read_bytes())
+    log(
+        f"plan: {plan['precision']} {plan['mode']}, {n_runs} runs x {n_epochs} epochs, "
+        f"estimated {plan['grid_s']:.0f} s of {clock.left() - PACK_RESERVE_S:.0f} s"
+    )
+    study_cfg = with_plan(cfg, plan["precision"], plan["mode"])
+    write_atomic(work / "plan.json", json.dumps({**plan, "config": study_cfg}, indent=2))
+
+    settings = config_mod.settings_hash(study_cfg, device)
+    runs = []
+    for lr in cfg["learning_rates"]:  # the config's order is the priority order
+        r = config_mod.run_config(study_cfg, "softmax", lr, device, 0)
+        tag = dict(head="softmax", lr=config_mod.lr_tag(lr), device=device, seed=0, hash=settings)
+        folder = config_mod.RUN_DIR.format(**tag)
+        runs.append(
+            Run(
+                lr=lr,
+                rc=r,
+                folder=work / folder,
+                rel_folder=folder,
+                checkpoint=work / "checkpoints" / f"lr{tag['lr']}.pt",
+                log_path=logs / f"train-lr{tag['lr']}.log",
+            )
+        )
+    t_grid = clock.elapsed()
+    run_grid(runs, cache, work, clock, threads)
+    grid_wall = clock.elapsed() - t_grid
+    for r in runs:
+        if r.status != "done":
+            partial_history(r, work / "partial")
+        export_weights(r, out_dir)
+
+    summary = summarize(env, calib, plan, runs, grid_wall, n_train, timing_out)
+    write_atomic(work / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def pack(work: Path, out_dir: Path) -> Path:
+    tarball = out_dir / "device-run.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        for item in sorted(work.iterdir()):
+            if item.name != "checkpoints":  # too large to return, and not needed
+                tar.add(item, arcname=item.name, filter=_small_files)
+    return tarball
+
+
+def _small_files(info: tarfile.TarInfo):
+    """Everything but the weights (exported apart) and the data cache (it came in)."""
+    return None if info.name.endswith(("model.pt", ".npz")) else info
+
+
+def summarize(env, calib, plan, runs, grid_wall, n_train, timing_out) -> dict:
+    flop_per_image = 6 * macs_per_image(runs[0].rc.model)  # forward 2 MAC, backward 2x
+    ceiling = calib.get("ceiling", {}).get("bf16_matmul_flops")
+    rows = {}
+    for variant, res in calib.items():
+        if not res.get("ok") or "img_s" not in res:
+            continue
+        row = {"img_s": res["img_s"]}
+        if "eval_s" in res or "epoch_s" in res:
+            row["epoch_s"] = epoch_seconds(res, n_train)
+            row["warmup_s"] = res["warmup_s"]
+        row["tflops"] = res["img_s"] * flop_per_image / 1e12
+        if ceiling:
+            row["of_bf16_matmul"] = res["img_s"] * flop_per_image / ceiling
+        rows[variant] = row
+    out_runs = []
+    for r in runs:
+        entry = {
+            "lr": config_mod.lr_tag(r.lr),
+            "status": r.status,
+            "epochs_done": r.epochs_done,
+            "epochs": r.rc.epochs,
+            "complete": r.status == "done",
+            "wall_seconds": r.t_end - r.t_start,
+            "fingerprint": r.rc.fingerprint(),
+            "folder": r.rel_folder,
+        }
+        metrics = r.folder / "metrics.json"
+        if metrics.exists():
+            m = json.loads(metrics.read_text())
+            entry.update(
+                final_test_acc=m["final_test_acc"],
+                best_test_acc=m["best_test_acc"],
+                final_train_acc=m["final_train_acc"],
+                seconds_per_epoch=m["seconds_per_epoch"],
+            )
+        out_runs.append(entry)
+    done_epochs = sum(r.epochs_done for r in runs)
+    timing = json.loads(timing_out.read_text()) if timing_out.exists() else None
+    return {
+        "environment": env,
+        "calibration": rows,
+        "calibration_raw": calib,
+        "flop_per_training_image": flop_per_image,
+        "plan": {k: v for k, v in plan.items() if k != "alternatives"},
+        "timing": timing,
+        "runs": out_runs,
+        "grid_wall_seconds": grid_wall,
+        "grid_epochs_done": done_epochs,
+        "aggregate_epochs_per_s": done_epochs / grid_wall if grid_wall > 0 else None,
+    }
+
+
+def print_summary(s: dict, tarball: Path) -> None:
+    env = s["environment"]
+    print("\n== device run summary")
+    print(
+        f"{env.get('gpu') or env['cpu']} | driver {env.get('driver')} | torch {env['torch']} "
+        f"cuda {env['cuda']} cudnn {env['cudnn']} | commit {env['commit'][:12]}"
+    )
+    ceiling = s["calibration_raw"].get("ceiling", {})
+    if ceiling.get("ok"):
+        print(
+            f"ceiling: bf16 matmul {ceiling['bf16_matmul_flops'] / 1e12:.0f} TFLOP/s, "
+            f"fp32 matmul {ceiling['fp32_matmul_flops'] / 1e12:.0f} TFLOP/s"
+        )
+    print(f"{'variant':<14}{'img/s':>10}{'s/epoch':>9}{'TFLOP/s':>9}{'of bf16':>9}{'warmup s':>9}")
+    for v, row in s["calibration"].items():
+        print(
+            f"{v:<14}{row['img_s']:>10.0f}{row.get('epoch_s', float('nan')):>9.2f}"
+            f"{row['tflops']:>9.1f}{row.get('of_bf16_matmul', float('nan')):>9.3f}"
+            f"{row.get('warmup_s', float('nan')):>9.1f}"
+        )
+    failed = [v for v, r in s["calibration_raw"].items() if not r.get("ok")]
+    if failed:
+        print(
+            "failed: " + "; ".join(f"{v}: {s['calibration_raw'][v].get('error')}" for v in failed)
+        )
+    p = s["plan"]
+    print(f"plan: {p['precision']} {p['mode']}, estimated grid {p['grid_s']:.0f} s")
+    if s["timing"]:
+        t = s["timing"]
+        print(
+            f"timing stage: {t['epochs']} epochs, {t['seconds_per_epoch']:.2f} s/epoch "
+            f"(first {t['seconds_first_epoch']:.2f} s), {t['train_images_per_s']:.0f} img/s"
+        )
+    print(f"{'lr':<7}{'epochs':>8}{'test acc':>10}{'best':>8}{'wall s':>8}  status")
+    for r in s["runs"]:
+        acc = f"{100 * r['final_test_acc']:.2f}" if "final_test_acc" in r else "-"
+        best = f"{100 * r['best_test_acc']:.2f}" if "best_test_acc" in r else "-"
+        print(
+            f"{r['lr']:<7}{r['epochs_done']:>4}/{r['epochs']:<3}{acc:>10}{best:>8}"
+            f"{r['wall_seconds']:>8.0f}  {r['status']}"
+        )
+    rate = s["aggregate_epochs_per_s"]
+    print(
+        f"grid: {s['grid_epochs_done']} epochs in {s['grid_wall_seconds']:.0f} s"
+        + (f" = {rate:.2f} epochs/s aggregate" if rate else "")
+    )
+    print(f"packed: {tarball}")
+
+
+# ---- command line ----------------------------------------------------------------
+
+
+def _subset(text: str) -> tuple[int | None, int | None]:
+    a, b = text.split(",")
+    return int(a), int(b)
+
+
+def add_arguments_device_run(p) -> None:
+    p.add_argument("--archive", type=Path, default=ROOT / "resources/device/cifar10-jpeg.tar.gz")
+    p.add_argument("--out", type=Path, required=True, help="folder for the tarball")
+    p.add_argument("--work", type=Path, required=True, help="scratch folder")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--budget-s", type=float, default=560.0, help="wall-clock budget")
+    p.add_argument("--subset", type=_subset, default=(None, None), help="TRAIN,TEST per class")
+    p.add_argument("--epochs", type=int, default=None, help="instead of the paper's 150")
+    p.add_argument("--variants", nargs="+", default=["eager", "graphs"], choices=sorted(MODES))
+    p.add_argument("--calibration-steps", type=int, default=200)
+    p.add_argument(
+        "--reference-workers",
+        type=int,
+        nargs="+",
+        default=[2, 8],
+        help="DataLoader workers of the seed-style reference loop (one measurement each)",
+    )
+    p.add_argument("--commit", default="unknown")
+    p.add_argument("--threads", type=int, default=4, help="CPU threads per training process")
+
+
+def main_device_run(args) -> int:
+    device_run(
+        args.out,
+        args.work,
+        archive=args.archive,
+        device=args.device,
+        budget_s=args.budget_s,
+        subset=args.subset,
+        epochs=args.epochs,
+        variants=tuple(args.variants),
+        calibration_steps=args.calibration_steps,
+        reference_workers=tuple(args.reference_workers),
+        commit=args.commit,
+        threads=args.threads,
+    )
+    return 0
+
+
+def add_arguments_calibrate(p) -> None:
+    p.add_argument("--cache", type=Path, required=True)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--variants", nargs="+", required=True)
+
+
+def main_calibrate(args) -> int:
+    calibrate(args.cache, args.device, args.variants, args.out, args.steps)
+    return 0
+
+
+def _run_arguments(p) -> None:
+    p.add_argument("--run", type=Path, required=True, help="run description (JSON)")
+    p.add_argument("--cache", type=Path, required=True)
+    p.add_argument("--threads", type=int, default=None)
+
+
+def add_arguments_train_run(p) -> None:
+    _run_arguments(p)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path, default=None)
+
+
+def main_train_run(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rc = RunConfig.from_dict(json.loads(args.run.read_text()))
+    train_run(rc, args.cache, args.out, checkpoint=args.checkpoint)
+    return 0
+
+
+def add_arguments_timing_run(p) -> None:
+    _run_arguments(p)
+    p.add_argument("--out", type=Path, required=True, help="timing JSON")
+
+
+def main_timing_run(args) -> int:
+    from .timing import measure
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rc = RunConfig.from_dict(json.loads(args.run.read_text()))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    measure(rc, args.cache, args.out)
+    return 0

@@ -20,6 +20,7 @@ STAGES = {
     "train": ("cli_train", "train one (head, learning rate, device, seed) run"),
     "timing": ("cli_train", "time the model for a few epochs on one device"),
     "write-config": ("cli_check", "write the resolved config as JSON"),
+    "recorded": ("recorded", "copy recorded runs (recorded/<label>) instead of training"),
     "tables": ("tables", "Tables 1-4, statistics and the paper's claims as CSV"),
     "figures": ("figures", "Figs. 2-4 and the timing chart as SVG and PNG"),
     "provenance": ("provenance", "git, config, versions, data and hosts as JSON"),

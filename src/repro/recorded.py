@@ -93,12 +93,15 @@ def safe_file(folder: Path, rel: str) -> Path:
         raise UserError(f"recorded path {rel!r} leaves the recorded folder {folder}; refused")
     path = Path(folder, *parts)
     if not os.path.lexists(path):
-        raise UserError(f"recorded file {path} does not exist")
+        raise UserError(
+            f"recorded file {path} does not exist; the recorded folder is incomplete: "
+            "record it again, or set recorded: null to train"
+        )
     real = path.resolve()
     if not real.is_relative_to(root):
         raise UserError(
             f"recorded file {path} points outside the recorded folder {folder} (to {real}); "
-            "refused: a recorded folder must hold its files itself"
+            "refused: commit the file itself into the recorded folder"
         )
     info = real.stat()
     if not stat.S_ISREG(info.st_mode):

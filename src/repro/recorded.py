@@ -377,8 +377,11 @@ def data_meta(prov: dict, metrics: list[dict]) -> dict:
     data = rec_cfg.get("data") if isinstance(rec_cfg.get("data"), dict) else {}
     subset = data.get("subset") if isinstance(data.get("subset"), dict) else {}
     m = metrics[0] if metrics else {}
+    source = data.get("source", "unknown")
+    if source == "auto":  # auto took the archive there exactly when it hashed one
+        source = "archive" if prov.get("data_sha256") else "torchvision"
     meta = {
-        "source": f"recorded ({data.get('source', 'unknown')} on the recording host)",
+        "source": f"{source} (on the recording host)",
         "path": str(data.get("archive") or data.get("folder") or "unknown"),
         "sha256": prov.get("data_sha256") or "unknown",
         "subset": {s: subset.get(f"{s}_per_class") for s in ("train", "test")},

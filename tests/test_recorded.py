@@ -191,6 +191,12 @@ def test_dotdot_and_absolute_paths_are_refused(folder, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_odd_run_folder_name_is_refused(tiny_runs, folder):
+    (first_run(folder).parent / "x;rm -rf ~").mkdir()
+    with pytest.raises(UserError, match="which is not a run folder"):
+        plan(with_recorded(tiny_runs, folder))
+
+
 def test_oversized_file_is_refused(tiny_runs, folder):
     big = first_run(folder) / "predictions.csv"
     with open(big, "r+b") as f:  # sparse: no 64 MiB written to disk
@@ -337,3 +343,16 @@ def test_report_from_recorded_runs_trains_nothing(project, tiny_runs):
 
     rerun = snakemake(project, *CONFIG, "-n")
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+
+def test_check_cli_checks_the_recorded_folder(tiny_runs, folder, tmp_path, capsys):
+    from repro.cli import main
+
+    path = tmp_path / "rec.yaml"
+    path.write_text(yaml.safe_dump(with_recorded(tiny_runs, folder)))
+    assert main(["check", str(path)]) == 0
+    assert f"ok (6 recorded runs in {folder})" in capsys.readouterr().out
+    path.write_text(yaml.safe_dump(with_recorded(tiny_runs, folder, train__epochs=5)))
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "train.epochs: recorded 2, this config 5" in err[0]

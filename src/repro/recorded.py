@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -77,6 +78,7 @@ SETTING_KEYS = {
     "deterministic": "train.cuda_deterministic",
     "head": "heads",
 }
+HASH = re.compile(r"[0-9a-f]{8}")
 FULL = {"train": 5000, "test": 1000}  # CIFAR-10 images per class
 FIX = "use config/recorded.yaml unchanged, or set recorded: null to train"
 
@@ -232,6 +234,13 @@ def find_run(folder: Path, prov: dict, r: dict, images: dict) -> str:
     base = f"results/runs/{run_name(r)}"
     where = f"recorded run {run_name(r)} in {folder}"
     hashes = safe_dirs(folder, base)
+    for h in hashes:
+        # the name becomes part of paths in shell commands: only what settings_hash makes
+        if not HASH.fullmatch(h):
+            raise UserError(
+                f"recorded folder {folder} has {base}/{h}, which is not a run folder (named "
+                "by 8 hex digits); refused: remove it from the recorded folder"
+            )
     # the folder named by this config's own hash first: its data tag may differ on a
     # host without the archive, so the others are candidates too
     hashes.sort(key=lambda h: h != r["hash"])

@@ -21,9 +21,10 @@ rule recorded_run:
     params:
         folder=RECORDED.folder,
         run=lambda w: RUN.format(**w),
+        outdir=lambda w, output: Path(output.metrics_json).parent,
     shell:
         "python -m repro recorded run --folder {params.folder:q} --run {params.run:q}"
-        " --out {params.run:q} 2> {log}"
+        " --out {params.outdir:q} 2> {log}"
 
 
 rule recorded_timing:

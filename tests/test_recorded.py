@@ -197,6 +197,17 @@ def test_odd_run_folder_name_is_refused(tiny_runs, folder):
         plan(with_recorded(tiny_runs, folder))
 
 
+def test_malformed_metrics_are_refused(tiny_runs, folder):
+    path = first_run(folder) / "metrics.json"
+    m = json.loads(path.read_text())
+    path.write_text(json.dumps({**m, "n_train": "300"}))
+    with pytest.raises(UserError, match="wrong type for n_train"):
+        plan(with_recorded(tiny_runs, folder))
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(UserError, match="nested too deeply"):
+        plan(with_recorded(tiny_runs, folder))
+
+
 def test_oversized_file_is_refused(tiny_runs, folder):
     big = first_run(folder) / "predictions.csv"
     with open(big, "r+b") as f:  # sparse: no 64 MiB written to disk

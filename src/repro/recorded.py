@@ -60,6 +60,7 @@ METRIC_KEYS = (
     "fingerprint",
     "config",
 )
+METRIC_TYPES = {"head": str, "device": str, "fingerprint": str, "config": dict}
 TIMING_KEYS = ("device", "device_name", "epochs", "n_train", "seconds_total")
 TIMING_KEYS += ("seconds_per_epoch", "train_images_per_s")
 DEVICES = ("cpu", "cuda", "mps")
@@ -99,13 +100,16 @@ def safe_file(folder: Path, rel: str) -> Path:
             f"recorded file {path} does not exist; the recorded folder is incomplete: "
             "record it again, or set recorded: null to train"
         )
-    real = path.resolve()
+    try:
+        real = path.resolve()
+        info = real.stat()
+    except (OSError, RuntimeError) as e:  # a dangling link or a link loop
+        raise UserError(f"recorded file {path} cannot be read ({e}); refused") from None
     if not real.is_relative_to(root):
         raise UserError(
             f"recorded file {path} points outside the recorded folder {folder} (to {real}); "
             "refused: commit the file itself into the recorded folder"
         )
-    info = real.stat()
     if not stat.S_ISREG(info.st_mode):
         raise UserError(f"recorded file {path} is not a regular file; refused")
     if info.st_size > MAX_BYTES:
@@ -134,6 +138,8 @@ def read_text(folder: Path, rel: str) -> str:
 def read_json(folder: Path, rel: str) -> dict:
     try:
         value = json.loads(read_text(folder, rel))
+    except RecursionError:
+        raise UserError(f"recorded file {Path(folder, rel)} is nested too deeply") from None
     except json.JSONDecodeError as e:
         raise UserError(f"recorded file {Path(folder, rel)} is not valid JSON ({e})") from None
     if not isinstance(value, dict):
@@ -214,6 +220,14 @@ def _metrics(folder: Path, rel: str) -> dict:
             f"recorded file {Path(folder, rel)} lacks {', '.join(missing)}; "
             "it was not written by `python -m repro train`"
         )
+    # the later stages compute with these; a string or null there must stop here
+    wrong = [k for k in METRIC_KEYS if not isinstance(m[k], METRIC_TYPES.get(k, (int, float)))]
+    wrong += [k for k in METRIC_KEYS if isinstance(m[k], bool)]
+    if wrong:
+        raise UserError(
+            f"recorded file {Path(folder, rel)} has a value of the wrong type for "
+            f"{', '.join(sorted(set(wrong)))}; it was not written by `python -m repro train`"
+        )
     return m
 
 
@@ -254,7 +268,7 @@ def find_run(folder: Path, prov: dict, r: dict, images: dict) -> str:
         rel = f"{base}/{h}"
         m = _metrics(folder, f"{rel}/metrics.json")
         if m["fingerprint"] != r["fingerprint"]:
-            diff = differences(m["config"] if isinstance(m["config"], dict) else {}, r["settings"])
+            diff = differences(m["config"], r["settings"])
             problems.append(
                 "the config differs from the recorded run's settings ("
                 + (

@@ -11,7 +11,18 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
+
+
+# recorded runs are copied instead of trained (config key recorded)
+if RECORDED:
+
+    include: "workflow/rules/recorded.smk"
+
+else:
+
+    include: "workflow/rules/train.smk"
+
+
 include: "workflow/rules/report.smk"
 
 

@@ -187,6 +187,20 @@ def render_table() -> str:
         "| archive sha256 differs from data.archive_sha256 | both digests |",
         "| official download impossible | both options: archive and download |",
         "",
+        "Recorded runs (config key `recorded`, tests/test_recorded.py), before any job:",
+        "",
+        "| what is wrong | message names |",
+        "|---|---|",
+        "| `recorded` is not a folder | the key and its value |",
+        "| a planned run is not recorded | the run; if recorded incomplete, the epochs reached |",
+        "| a setting differs from the recorded run's | the run, the config key, both values |",
+        "| the data subset differs | the run and both image counts |",
+        "| data sha256 differs from data.archive_sha256 | both digests |",
+        "| `devices: [auto]` | the key: name the devices the runs were recorded on |",
+        "| timing device or timing.epochs not as recorded | the device, the key, both values |",
+        "| a path or link leading outside the folder | the path (refused) |",
+        "| a file over 64 MiB, not a regular file, not UTF-8, or bad JSON/CSV | the file |",
+        "",
     ]
     return "\n".join(rows)
 

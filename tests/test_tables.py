@@ -176,6 +176,13 @@ def test_timing_table_scales_subsets_and_keeps_paper_rows(study):
     assert t[t.source == "paper"].minutes_per_5_epochs.tolist() == [3, 6]
 
 
+def test_timing_table_without_measurements_has_the_same_columns(study):
+    study.timing = []
+    t = tables.timing(study)
+    assert t.source.tolist() == ["paper", "paper"]
+    assert "precision" in t.columns and "note" in t.columns
+
+
 def test_detection_rules_on_constructed_curves():
     h = history(89.6)
     assert claims.gap_onset(h.train_acc * 100, h.test_acc * 100) == 30

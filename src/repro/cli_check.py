@@ -20,6 +20,12 @@ def add_arguments_check(p) -> None:
 
 def main_check(args) -> int:
     cfg = config_mod.load(args.configfile, check_devices=not args.no_device_check)
+    if cfg["recorded"]:
+        from . import recorded
+
+        plan = recorded.plan(cfg, config_mod.recorded_expectations(cfg))
+        print(f"{args.configfile}: ok ({len(plan.runs)} recorded runs in {plan.folder})")
+        return 0
     n = len(config_mod.runs(cfg))
     print(f"{args.configfile}: ok ({n} training runs)")
     return 0

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import shlex
+from dataclasses import asdict
 from functools import cache
 from pathlib import Path
 
@@ -180,6 +181,8 @@ def _semantic_checks(cfg: dict, check_devices: bool) -> None:
 
 def check_device_presence(cfg: dict) -> None:
     """Every explicitly named device (training and timing) exists on this host."""
+    if cfg.get("recorded"):
+        return  # recorded runs are copied, not trained: a cuda run needs no GPU here
     lists = [("devices", cfg["devices"])]
     if cfg["timing"]["enabled"]:
         lists.append(("timing.devices", cfg["timing"]["devices"]))
@@ -312,10 +315,28 @@ def runs(cfg: dict) -> list[dict]:
 RUN_DIR = "results/runs/{head}/lr{lr}/{device}/seed{seed}/{hash}"
 
 
+def recorded_expectations(cfg: dict) -> list[dict]:
+    """Every run of the grid with the fingerprint and settings (asdict of RunConfig) its
+    recorded copy must have; repro.recorded checks them without importing torch."""
+    if "auto" in cfg["devices"]:
+        raise UserError(
+            f"config key devices = {cfg['devices']} uses auto, which would resolve on this "
+            "host, not where the runs were recorded; with recorded runs name the devices, "
+            "e.g. devices: [cuda] as in config/recorded.yaml"
+        )
+    out = []
+    for r in runs(cfg):
+        rc = run_config(cfg, r["head"], float(r["lr"]), r["device"], r["seed"])
+        out.append({**r, "fingerprint": rc.fingerprint(), "settings": asdict(rc)})
+    return out
+
+
 def check_devices(cfg: dict, local: bool) -> None:
     """Locally, every named device must be present. On a cluster the jobs run elsewhere,
     but `auto` would resolve on the submit host (usually without a GPU), so there the
     devices must be named."""
+    if cfg.get("recorded"):
+        return  # nothing trains: recorded runs are copied on the submit host
     if local:
         check_device_presence(cfg)
         return

@@ -139,7 +139,9 @@ def jobs(run_paths, timing_paths) -> tuple[list[dict], list[dict]]:
     return train, timed
 
 
-def collect(config_path, run_paths, timing_paths, data_meta_path, repo) -> dict:
+def collect(config_path, run_paths, timing_paths, data_meta_path, repo, recorded=None) -> dict:
+    """``recorded``: the recording's provenance (results/recorded/provenance.json) when the
+    runs were copied from a recorded folder instead of trained."""
     cfg = _read_json(config_path, "config JSON")
     meta = _read_json(data_meta_path, "data cache metadata") if data_meta_path else {}
     train, timed = jobs(run_paths, timing_paths)
@@ -168,6 +170,8 @@ def collect(config_path, run_paths, timing_paths, data_meta_path, repo) -> dict:
         "timing_jobs": timed,
         "total_train_seconds": sum(j["train_seconds"] for j in train),
     }
+    if recorded:
+        prov["recorded"] = _read_json(recorded, "recorded provenance")
     prov["summary"] = summary_line(prov)
     return prov
 
@@ -187,10 +191,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--data-meta", help="the data cache's JSON sidecar")
     parser.add_argument("--repo", default=".", help="git working tree to describe")
+    parser.add_argument(
+        "--recorded", nargs="*", default=[], help="the recording's provenance, if runs were copied"
+    )
     parser.add_argument("--out", required=True, help="provenance JSON to write")
 
 
 def main(args: argparse.Namespace) -> int:
-    prov = collect(args.config, args.runs, args.timing, args.data_meta, args.repo)
+    recorded = args.recorded[0] if args.recorded else None
+    prov = collect(args.config, args.runs, args.timing, args.data_meta, args.repo, recorded)
     write_atomic(Path(args.out), json.dumps(prov, indent=2) + "\n")
     return 0

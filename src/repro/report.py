@@ -157,6 +157,18 @@ def findings(cfg, tables, study, reasons) -> list[str]:
     return out
 
 
+RECORDED_FIELDS = ("label", "folder", "gpu", "commit", "date", "driver", "torch", "cuda")
+RECORDED_FIELDS += ("cudnn", "python", "host", "command", "data_sha256")
+
+
+def recorded(prov: dict) -> dict | None:
+    """What page 1 and Appendix A say about recorded runs; None when the runs were trained."""
+    rec = prov.get("recorded")
+    if not isinstance(rec, dict):
+        return None
+    return {k: str(rec.get(k) or "unknown") for k in RECORDED_FIELDS}
+
+
 def context(args) -> dict:
     study = load_study(args.config, args.runs, args.timing)
     cfg = study.config
@@ -185,6 +197,7 @@ def context(args) -> dict:
     return {
         "cfg": cfg,
         "prov": prov,
+        "recorded": recorded(prov),
         "t": {k.removesuffix(".csv"): df for k, df in tables.items()},
         "figures": figures,
         "captions": CAPTIONS,

@@ -9,6 +9,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from repro import config as repro_config
+from repro import recorded as repro_recorded
 from repro.errors import UserError
 
 try:
@@ -22,9 +23,23 @@ validate(config, "../schemas/config.schema.yaml")
 RUN = repro_config.RUN_DIR
 RUNS = repro_config.runs(config)
 CACHE = f"resources/data/cifar10-{repro_config.data_tag(config)}.npz"
+DATA_META = CACHE.replace(".npz", ".json")
 TIMING_DEVICES = (
     repro_config.timing_devices(config) if config["timing"]["enabled"] else []
 )
+# recorded runs: checked against this config now, before any job; then copied, not trained
+RECORDED = None
+RUN_FILES = repro_recorded.RUN_FILES
+if config["recorded"]:
+    try:
+        RECORDED = repro_recorded.plan(
+            config, repro_config.recorded_expectations(config)
+        )
+    except UserError as e:
+        sys.exit(f"error: {e}")
+    RUNS = RECORDED.runs
+    TIMING_DEVICES = RECORDED.timing_devices
+    DATA_META = "results/recorded/data.json"
 
 
 def run_outputs(name):

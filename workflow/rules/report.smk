@@ -81,7 +81,8 @@ rule provenance:
         config="results/config.json",
         runs=run_outputs("metrics.json"),
         timing=timing_outputs(),
-        data_meta=CACHE.replace(".npz", ".json"),
+        data_meta=DATA_META,
+        recorded=["results/recorded/provenance.json"] if RECORDED else [],
     output:
         "results/provenance.json",
     log:
@@ -93,7 +94,7 @@ rule provenance:
     shell:
         "python -m repro provenance --config {input.config} --runs {input.runs}"
         " --timing {input.timing} --data-meta {input.data_meta} --repo {params.repo}"
-        " --out {output} 2> {log}"
+        " --recorded {input.recorded} --out {output} 2> {log}"
 
 
 rule report:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The paper's grid on a lent GPU, in one command (src/repro/device_run.py says how):
-#   bash scripts/device_run.sh OUT_DIR [python -m repro device-run options]
+#   bash scripts/device_run.sh OUT_DIR --commit SHA [python -m repro device-run options]
 # It runs under the machine's own python3 (or $PYTHON) and needs only torch, torchvision,
 # numpy, pillow and pyyaml: no set-up, no network. The data archive must be at
 # resources/device/cifar10-jpeg.tar.gz (ignored by git; the device tool's `carry`).
@@ -12,8 +12,9 @@ shift
 mkdir -p "$out"
 PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD/src" PYTHONUNBUFFERED=1
-# the checkout that travels to a GPU machine has no .git: the caller records the commit
-commit=$(git rev-parse HEAD 2>/dev/null || cat resources/device/COMMIT 2>/dev/null || echo unknown)
+# the checkout that travels to a GPU machine may carry an older .git than the tree it
+# holds (seen): the caller names the commit with --commit SHA, which wins over this one
+commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 work=$(mktemp -d "${TMPDIR:-/tmp}/device-run.XXXXXX")
 "$PY" -m repro device-run --out "$out" --work "$work" --commit "$commit" "$@" 2>&1 |
   tee "$out/device-run.log"

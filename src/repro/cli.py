@@ -24,6 +24,7 @@ STAGES = {
     "calibrate": ("device_run", "measure training variants' throughput (for device-run)"),
     "train-run": ("device_run", "train one run from a run description (JSON)"),
     "timing-run": ("device_run", "the timing stage for a run description (JSON)"),
+    "record": ("recording", "a GPU machine's device-run tarball -> recorded/<label>/"),
     "recorded": ("recorded", "copy recorded runs (recorded/<label>) instead of training"),
     "tables": ("tables", "Tables 1-4, statistics and the paper's claims as CSV"),
     "figures": ("figures", "Figs. 2-4 and the timing chart as SVG and PNG"),

@@ -450,6 +450,8 @@ def study(
     reference_workers: tuple[int, ...] = (2, 8),
     commit: str = "unknown",
     threads: int = 4,
+    lrs: tuple[float, ...] | None = None,
+    fixed_plan: str | None = None,
 ) -> dict:
     clock = Clock(budget_s)
     logs = work / "logs"
@@ -466,7 +468,11 @@ def study(
 
     calib_path = work / "calibration.json"
     calib: dict = {}
-    n_runs, n_epochs = len(cfg["learning_rates"]), cfg["train"]["epochs"]
+    lrs = list(lrs or cfg["learning_rates"])
+    unknown = [lr for lr in lrs if lr not in cfg["learning_rates"]]
+    if unknown:
+        raise ValueError(f"learning rates {unknown} are not in {PAPER_CONFIG.name}")
+    n_runs, n_epochs = len(lrs), cfg["train"]["epochs"]
     timing_epochs = min(cfg["timing"]["epochs"], n_epochs)
 
     def calibrate_in_child(names: list[str], limit: float) -> None:
@@ -516,43 +522,53 @@ def study(
         write_atomic(calib_path, json.dumps(calib, indent=2))
         return out if ok else None
 
-    # in order of need, should the time limit stop the child: the fallback plan, the
-    # baseline of the speed-up, the seed's arithmetic
-    refs = [f"reference-w{w}" for w in reference_workers]
-    eager = ["ceiling", "eager-bf16", *refs[:1], "eager-fp32", *refs[1:]]
-    calibrate_in_child(eager, 0.15 * budget_s)
-    timing = None
-    for mode in ("graphs", "compiled"):
-        if mode in variants and timing is None:
-            timing = timing_in_child(f"{mode}-bf16", 0.3 * budget_s)
-    # fp32 compiled too, if the eager fp32/bf16 ratio says that its grid may fit
-    fast = next((v for v in ("graphs-bf16", "compiled-bf16") if calib.get(v, {}).get("ok")), None)
-    if fast and calib.get("eager-fp32", {}).get("ok") and calib.get("eager-bf16", {}).get("ok"):
-        scale = epoch_seconds(calib["eager-fp32"], n_train) / epoch_seconds(
-            calib["eager-bf16"], n_train
-        )
-        guess = n_runs * n_epochs * epoch_seconds(calib[fast], n_train) * scale
-        if guess < 0.8 * (clock.left() - PACK_RESERVE_S - 60):
-            timing = timing_in_child(fast.replace("bf16", "fp32"), 0.2 * budget_s) or timing
-    plan = choose(calib, n_train, n_runs, n_epochs, clock.left() - PACK_RESERVE_S)
-    if not calib[plan["variant"]].get("timing_ok"):
-        # the plan is an eager variant: its own timing run checks it end to end
-        if timing_in_child(plan["variant"], 0.15 * budget_s) is None:
-            raise RuntimeError(f"the timing run of {plan['variant']} failed; see logs/")
-    timing = work / "timing" / plan["variant"] / "timing.json"
     timing_out = work / "results" / "timing" / device / "timing.json"
-    timing_out.parent.mkdir(parents=True, exist_ok=True)
-    timing_out.write_bytes(timing.read_bytes())
-    log(
-        f"plan: {plan['precision']} {plan['mode']}, {n_runs} runs x {n_epochs} epochs, "
-        f"estimated {plan['grid_s']:.0f} s of {clock.left() - PACK_RESERVE_S:.0f} s"
-    )
+    if fixed_plan:
+        # the caller fixes the plan (e.g. to finish the runs of an earlier recording with
+        # its settings): no calibration, the whole budget goes to the grid
+        mode, precision = fixed_plan.split("-")
+        plan = dict(variant=fixed_plan, mode=mode, precision=precision, grid_s=None)
+        plan["fixed_by_caller"] = True
+        log(f"plan fixed by the caller: {precision} {mode}, {n_runs} runs x {n_epochs} epochs")
+    else:
+        # in order of need, should the time limit stop the child: the fallback plan, the
+        # baseline of the speed-up, the seed's arithmetic
+        refs = [f"reference-w{w}" for w in reference_workers]
+        eager = ["ceiling", "eager-bf16", *refs[:1], "eager-fp32", *refs[1:]]
+        calibrate_in_child(eager, 0.15 * budget_s)
+        timing = None
+        for mode in ("graphs", "compiled"):
+            if mode in variants and timing is None:
+                timing = timing_in_child(f"{mode}-bf16", 0.3 * budget_s)
+        # fp32 compiled too, if the eager fp32/bf16 ratio says that its grid may fit
+        fast = next(
+            (v for v in ("graphs-bf16", "compiled-bf16") if calib.get(v, {}).get("ok")), None
+        )
+        if fast and calib.get("eager-fp32", {}).get("ok") and calib.get("eager-bf16", {}).get("ok"):
+            scale = epoch_seconds(calib["eager-fp32"], n_train) / epoch_seconds(
+                calib["eager-bf16"], n_train
+            )
+            guess = n_runs * n_epochs * epoch_seconds(calib[fast], n_train) * scale
+            if guess < 0.8 * (clock.left() - PACK_RESERVE_S - 60):
+                timing = timing_in_child(fast.replace("bf16", "fp32"), 0.2 * budget_s) or timing
+        plan = choose(calib, n_train, n_runs, n_epochs, clock.left() - PACK_RESERVE_S)
+        if not calib[plan["variant"]].get("timing_ok"):
+            # the plan is an eager variant: its own timing run checks it end to end
+            if timing_in_child(plan["variant"], 0.15 * budget_s) is None:
+                raise RuntimeError(f"the timing run of {plan['variant']} failed; see logs/")
+        timing = work / "timing" / plan["variant"] / "timing.json"
+        timing_out.parent.mkdir(parents=True, exist_ok=True)
+        timing_out.write_bytes(timing.read_bytes())
+        log(
+            f"plan: {plan['precision']} {plan['mode']}, {n_runs} runs x {n_epochs} epochs, "
+            f"estimated {plan['grid_s']:.0f} s of {clock.left() - PACK_RESERVE_S:.0f} s"
+        )
     study_cfg = with_plan(cfg, plan["precision"], plan["mode"])
     write_atomic(work / "plan.json", json.dumps({**plan, "config": study_cfg}, indent=2))
 
     settings = config_mod.settings_hash(study_cfg, device)
     runs = []
-    for lr in cfg["learning_rates"]:  # the config's order is the priority order
+    for lr in lrs:  # in priority order
         r = config_mod.run_config(study_cfg, "softmax", lr, device, 0)
         tag = dict(head="softmax", lr=config_mod.lr_tag(lr), device=device, seed=0, hash=settings)
         folder = config_mod.RUN_DIR.format(**tag)
@@ -672,7 +688,8 @@ def print_summary(s: dict, tarball: Path) -> None:
             "failed: " + "; ".join(f"{v}: {s['calibration_raw'][v].get('error')}" for v in failed)
         )
     p = s["plan"]
-    print(f"plan: {p['precision']} {p['mode']}, estimated grid {p['grid_s']:.0f} s")
+    estimate = "fixed by the caller" if p["grid_s"] is None else f"estimated {p['grid_s']:.0f} s"
+    print(f"plan: {p['precision']} {p['mode']}, {estimate}")
     if s["timing"]:
         t = s["timing"]
         print(
@@ -721,6 +738,19 @@ def add_arguments_device_run(p) -> None:
         help="DataLoader workers of the seed-style reference loop (one measurement each)",
     )
     p.add_argument("--commit", default="unknown")
+    p.add_argument(
+        "--lrs",
+        type=float,
+        nargs="+",
+        default=None,
+        help="train only these of the config's learning rates, in this priority order",
+    )
+    p.add_argument(
+        "--plan",
+        default=None,
+        choices=[f"{m}-{p}" for m in MODES for p in ("fp32", "bf16")],
+        help="skip the calibration and train with this variant (e.g. graphs-bf16)",
+    )
     p.add_argument("--threads", type=int, default=4, help="CPU threads per training process")
 
 
@@ -738,6 +768,8 @@ def main_device_run(args) -> int:
         reference_workers=tuple(args.reference_workers),
         commit=args.commit,
         threads=args.threads,
+        lrs=tuple(args.lrs) if args.lrs else None,
+        fixed_plan=args.plan,
     )
     return 0
 

@@ -1,0 +1,155 @@
+"""`record`: turn the tarball a GPU machine sent back (``scripts/device_run.sh``) into a
+recorded folder, ``recorded/<label>/``, that the workflow builds the report from
+without training (``repro.recorded``), with its provenance.
+
+The tarball is untrusted input: only members of the known layout are taken (run CSVs
+and JSON, the timing JSON, the calibration, plan, environment and summary, the logs
+and the histories of stopped runs), each a regular file of bounded size, written under
+the new folder by names built here, never by the member's own path. Nothing is executed
+or unpickled; no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from pathlib import Path
+
+from .errors import UserError
+from .files import write_atomic
+from .recorded import MAX_BYTES, RUN_FILES
+
+_RUN = re.compile(
+    r"results/runs/(softmax|logits)/lr([0-9.e+-]+)/(cpu|cuda|mps)/seed(\d+)/([0-9a-f]{8})/"
+    r"(" + "|".join(re.escape(f) for f in RUN_FILES) + r")"
+)
+_OTHER = re.compile(
+    r"results/timing/(cpu|cuda|mps)/timing\.json|(calibration|plan|environment|summary)\.json"
+    r"|data/cifar10\.json|logs/[A-Za-z0-9_.-]+\.log|partial/lr[0-9.e+-]+/epochs\.csv"
+)
+# the config's data archive, as a user's checkout has it (the GPU machine's path is not)
+DEFAULT_ARCHIVE = "../shared/data/cifar10-jpeg.tar.gz"
+
+
+def _members(tarball: Path) -> dict[str, bytes]:
+    """The known members of ``tarball`` by name (bounded reads; anything else skipped)."""
+    out: dict[str, bytes] = {}
+    try:
+        with tarfile.open(tarball) as tar:
+            for m in tar:
+                name = m.name.removeprefix("./")
+                if not (_RUN.fullmatch(name) or _OTHER.fullmatch(name)):
+                    continue
+                if not m.isreg():
+                    raise UserError(f"{tarball}: member {name} is not a regular file; refused")
+                if m.size > MAX_BYTES:
+                    raise UserError(
+                        f"{tarball}: member {name} has {m.size} bytes, more than "
+                        f"{MAX_BYTES // 2**20} MiB; refused"
+                    )
+                data = tar.extractfile(m).read(MAX_BYTES + 1)
+                if len(data) > MAX_BYTES:
+                    raise UserError(f"{tarball}: member {name} is larger than declared")
+                out[name] = data
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise UserError(f"cannot read {tarball}: {e}; fetch the device's files again") from None
+    for needed in ("summary.json", "environment.json", "plan.json"):
+        if needed not in out:
+            raise UserError(
+                f"{tarball} has no {needed}: the device run did not finish its summary; "
+                "look at its device-run.log"
+            )
+    return out
+
+
+def _json(members: dict[str, bytes], name: str) -> dict:
+    try:
+        value = json.loads(members[name])
+    except (ValueError, RecursionError):
+        raise UserError(f"member {name} of the device tarball is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise UserError(f"member {name} of the device tarball is not a JSON object")
+    return value
+
+
+def record(tarball: Path, dest: Path, label: str, commit: str | None = None) -> Path:
+    """Write ``dest/label`` from ``tarball``; return the folder. ``commit`` overrides the
+    commit the device reported (its copy of the checkout may carry an older .git)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", label):
+        raise UserError(f"label {label!r} is not allowed; use letters, digits, '.', '_', '-'")
+    folder = Path(dest) / label
+    if folder.exists():
+        raise UserError(f"{folder} exists; choose another label or remove it first")
+    members = _members(Path(tarball))
+    summary = _json(members, "summary.json")
+    env = _json(members, "environment.json")
+    plan = _json(members, "plan.json")
+    complete = {r["folder"] for r in summary.get("runs", []) if r.get("complete")}
+    for name, data in members.items():
+        m = _RUN.fullmatch(name)
+        if m and name.rsplit("/", 1)[0] not in complete:
+            continue  # a run that did not finish has no outputs to record
+        write_atomic(folder / name, data)
+    config = plan.get("config", {})
+    data = config.get("data", {})
+    if data.get("archive"):
+        data["archive"] = DEFAULT_ARCHIVE
+    meta = _json(members, "data/cifar10.json") if "data/cifar10.json" in members else {}
+    prov = {
+        "label": label,
+        "folder": f"{Path(dest).name}/{label}",
+        "commit": commit or env.get("commit"),
+        "commit_reported_by_device": env.get("commit"),
+        "date": env.get("date"),
+        "gpu": env.get("gpu"),
+        "driver": env.get("driver"),
+        "nvidia_smi": env.get("nvidia_smi"),
+        "torch": env.get("torch"),
+        "torchvision": env.get("torchvision"),
+        "cuda": env.get("cuda"),
+        "cudnn": env.get("cudnn"),
+        "python": env.get("python"),
+        "host": f"{env.get('host')} ({env.get('cpu')})",
+        "command": "bash scripts/device_run.sh $OUT " + " ".join(_user_flags(env.get("argv"))),
+        "data_sha256": meta.get("sha256") or data.get("archive_sha256"),
+        "data_source": meta.get("source", "archive"),
+        "plan": {k: v for k, v in plan.items() if k not in ("config", "alternatives")},
+        "runs": summary.get("runs", []),
+        "grid_wall_seconds": summary.get("grid_wall_seconds"),
+        "aggregate_epochs_per_s": summary.get("aggregate_epochs_per_s"),
+        "calibration": summary.get("calibration", {}),
+        "ceiling": summary.get("calibration_raw", {}).get("ceiling"),
+        "flop_per_training_image": summary.get("flop_per_training_image"),
+        "config": config,
+    }
+    write_atomic(folder / "provenance.json", json.dumps(prov, indent=2) + "\n")
+    return folder
+
+
+def _user_flags(argv) -> list[str]:
+    """The flags the caller gave (the script adds --out, --work and --commit itself)."""
+    if not isinstance(argv, list):
+        return []
+    out, skip = [], False
+    for a in argv[2:]:
+        if skip:
+            skip = False
+        elif a in ("--out", "--work", "--commit"):
+            skip = True
+        else:
+            out.append(str(a))
+    return out
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--tarball", type=Path, required=True, help="device-run.tar.gz")
+    p.add_argument("--label", required=True, help="e.g. h100-2026-11-26")
+    p.add_argument("--dest", type=Path, default=Path("recorded"))
+    p.add_argument("--commit", default=None, help="the commit the device ran")
+
+
+def main(args) -> int:
+    folder = record(args.tarball, args.dest, args.label, args.commit)
+    print(f"recorded: {folder}")
+    return 0

@@ -18,7 +18,11 @@ from pathlib import Path
 import pytest
 
 from repro import config as config_mod
+from repro import recorded
+from repro.data import sha256_of
 from repro.device_run import choose, must_stop_one
+from repro.errors import UserError
+from repro.recording import record
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE_PACKAGES = ("torch", "torchvision", "numpy", "pillow", "pyyaml")
@@ -106,6 +110,8 @@ def test_device_script_runs_in_a_bare_python(device_python, archive, tmp_path):
             "data": {"source": "archive", "archive": str(archive)},
             "devices": ["cpu"],
             "train": {"epochs": 2, "precision": plan["precision"], "compile": False},
+            # the device script times min(timing.epochs, epochs) epochs
+            "timing": {"epochs": 2},
         },
         check_devices=False,
     )
@@ -122,6 +128,20 @@ def test_device_script_runs_in_a_bare_python(device_python, archive, tmp_path):
         assert (out / f"weights-lr{run['lr']}-fp16.pt").exists()
     assert "results/timing/cpu/timing.json" in names
     assert re.search(r"grid: 6 epochs in \d+ s", res.stdout)
+
+    # recorded, the runs pass the recorded mode's checks for the matching config
+    folder = record(out / "device-run.tar.gz", tmp_path / "recorded", "cpu-test", commit="abc")
+    cfg["recorded"] = str(folder)
+    found = recorded.plan(cfg, config_mod.recorded_expectations(cfg))
+    assert len(found.runs) == 3
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["commit"] == "abc" and prov["data_sha256"] == sha256_of(archive)
+    assert prov["command"].startswith("bash scripts/device_run.sh $OUT --device cpu")
+    # a config that differs from the recording (another precision) is refused
+    other = "bf16" if plan["precision"] == "fp32" else "fp32"
+    cfg["train"]["precision"] = other
+    with pytest.raises(UserError, match="precision"):
+        recorded.plan(cfg, config_mod.recorded_expectations(cfg))
 
 
 def test_plan_prefers_the_seeds_fp32_when_the_grid_fits():

@@ -176,6 +176,31 @@ def test_timing_table_scales_subsets_and_keeps_paper_rows(study):
     assert t[t.source == "paper"].minutes_per_5_epochs.tolist() == [3, 6]
 
 
+def test_timing_table_keeps_the_warm_up_epoch_apart(study):
+    """A compiled run's first epoch (44 s of compilation) must not set the rate: 150
+    epochs are the first plus 149 at the later epochs' mean."""
+    study.timing = [
+        {
+            "device": "cuda",
+            "device_name": "Test GPU",
+            "precision": "bf16",
+            "epochs": 5,
+            "n_train": 50_000,
+            "seconds_total": 52.0,
+            "seconds_per_epoch": 10.4,
+            "seconds_first_epoch": 44.0,
+            "seconds_per_epoch_after_first": 2.0,
+            "train_images_per_s": 5000.0,
+            "train_images_per_s_after_first": 31000.0,
+        }
+    ]
+    gpu = tables.timing(study).iloc[0]
+    assert gpu.seconds_first_epoch == 44.0 and gpu.seconds_per_epoch == 2.0
+    assert gpu.images_per_s == 31000.0
+    assert gpu.minutes_per_5_epochs == pytest.approx((44 + 4 * 2) / 60)
+    assert gpu.hours_per_150_epochs == pytest.approx((44 + 149 * 2) / 3600)
+
+
 def test_timing_table_without_measurements_has_the_same_columns(study):
     study.timing = []
     t = tables.timing(study)

@@ -179,3 +179,24 @@ def test_full_disk_fails_clearly_and_keeps_earlier_results(tiny_cache, tmp_path)
     assert f"{disk}/ck.pt" in errors[0]
     assert res.stdout.startswith(earlier)
     assert ".tmp" not in res.stdout  # no half-written file left
+
+
+class _Payload:
+    """Unpickling this runs code: what a crafted checkpoint would do."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_crafted_checkpoint_runs_no_code(tiny_cache, tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    ck = tmp_path / "ck.pt"
+    torch.save({"fingerprint": tiny_run(epochs=1).fingerprint(), "x": _Payload(marker)}, ck)
+    train_run(tiny_run(epochs=1), tiny_cache, tmp_path / "run", checkpoint=ck)
+    assert not marker.exists(), "unpickling the checkpoint ran code"
+    assert "unreadable" in capsys.readouterr().err
+    # the run started over and finished; its own checkpoint is then removed
+    assert (tmp_path / "run" / "metrics.json").exists() and not ck.exists()

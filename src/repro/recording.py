@@ -73,30 +73,74 @@ def _json(members: dict[str, bytes], name: str) -> dict:
     return value
 
 
-def record(tarball: Path, dest: Path, label: str, commit: str | None = None) -> Path:
+def record(
+    tarball: Path, dest: Path, label: str, commit: str | None = None, add: bool = False
+) -> Path:
     """Write ``dest/label`` from ``tarball``; return the folder. ``commit`` overrides the
-    commit the device reported (its copy of the checkout may carry an older .git)."""
+    commit the device reported (its copy of the checkout may carry an older .git).
+    ``add``: the folder exists, and the tarball finishes runs of the same settings that
+    an earlier session left undone (``device_run --plan ... --lrs ...``); its complete
+    runs join the folder and the provenance lists both sessions."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", label):
         raise UserError(f"label {label!r} is not allowed; use letters, digits, '.', '_', '-'")
     folder = Path(dest) / label
-    if folder.exists():
-        raise UserError(f"{folder} exists; choose another label or remove it first")
+    if folder.exists() and not add:
+        raise UserError(f"{folder} exists; choose another label, or --add to finish its runs")
+    if add and not (folder / "provenance.json").is_file():
+        raise UserError(f"{folder} has no provenance.json to add to; record without --add")
     members = _members(Path(tarball))
     summary = _json(members, "summary.json")
     env = _json(members, "environment.json")
     plan = _json(members, "plan.json")
+    config = plan.get("config", {})
+    if config.get("data", {}).get("archive"):
+        config["data"]["archive"] = DEFAULT_ARCHIVE
+    prov = _provenance(members, summary, env, plan, config, label, dest, commit)
     complete = {r["folder"] for r in summary.get("runs", []) if r.get("complete")}
+    if add:
+        earlier = json.loads((folder / "provenance.json").read_text())
+        if earlier.get("config") != config:
+            raise UserError(
+                f"{tarball} was trained with other settings than {folder} "
+                "(provenance config differs); record it under its own label"
+            )
+        clash = sorted(c for c in complete if (folder / c).exists())
+        if clash:
+            raise UserError(f"{folder} already holds {clash[0]}; nothing was added")
+        prov = _merged(earlier, prov)
+        prefix = f"sessions/{len(prov['sessions'])}/"  # this session's own files
+    else:
+        prefix = ""
     for name, data in members.items():
         m = _RUN.fullmatch(name)
         if m and name.rsplit("/", 1)[0] not in complete:
             continue  # a run that did not finish has no outputs to record
-        write_atomic(folder / name, data)
-    config = plan.get("config", {})
+        write_atomic(folder / (name if m else prefix + name), data)
+    write_atomic(folder / "provenance.json", json.dumps(prov, indent=2) + "\n")
+    return folder
+
+
+SESSION_KEYS = ("commit", "commit_reported_by_device", "date", "gpu", "driver", "torch")
+SESSION_KEYS += ("torchvision", "cuda", "cudnn", "python", "host", "command", "plan")
+
+
+def _merged(earlier: dict, new: dict) -> dict:
+    """The earlier provenance, its runs updated by the new session's complete ones, and
+    each session's machine and command listed under ``sessions``."""
+    out = dict(earlier)
+    sessions = out.get("sessions") or [{k: earlier.get(k) for k in SESSION_KEYS}]
+    out["sessions"] = [*sessions, {k: new.get(k) for k in SESSION_KEYS}]
+    n = len(out["sessions"])
+    done = {r["lr"]: {**r, "session": n} for r in new["runs"] if r.get("complete")}
+    runs = [done.pop(r["lr"], r) for r in earlier.get("runs", [])]
+    out["runs"] = runs + list(done.values())
+    return out
+
+
+def _provenance(members, summary, env, plan, config, label, dest, commit) -> dict:
     data = config.get("data", {})
-    if data.get("archive"):
-        data["archive"] = DEFAULT_ARCHIVE
     meta = _json(members, "data/cifar10.json") if "data/cifar10.json" in members else {}
-    prov = {
+    return {
         "label": label,
         "folder": f"{Path(dest).name}/{label}",
         "commit": commit or env.get("commit"),
@@ -123,8 +167,6 @@ def record(tarball: Path, dest: Path, label: str, commit: str | None = None) -> 
         "flop_per_training_image": summary.get("flop_per_training_image"),
         "config": config,
     }
-    write_atomic(folder / "provenance.json", json.dumps(prov, indent=2) + "\n")
-    return folder
 
 
 def _user_flags(argv) -> list[str]:
@@ -147,9 +189,14 @@ def add_arguments(p) -> None:
     p.add_argument("--label", required=True, help="e.g. h100-2026-11-26")
     p.add_argument("--dest", type=Path, default=Path("recorded"))
     p.add_argument("--commit", default=None, help="the commit the device ran")
+    p.add_argument(
+        "--add",
+        action="store_true",
+        help="add the runs to the existing folder of this label (same settings)",
+    )
 
 
 def main(args) -> int:
-    folder = record(args.tarball, args.dest, args.label, args.commit)
+    folder = record(args.tarball, args.dest, args.label, args.commit, args.add)
     print(f"recorded: {folder}")
     return 0

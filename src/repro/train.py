@@ -230,6 +230,26 @@ def device_rng_state(device: torch.device):
     return None
 
 
+def read_checkpoint(path: Path) -> dict | None:
+    """A checkpoint of ours, or None (none there, or unreadable: the run starts over).
+
+    Loaded with ``weights_only``: our checkpoints hold only tensors and plain
+    containers, and a file that needs anything else to unpickle (code, in a crafted
+    one) is refused, never run. RNG states stay CPU tensors; load_state_dict moves the
+    weights to the device."""
+    if not path.exists():
+        return None
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same case
+        log(f"ignoring checkpoint {path}: unreadable ({type(e).__name__}); starting over")
+        return None
+    if not isinstance(ck, dict):
+        log(f"ignoring checkpoint {path}: not a checkpoint of this project; starting over")
+        return None
+    return ck
+
+
 def setup_device(cfg: RunConfig) -> torch.device:
     device = torch.device(cfg.device)
     if device.type == "cuda":
@@ -269,9 +289,8 @@ def train_run(
     steps_per_epoch = math.ceil(dd.n_train / cfg.batch_size)
     state = {"epoch": 0, "epochs": [], "steps": [], "times": [], "elapsed": 0.0}
 
-    if checkpoint is not None and checkpoint.exists():
-        # RNG states must stay CPU tensors; load_state_dict moves weights to the device
-        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ck = read_checkpoint(checkpoint) if checkpoint is not None else None
+    if ck is not None:
         if ck.get("fingerprint") == cfg.fingerprint():
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])

@@ -4,7 +4,11 @@
 # It runs under the machine's own python3 (or $PYTHON) and needs only torch, torchvision,
 # numpy, pillow and pyyaml: no set-up, no network. The data archive must be at
 # resources/device/cifar10-jpeg.tar.gz (ignored by git; the device tool's `carry`).
-# OUT_DIR receives device-run.tar.gz, the fp16 weights and this command's log.
+# OUT_DIR receives device-run.tar.gz, the fp16 weights and this command's log. Then, here:
+#   python -m repro record --tarball .../device-run.tar.gz --label <gpu>-<date> --commit SHA
+# To finish runs an earlier recording left undone, with its settings and no calibration:
+#   bash scripts/device_run.sh OUT_DIR --commit SHA --plan graphs-bf16 --lrs 0.005 0.001
+#   python -m repro record --tarball ... --label h100-2026-11-26 --add --commit SHA
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: bash scripts/device_run.sh OUT_DIR [options]}

@@ -40,9 +40,10 @@ import yaml
 
 from . import config as config_mod
 from . import data as data_mod
+from .devices import cpu_name
 from .files import write_atomic
 from .model import macs_per_image
-from .train import RunConfig, train_run
+from .train import EPOCH_COLUMNS, RunConfig, read_checkpoint, train_run, versions, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER_CONFIG = ROOT / "config" / "config.yaml"
@@ -313,47 +314,34 @@ def run_grid(runs: list[Run], cache: Path, work: Path, clock: Clock, threads: in
             break
         if clock.left() < PACK_RESERVE_S:
             for r in running:
-                stop(r.proc)
-                r.read_progress()
-                r.status = f"stopped at the deadline after epoch {r.epochs_done}"
-                r.t_end = clock.elapsed()
-                log(f"{r.name}: {r.status}")
+                halt(r, clock, "stopped at the deadline after epoch {k}")
             break
         rates = [r.rate() for r in running]
         if None in rates or clock.elapsed() - last_stop < 10:
             continue
-        remaining = sum(r.rc.epochs - r.epochs_done for r in running)
-        needed = remaining / sum(rates)
-        if must_stop_one(
-            [r.rc.epochs - r.epochs_done for r in running], rates, clock.left() - PACK_RESERVE_S
-        ):
-            victim = running[-1]  # runs are in priority order
-            stop(victim.proc)
-            victim.read_progress()
-            victim.status = f"stopped after epoch {victim.epochs_done} so that the others finish"
-            victim.t_end = clock.elapsed()
-            log(
-                f"{victim.name}: {victim.status} (projected {needed:.0f} s for "
-                f"{remaining} epochs, {clock.left() - PACK_RESERVE_S:.0f} s left)"
-            )
+        left = [r.rc.epochs - r.epochs_done for r in running]
+        seconds = clock.left() - PACK_RESERVE_S
+        if must_stop_one(left, rates, seconds):
+            why = f"projected {sum(left) / sum(rates):.0f} s for {sum(left)} epochs"
+            why += f", {seconds:.0f} s left"
+            # the last running run has the lowest priority
+            halt(running[-1], clock, "stopped after epoch {k} so that the others finish", why)
             last_stop = clock.elapsed()
 
 
+def halt(r: Run, clock: Clock, what: str, why: str = "") -> None:
+    """Stop a run (it keeps its last checkpoint); ``what`` names its last epoch as {k}."""
+    stop(r.proc)
+    r.read_progress()
+    r.status, r.t_end = what.format(k=r.epochs_done), clock.elapsed()
+    log(f"{r.name}: {r.status}" + (f" ({why})" if why else ""))
+
+
 def partial_history(r: Run, dest: Path) -> None:
-    """The epochs a stopped run completed, from its checkpoint (tensors and plain
-    containers only: loaded with weights_only)."""
-    if not r.checkpoint.exists():
-        return
-    try:
-        ck = torch.load(r.checkpoint, map_location="cpu", weights_only=True)
-        rows = ck["state"]["epochs"]
-    except Exception as e:  # noqa: BLE001 - a partial history is a bonus, never fatal
-        log(f"{r.name}: no partial history ({type(e).__name__})")
-        return
-    text = "epoch,train_loss,train_acc,test_loss,test_acc\n" + "".join(
-        f"{e},{a:.6f},{b:.6f},{c:.6f},{d:.6f}\n" for e, a, b, c, d in rows
-    )
-    write_atomic(dest / r.name / "epochs.csv", text)
+    """The epochs a stopped run completed, from its checkpoint."""
+    ck = read_checkpoint(r.checkpoint)
+    if ck is not None and "state" in ck:
+        write_csv(dest / r.name / "epochs.csv", EPOCH_COLUMNS, ck["state"]["epochs"])
 
 
 def environment(device: str, commit: str) -> dict:
@@ -362,19 +350,10 @@ def environment(device: str, commit: str) -> dict:
         "argv": sys.argv,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": platform.node(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "cpu": _cpu_name(),
+        **versions(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
     }
-    try:
-        import torchvision
-
-        env["torchvision"] = torchvision.__version__
-    except ImportError:
-        env["torchvision"] = None
     if device == "cuda":
         p = torch.cuda.get_device_properties(0)
         env.update(
@@ -401,12 +380,6 @@ def environment(device: str, commit: str) -> dict:
     else:
         env["gpu"] = None
     return env
-
-
-def _cpu_name() -> str:
-    from .devices import cpu_name
-
-    return cpu_name()
 
 
 def export_weights(r: Run, out_dir: Path) -> None:

@@ -213,7 +213,7 @@ def torch_bytes(obj) -> bytes:
     return buf.getvalue()
 
 
-def _write_csv(path: Path, columns: list[str], rows: list[tuple]) -> None:
+def write_csv(path: Path, columns: list[str], rows: list[tuple]) -> None:
     def fmt(v):
         return f"{v:.6f}" if isinstance(v, float) else str(v)
 
@@ -398,18 +398,18 @@ def train_run(
         "config": asdict(cfg),
         "versions": versions(),
     }
-    _write_csv(outdir / "epochs.csv", EPOCH_COLUMNS, state["epochs"])
-    _write_csv(outdir / "epoch_times.csv", TIME_COLUMNS, state["times"])
+    write_csv(outdir / "epochs.csv", EPOCH_COLUMNS, state["epochs"])
+    write_csv(outdir / "epoch_times.csv", TIME_COLUMNS, state["times"])
     if write_steps:
-        _write_csv(outdir / "steps.csv", STEP_COLUMNS, state["steps"])
+        write_csv(outdir / "steps.csv", STEP_COLUMNS, state["steps"])
     classes = list(data_mod.CLASSES)
-    _write_csv(
+    write_csv(
         outdir / "confusion.csv",
         ["true"] + classes,
         [(c, *row) for c, row in zip(classes, state["confusion"], strict=True)],
     )
     n_cls = cfg.model.num_classes
-    _write_csv(
+    write_csv(
         outdir / "confusion_by_epoch.csv",
         ["epoch"] + [f"t{t}p{p}" for t in range(n_cls) for p in range(n_cls)],
         state["confusions"],

@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from repro import data as data_mod  # noqa: E402
+from repro.architecture import macs_per_image  # noqa: E402
 from repro.devices import device_name, resolve  # noqa: E402
-from repro.model import ModelSpec, macs_per_image  # noqa: E402
+from repro.settings import ModelSpec  # noqa: E402
 from repro.throughput import matmul_flops, project_loop, reference_loop  # noqa: E402
 from repro.train import RunConfig  # noqa: E402
 

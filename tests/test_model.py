@@ -1,11 +1,15 @@
 """The adopted architecture: exact size, shapes, heads and the softmax-loss floor."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from repro.model import ModelSpec, Net, architecture_table, count_parameters, macs_per_image
+from repro.architecture import architecture_table, macs_per_image
+from repro.model import Net, count_parameters
+from repro.settings import ModelSpec
 
 
 def test_paper_model_size():
@@ -67,3 +71,31 @@ def test_softmax_head_loss_floor():
     out = model(torch.randn(3, 3, 32, 32))
     loss = torch.nn.functional.cross_entropy(out, torch.zeros(3, dtype=torch.long))
     assert loss.item() == pytest.approx(floor, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ModelSpec(),
+        ModelSpec(widths=(8, 16, 24), kernel_sizes=(3,), pool_after=(1, 3), hidden=7),
+        ModelSpec(widths=(4, 4), kernel_sizes=(1, 5, 7), pool_after=(), head="logits"),
+    ],
+)
+def test_architecture_table_counts_what_the_model_has(spec):
+    """The report's table is computed without torch; it must agree with the model."""
+    rows = architecture_table(spec)
+    assert sum(r.params for r in rows) == count_parameters(Net(spec))
+    blocks = [m for m in Net(spec).backbone if hasattr(m, "convs")]
+    assert [r.params for r in rows if r.name.startswith("Block")] == [
+        count_parameters(b) for b in blocks
+    ]
+
+
+def test_planning_and_reporting_do_not_import_torch():
+    code = (
+        "import sys; import repro.config, repro.tables, repro.figures, repro.report, "
+        "repro.provenance, repro.recorded, repro.recording, repro.architecture; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

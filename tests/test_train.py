@@ -16,7 +16,7 @@ import torch
 from torchvision.transforms import functional as F
 
 from repro.data import MEAN, STD, load
-from repro.model import ModelSpec
+from repro.settings import ModelSpec
 from repro.train import EPOCH_COLUMNS, STEP_COLUMNS, TIME_COLUMNS, DeviceData, RunConfig, train_run
 
 TINY = ModelSpec(widths=(8, 8, 16, 16, 32, 32), hidden=32)

@@ -21,8 +21,7 @@ import yaml
 from . import devices as devices_mod
 from .data import resolve_source
 from .errors import UserError
-from .model import ModelSpec
-from .train import RunConfig
+from .settings import ModelSpec, RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"

@@ -40,9 +40,9 @@ import yaml
 
 from . import config as config_mod
 from . import data as data_mod
+from .architecture import macs_per_image
 from .devices import cpu_name
 from .files import write_atomic
-from .model import macs_per_image
 from .train import EPOCH_COLUMNS, RunConfig, read_checkpoint, train_run, versions, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,14 +7,14 @@ import platform
 import re
 from functools import cache
 
-import torch
-
 from .errors import UserError
 
 KNOWN = ("cpu", "cuda", "mps")
 
 
 def available() -> list[str]:
+    import torch  # here, not at import: planning and reporting stay torch-free
+
     found = ["cpu"]
     if torch.cuda.is_available():
         found.insert(0, "cuda")
@@ -63,6 +63,8 @@ def cpu_name() -> str:
 
 def device_name(device: str) -> str:
     if device == "cuda":
+        import torch
+
         return torch.cuda.get_device_name()
     if device == "mps":
         return f"Apple MPS ({cpu_name()})"

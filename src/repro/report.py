@@ -18,9 +18,11 @@ import jinja2
 
 from . import claims as claims_mod
 from . import stats
+from .architecture import architecture_table
 from .errors import UserError
 from .figures import FIGURES, confusion_choice
 from .files import write_atomic
+from .settings import ModelSpec
 from .tables import add_common_arguments, load_study, read_tables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +71,6 @@ def integer(value) -> str:
 
 
 def architecture(cfg: dict, head: str) -> dict:
-    from .model import ModelSpec, architecture_table
 
     spec = ModelSpec.from_config(cfg["model"], head=head)
     rows = architecture_table(spec)

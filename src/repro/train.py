@@ -12,7 +12,6 @@ completed epoch and, on CPU, ends byte-identical to an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import math
@@ -20,7 +19,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -30,44 +29,12 @@ from torch import nn
 from . import data as data_mod
 from .devices import device_name
 from .files import write_atomic
-from .model import ModelSpec, Net, count_parameters
+from .model import Net, count_parameters
+from .settings import COMPILE_MODES, RunConfig
 
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
 STEP_COLUMNS = ["epoch", "step", "loss", "accuracy", "lr"]
 TIME_COLUMNS = ["epoch", "seconds", "train_seconds", "train_images_per_s"]
-# torch.compile modes a run may ask for; True means inductor's default mode
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    lr: float
-    seed: int = 0
-    device: str = "cpu"
-    epochs: int = 150
-    batch_size: int = 128
-    test_batch_size: int = 128
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
-    compile: bool | str = False  # False, True (inductor default) or one of COMPILE_MODES
-    deterministic: bool = False  # cuda only; CPU runs are always deterministic
-    model: ModelSpec = field(default_factory=ModelSpec)
-
-    def fingerprint(self) -> str:
-        """Hash of everything that changes the result (device-independent keys only)."""
-        d = asdict(self)
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-    @classmethod
-    def from_dict(cls, d: dict) -> RunConfig:
-        """The inverse of ``asdict`` (a run description written as JSON)."""
-        fields = dict(d)
-        model = dict(fields.pop("model", {}))
-        for k in ("widths", "kernel_sizes", "pool_after"):
-            if k in model:
-                model[k] = tuple(model[k])
-        return cls(**fields, model=ModelSpec(**model))
 
 
 class Preempted(Exception):

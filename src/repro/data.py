@@ -49,6 +49,9 @@ IMAGE_SHAPE = (32, 32, 3)
 # Per-channel mean and standard deviation of the CIFAR-10 training images (0-1 scale).
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
+# sha256 of the offline copy of CIFAR-10 (../shared/data/cifar10-jpeg.tar.gz): its images
+# are a JPEG quality-75 re-encoding of the original release, which the report declares
+OFFLINE_JPEG_Q75_SHA256 = "5489b54e63be1049940fccf3e3cb313fa101e99c3baec54ce543c39269a02a33"
 _MEMBER = re.compile(r"^(?:\./)?(?:[^/]+/)?(train|test)/([^/]+)/([^/]+\.(?:jpe?g|png))$", re.I)
 
 

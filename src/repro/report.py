@@ -19,6 +19,7 @@ import jinja2
 from . import claims as claims_mod
 from . import stats
 from .architecture import architecture_table
+from .data import OFFLINE_JPEG_Q75_SHA256
 from .errors import UserError
 from .figures import FIGURES, confusion_choice
 from .files import write_atomic
@@ -71,7 +72,6 @@ def integer(value) -> str:
 
 
 def architecture(cfg: dict, head: str) -> dict:
-
     spec = ModelSpec.from_config(cfg["model"], head=head)
     rows = architecture_table(spec)
     total = sum(r.params for r in rows)
@@ -170,6 +170,33 @@ def recorded(prov: dict) -> dict | None:
     return {k: str(rec.get(k) or "unknown") for k in RECORDED_FIELDS}
 
 
+def deviations(data: dict, precisions: list[str]) -> list[str]:
+    """What this comparison with the seed's numbers changes, said where it is made:
+    the images, the arithmetic, the architecture."""
+    source = str(data.get("source", ""))
+    if data.get("sha256") == OFFLINE_JPEG_Q75_SHA256:
+        images = (
+            "images: the offline archive, a JPEG (quality 75) re-encoding of CIFAR-10, where "
+            "the seed used the original lossless images; expect up to about 1 point lower accuracy"
+        )
+    elif source.startswith("torchvision"):
+        images = "images: the official CIFAR-10 download (lossless), as the seed"
+    else:
+        images = f"images: {source or 'unknown source'} of unknown encoding, not the seed's"
+    if "bf16" in precisions:
+        arithmetic = (
+            "arithmetic: bf16 autocast (weights, batch-norm statistics, loss and optimizer in "
+            "fp32), where the seed trained in fp32"
+        )
+    else:
+        arithmetic = "arithmetic: fp32, as the seed (TF32 convolutions on cuda, PyTorch's default)"
+    return [
+        images,
+        arithmetic,
+        "architecture: our reading of the seed's text, whose diagram is missing (Section 3)",
+    ]
+
+
 def context(args) -> dict:
     study = load_study(args.config, args.runs, args.timing)
     cfg = study.config
@@ -221,6 +248,7 @@ def context(args) -> dict:
         "std": STD,
         "config_path": args.config,
         "precisions": sorted(set(study.runs.precision)),
+        "deviations": deviations(prov.get("data", {}), sorted(set(study.runs.precision))),
         "n_train": int(study.runs.n_train.iloc[0]),
         "n_test": int(study.runs.n_test.iloc[0]),
     }

@@ -21,6 +21,8 @@ from repro.train import EPOCH_COLUMNS, STEP_COLUMNS, TIME_COLUMNS, DeviceData, R
 
 TINY = ModelSpec(widths=(8, 8, 16, 16, 32, 32), hidden=32)
 OUTPUTS = ("epochs.csv", "steps.csv", "epoch_times.csv", "confusion.csv", "model.pt")
+# per-image predictions of the last epoch and the confusion counts of every epoch
+NEW_OUTPUTS = ("predictions.csv", "confusion_by_epoch.csv")
 
 
 def tiny_run(**kw) -> RunConfig:
@@ -41,6 +43,14 @@ def test_outputs_and_schemas(tiny_cache, tmp_path):
     assert conf.shape == (10, 10) and conf.sum() == n_test and (conf.sum(1) == 10).all()
     assert m["final_test_acc"] == pytest.approx(np.trace(conf) / n_test)
     assert set(m) >= {"best_test_acc", "device_name", "versions", "train_seconds"}
+    preds = lines("predictions.csv")
+    assert preds[0].split(",")[:3] == ["index", "label", "pred"] and len(preds) == 1 + n_test
+    rows = np.array([r.split(",") for r in preds[1:]], dtype=float)
+    assert np.allclose(rows[:, 3:].sum(1), 1, atol=1e-3)  # class probabilities
+    assert (rows[:, 2] == rows[:, 3:].argmax(1)).all()
+    assert np.mean(rows[:, 1] == rows[:, 2]) == pytest.approx(m["final_test_acc"])
+    by_epoch = np.array([r.split(",") for r in lines("confusion_by_epoch.csv")[1:]], dtype=int)
+    assert by_epoch.shape == (2, 101) and (by_epoch[-1, 1:] == conf.flatten()).all()
 
 
 def test_device_augmentation_matches_torchvision(tiny_cache):
@@ -75,7 +85,7 @@ def test_cpu_runs_are_byte_identical(tiny_cache, tmp_path):
     train_run(tiny_run(seed=3), tiny_cache, tmp_path / "a")
     train_run(tiny_run(seed=3), tiny_cache, tmp_path / "b")
     train_run(tiny_run(seed=4), tiny_cache, tmp_path / "c")
-    for f in ("epochs.csv", "steps.csv", "confusion.csv", "model.pt"):
+    for f in ("epochs.csv", "steps.csv", "confusion.csv", "model.pt", *NEW_OUTPUTS):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     assert (tmp_path / "a" / "steps.csv").read_bytes() != (
         tmp_path / "c" / "steps.csv"

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from repro import data as data_mod  # noqa: E402
 from repro.architecture import macs_per_image  # noqa: E402
+from repro.config import precision_for  # noqa: E402
 from repro.devices import device_name, resolve  # noqa: E402
 from repro.settings import ModelSpec  # noqa: E402
 from repro.throughput import matmul_flops, project_loop, reference_loop  # noqa: E402
@@ -43,7 +44,12 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=20, help="timed steps per loop")
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="auto: what the workflow would choose on this machine (bf16 only with bf16 units)",
+    )
     p.add_argument("--compile", action="store_true")
     p.add_argument("--workers", type=int, default=2, help="reference DataLoader workers")
     p.add_argument("--widths", default="64,64,128,128,256,256")
@@ -59,6 +65,11 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    precision = args.precision
+    if precision == "auto":
+        precision = precision_for({"train": {"precision": "auto"}}, device.type)
+        print(f"precision auto -> {precision} on this {device.type}")
+    args.precision = precision
     spec = ModelSpec(widths=tuple(int(w) for w in args.widths.split(",")))
     cfg = RunConfig(
         lr=0.01, batch_size=args.batch, precision=args.precision, compile=args.compile, model=spec

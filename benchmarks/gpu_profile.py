@@ -27,10 +27,9 @@ from repro.throughput import sync  # noqa: E402
 from repro.train import (  # noqa: E402
     DeviceData,
     RunConfig,
-    compiled,
     evaluate,
     make_optimizer,
-    make_step,
+    make_steps,
 )
 
 
@@ -51,9 +50,7 @@ def profile_variant(ds, variant: str, device, steps: int, warmup: int) -> dict:
     dd = DeviceData(ds, device)
     torch.manual_seed(0)
     model = Net(cfg.model).to(device).to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, cfg)
-    graphs = cfg.compile == "reduce-overhead"
-    step = make_step(compiled(model, cfg.compile), opt, device, precision, graphs)
+    step, _ = make_steps(model, make_optimizer(model, cfg), device, cfg)
     perm, dy, dx, flip = dd.epoch_plan(torch.Generator().manual_seed(0))
     split = zip(*(t.split(128) for t in (perm, dy, dx, flip)), strict=True)
     batches = [b for b in split if len(b[0]) == 128]

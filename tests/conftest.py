@@ -5,6 +5,7 @@ reports from."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,23 @@ from repro.train import train_run
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVE = (ROOT / ".." / "shared" / "data" / "cifar10-jpeg.tar.gz").resolve()
 TINY_MODEL = {"widths": [8, 8, 16, 16, 32, 32], "hidden": 32}
+
+
+# what a copy of the project for a workflow test leaves out (built or machine-local)
+NOT_COPIED = (".git", ".venv", "results", "resources", "logs", ".snakemake", "__pycache__")
+
+
+@pytest.fixture(scope="session")
+def copy_project():
+    """``copy(dest, *also_skip)``: a copy of the project's sources at ``dest``, to run
+    Snakemake in."""
+
+    def copy(dest: Path, *also_skip: str) -> Path:
+        skip = shutil.ignore_patterns(*NOT_COPIED, ".pytest_cache", *also_skip)
+        shutil.copytree(ROOT, dest, ignore=skip)
+        return dest
+
+    return copy
 
 
 def tiny_config(**overrides) -> dict:

@@ -290,21 +290,9 @@ def error_lines(res: subprocess.CompletedProcess) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def project(tiny_runs, tmp_path_factory) -> Path:
+def project(tiny_runs, tmp_path_factory, copy_project) -> Path:
     """A copy of the project with a recorded folder and a config that points at it."""
-    repo = tmp_path_factory.mktemp("rec") / "repo"
-    ignore = shutil.ignore_patterns(
-        ".git",
-        ".venv",
-        "results",
-        "resources",
-        "logs",
-        ".snakemake",
-        "__pycache__",
-        ".pytest_cache",
-        "recorded",
-    )
-    shutil.copytree(ROOT, repo, ignore=ignore)
+    repo = copy_project(tmp_path_factory.mktemp("rec") / "repo", "recorded")
     make_recorded(tiny_runs, repo / "recorded" / LABEL)
     cfg = {**base_config(tiny_runs), "recorded": f"recorded/{LABEL}"}
     (repo / "config" / "test-recorded.yaml").write_text(yaml.safe_dump(cfg))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,22 +35,11 @@ def planned_jobs(res: subprocess.CompletedProcess) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def project(tmp_path_factory, copy_project) -> Path:
     """A copy of the project next to a link to ../shared, as CI lays it out."""
     base = tmp_path_factory.mktemp("wf")
     (base / "shared").symlink_to((ROOT / ".." / "shared").resolve())
-    repo = base / "repo"
-    ignore = shutil.ignore_patterns(
-        ".git",
-        ".venv",
-        "results",
-        "resources",
-        "logs",
-        ".snakemake",
-        "__pycache__",
-        ".pytest_cache",
-    )
-    shutil.copytree(ROOT, repo, ignore=ignore)
+    repo = copy_project(base / "repo")
     snakemake(repo, *SMOKE)
     return repo
 

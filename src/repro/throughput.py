@@ -20,7 +20,7 @@ from torchvision import transforms
 
 from . import data as data_mod
 from .model import Net
-from .train import DeviceData, RunConfig, compiled, evaluate, make_optimizer, make_step
+from .train import DeviceData, RunConfig, evaluate, make_optimizer, make_steps
 
 
 class PILDataset(torch.utils.data.Dataset):
@@ -94,16 +94,13 @@ def project_loop(ds, cfg: RunConfig, device, steps: int, warmup: int) -> dict:
     """The training loop of repro.train with ``cfg``'s precision and compile mode.
 
     Returns images/s over ``steps`` full batches after ``warmup`` steps, the warm-up's
-    wall time (compilation, autotuning; it includes one eager step of the epoch's last,
-    smaller batch, as training takes it), and the time of one evaluation of the test
+    wall time (compilation, autotuning; it includes one step of the epoch's last,
+    smaller batch, taken as training takes it), and the time of one evaluation of the test
     set."""
     dd = DeviceData(ds, device)
     torch.manual_seed(0)
     model = Net(cfg.model).to(device).to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, cfg)
-    graphs = cfg.compile == "reduce-overhead"
-    step = make_step(compiled(model, cfg.compile), opt, device, cfg.precision, graphs)
-    last_step = make_step(model, opt, device, cfg.precision)  # as repro.train runs it
+    step, last_step = make_steps(model, make_optimizer(model, cfg), device, cfg)
     perm, dy, dx, flip = dd.epoch_plan(torch.Generator().manual_seed(0))
     bs = cfg.batch_size
     batches = list(zip(*(t.split(bs) for t in (perm, dy, dx, flip)), strict=True))

@@ -20,8 +20,7 @@ def measure(cfg: RunConfig, cache: Path, out: Path) -> dict:
         epoch_times = (Path(tmp) / "epoch_times.csv").read_text()
     rows = [line.split(",") for line in epoch_times.splitlines()[1:]]
     train_seconds = sum(float(r[2]) for r in rows)
-    # the first epoch carries warm-up (cudnn autotuning, compilation, CUDA graphs)
-    steady = rows[1:] or rows
+    steady = rows[1:] or rows  # the epochs after the warm-up one (see below)
     result = {
         "device": cfg.device,
         "device_name": m["device_name"],

@@ -129,15 +129,25 @@ def make_step(
     return step
 
 
-def train_epoch(step, dd: DeviceData, gen: torch.Generator, batch_size: int, last_step=None):
-    """One pass over the training set (last partial batch kept, taken by ``last_step``
-    when given); per-step losses, correct counts and batch sizes, fetched from the
+def make_steps(model: nn.Module, opt: torch.optim.Optimizer, device: torch.device, cfg):
+    """The step for full batches (with ``cfg``'s compile mode) and the step for the
+    epoch's one smaller batch: eager when compiled, since a compiled model would compile
+    (and capture) a second graph for it; same weights and optimizer either way."""
+    graphs = cfg.compile == "reduce-overhead"
+    step = make_step(compiled(model, cfg.compile), opt, device, cfg.precision, graphs)
+    last = make_step(model, opt, device, cfg.precision) if cfg.compile else step
+    return step, last
+
+
+def train_epoch(step, last_step, dd: DeviceData, gen: torch.Generator, batch_size: int):
+    """One pass over the training set (the last, smaller batch kept and taken by
+    ``last_step``); per-step losses, correct counts and batch sizes, fetched from the
     device once at the end."""
     perm, dy, dx, flip = dd.epoch_plan(gen)
     losses, corrects, sizes = [], [], []
     for batch in zip(*(t.split(batch_size) for t in (perm, dy, dx, flip)), strict=True):
         x, y = dd.batch(*batch)
-        take = step if len(y) == batch_size or last_step is None else last_step
+        take = step if len(y) == batch_size else last_step
         loss, correct = take(x, y)
         losses.append(loss)
         corrects.append(correct)
@@ -247,11 +257,7 @@ def train_run(
     torch.manual_seed(cfg.seed)  # weight init and dropout
     model = Net(cfg.model).to(device).to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
-    graphs = cfg.compile == "reduce-overhead"
-    step = make_step(compiled(model, cfg.compile), opt, device, cfg.precision, graphs)
-    # a compiled model would compile (and capture) a second graph for the epoch's one
-    # smaller batch; that batch runs eager instead, on the same weights and optimizer
-    last_step = make_step(model, opt, device, cfg.precision) if cfg.compile else None
+    step, last_step = make_steps(model, opt, device, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     steps_per_epoch = math.ceil(dd.n_train / cfg.batch_size)
     state = {"epoch": 0, "epochs": [], "steps": [], "times": [], "elapsed": 0.0}
@@ -294,7 +300,7 @@ def train_run(
         for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             model.train()
-            loss_v, corr_v, sizes = train_epoch(step, dd, gen, cfg.batch_size, last_step)
+            loss_v, corr_v, sizes = train_epoch(step, last_step, dd, gen, cfg.batch_size)
             t_train = time.perf_counter() - t0
             test_loss, test_acc, confusion, probs = evaluate(
                 model,

@@ -355,3 +355,18 @@ def test_check_cli_checks_the_recorded_folder(tiny_runs, folder, tmp_path, capsy
     assert main(["check", str(path)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "train.epochs: recorded 2, this config 5" in err[0]
+
+
+def test_the_shipped_recording_is_whole_and_matches_its_config(monkeypatch, capsys):
+    """What a clean clone holds: config/recorded.yaml passes its checks against the
+    committed folder, and its grid takes every run the recording finished (a run folder
+    left out of git, or a finished rate left out of the grid, fails here)."""
+    from repro.cli import main
+
+    monkeypatch.chdir(ROOT)
+    cfg = yaml.safe_load((ROOT / "config/recorded.yaml").read_text())
+    prov = json.loads((ROOT / cfg["recorded"] / "provenance.json").read_text())
+    finished = {r["lr"] for r in prov["runs"] if r.get("complete")}
+    assert finished and finished == {config_mod.lr_tag(lr) for lr in cfg["learning_rates"]}
+    assert main(["check", "config/recorded.yaml"]) == 0
+    assert f"ok ({len(finished)} recorded runs in" in capsys.readouterr().out

@@ -142,4 +142,20 @@ def test_a_later_session_finishes_the_runs_of_a_recording(tmp_path):
     other = _tar(tmp_path / "3.tar.gz", _session(["0.001"], [], {"train": {"precision": "fp32"}}))
     with pytest.raises(UserError, match="other settings"):
         record(other, tmp_path / "rec", "h100", add=True)
+    rehashed = _session(["0.001"], [], cfg)
+    rehashed = {k.replace("c8c533c3", "0123abcd"): v for k, v in rehashed.items()}
+    rehashed["summary.json"] = rehashed["summary.json"].replace(b"c8c533c3", b"0123abcd")
+    with pytest.raises(UserError, match="run hash"):
+        record(_tar(tmp_path / "4.tar.gz", rehashed), tmp_path / "rec", "h100", add=True)
     assert not (folder / RUN.replace("lr0.01", "lr0.001")).exists()
+
+
+def test_a_newer_schemas_mode_key_does_not_split_a_recording(tmp_path):
+    """Seen: the first session's config had no ``recorded`` key, the second's had it as
+    null (the schema gained it in between); the runs are the same settings."""
+    first = _tar(tmp_path / "1.tar.gz", _session(["0.01"], ["0.005"], {"train": {"lr": 1}}))
+    later = {"train": {"lr": 1}, "recorded": None}
+    second = _tar(tmp_path / "2.tar.gz", _session(["0.005"], [], later))
+    folder = record(first, tmp_path / "rec", "h100")
+    record(second, tmp_path / "rec", "h100", add=True)
+    assert (folder / RUN.replace("lr0.01", "lr0.005") / "epochs.csv").exists()

@@ -99,10 +99,12 @@ def record(
     complete = {r["folder"] for r in summary.get("runs", []) if r.get("complete")}
     if add:
         earlier = json.loads((folder / "provenance.json").read_text())
-        if earlier.get("config") != config:
+        hashes = {Path(r.get("folder", "")).name for r in earlier.get("runs", [])}
+        hashes |= {Path(c).name for c in complete}
+        if _settings(earlier.get("config")) != _settings(config) or len(hashes) > 1:
             raise UserError(
                 f"{tarball} was trained with other settings than {folder} "
-                "(provenance config differs); record it under its own label"
+                "(provenance config or run hash differs); record it under its own label"
             )
         clash = sorted(c for c in complete if (folder / c).exists())
         if clash:
@@ -118,6 +120,12 @@ def record(
         write_atomic(folder / (name if m else prefix + name), data)
     write_atomic(folder / "provenance.json", json.dumps(prov, indent=2) + "\n")
     return folder
+
+
+def _settings(config) -> dict:
+    """A recording's config without ``recorded``: that key chooses the workflow's mode,
+    it shapes no run (and a schema newer than the first session adds it as null)."""
+    return {k: v for k, v in (config or {}).items() if k != "recorded"}
 
 
 SESSION_KEYS = ("commit", "commit_reported_by_device", "date", "gpu", "driver", "torch")

@@ -19,16 +19,24 @@ def paper_config(**overrides) -> dict:
     return config_mod.validate(raw, check_devices=False)
 
 
-def history(final_test: float, epochs: int = EPOCHS, onset: int = 30) -> pd.DataFrame:
-    """Train accuracy rises to 94 %, test lies 3 points above it before ``onset`` and 5
-    below from then on; test loss falls linearly to 1.57 at epoch 50 and stays; train
-    loss falls linearly from 2.07 to 1.52. Accuracies end at ``final_test``."""
+def history(final_test: float, epochs: int = EPOCHS, onset: int = 30, seed: int = 0):
+    """A synthetic run written as the train stage writes it: train accuracy rises to
+    final_test + 5, test lies 3 points above it before ``onset`` and 5 below from then on,
+    with epoch-to-epoch noise (sd 0.4 points) from epoch 30 on and none on train; test loss
+    falls linearly to 1.57 at epoch 50 and stays; train loss decays exponentially from 2.07
+    to 1.52 (time constant 40 epochs: it falls more slowly after epoch 100). The last
+    test accuracy is final_test exactly."""
     e = np.arange(1, epochs + 1)
     train = 40 + 54 * (1 - np.exp(-e / 25))
     train = train - train[-1] + final_test + 5
     test = np.where(e < onset, train + 3, train - 5)
+    noise = np.random.default_rng(seed).normal(0, 0.4, epochs) * (e >= 30)
+    test = test + noise
+    test[-1] = final_test
     test_loss = np.where(e <= 50, 2.00 - 0.43 * (e - 1) / 49, 1.57)
-    train_loss = 2.07 - 0.55 * (e - 1) / max(epochs - 1, 1)
+    span = max(epochs - 1, 1)
+    decay = (np.exp(-(e - 1) / 40) - np.exp(-span / 40)) / (1 - np.exp(-span / 40))
+    train_loss = 1.52 + 0.55 * decay
     return pd.DataFrame(
         {
             "epoch": e,
@@ -38,6 +46,15 @@ def history(final_test: float, epochs: int = EPOCHS, onset: int = 30) -> pd.Data
             "test_acc": test / 100,
         }
     )
+
+
+def predictions(acc_pct: float, n_test: int, seed: int) -> pd.DataFrame:
+    """Per-image predictions with exactly round(acc * n) right, at seed-chosen images."""
+    labels = np.arange(n_test) % 10
+    right = np.zeros(n_test, bool)
+    right[np.random.default_rng(seed).permutation(n_test)[: round(acc_pct / 100 * n_test)]] = 1
+    pred = np.where(right, labels, (labels + 1) % 10)
+    return pd.DataFrame({"index": np.arange(n_test), "label": labels, "pred": pred})
 
 
 def confusion(n: int = 1000) -> np.ndarray:
@@ -61,6 +78,8 @@ def write_run(root, head, lr, seed, hist, n_train=50_000, n_test=10_000):
     conf.insert(0, "true", CLASSES)
     conf.to_csv(d / "confusion.csv", index=False)
     last = hist.iloc[-1]
+    tag = 1000 * seed + round(1e6 * float(lr))  # each run its own right images
+    predictions(100 * last.test_acc, n_test, tag).to_csv(d / "predictions.csv", index=False)
     best = int(hist.test_acc.idxmax())
     metrics = {
         "lr": float(lr),
@@ -90,11 +109,12 @@ def write_run(root, head, lr, seed, hist, n_train=50_000, n_test=10_000):
 FINALS = {"0.01": [89.5, 89.7, 89.6], "0.005": [87.5, 87.6, 87.4], "0.001": [87.4, 87.3, 87.5]}
 
 
-def make_study(tmp_path, cfg, finals=FINALS, epochs=EPOCHS, onset=30):
+def make_study(tmp_path, cfg, finals=FINALS, epochs=EPOCHS, onset=30, n_test=10_000):
     paths = []
     for lr, values in finals.items():
         for seed, v in enumerate(values):
-            paths.append(write_run(tmp_path, "softmax", lr, seed, history(v, epochs, onset)))
+            hist = history(v, epochs, onset, seed)
+            paths.append(write_run(tmp_path, "softmax", lr, seed, hist, n_test=n_test))
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(cfg))
     return tables.load_study(config_path, paths)
@@ -123,9 +143,11 @@ def test_table4_mean_std_interval(study):
     half = 4.302653 * 0.1 / math.sqrt(3)
     assert (r.final_ci_low, r.final_ci_high) == pytest.approx((89.6 - half, 89.6 + half), abs=1e-5)
     assert r.paper == 89.55 and r.difference == pytest.approx(0.05)
-    assert r.paper_in_ci == "yes"
-    assert t4.loc["0.001", "paper_in_ci"] == "yes"  # 87.44 in 87.4 +- 0.25
-    assert t4.loc["0.005", "paper_in_ci"] == "yes"
+    # for one more run: s floored at the test-set sd of one run at 89.6 %
+    sd = 100 * math.sqrt(0.896 * 0.104 / 10_000)
+    pi = 4.302653 * sd * math.sqrt(1 + 1 / 3)
+    assert (r.pred_low, r.pred_high) == pytest.approx((89.6 - pi, 89.6 + pi), abs=1e-4)
+    assert (t4.verdict == claims.HOLDS).all()
 
 
 def test_table4_single_seed_says_n_1(tmp_path):
@@ -135,7 +157,7 @@ def test_table4_single_seed_says_n_1(tmp_path):
     assert t4.n_seeds.tolist() == [1, 1]
     assert all(m.startswith("n = 1") for m in t4.ci_method)
     comp = tables.lr_comparison(s)
-    assert comp.test.tolist() == [tables.stats.Z_TEST]
+    assert comp.test.tolist() == [tables.stats.MCNEMAR], "one run each: paired on the images"
 
 
 def test_lr_comparison_names_welch_and_finds_the_difference(study):
@@ -144,7 +166,7 @@ def test_lr_comparison_names_welch_and_finds_the_difference(study):
     first = comp.iloc[0]
     assert (first.lr_a, first.lr_b) == ("0.01", "0.005")
     assert first.conclusion == "lr 0.01 better than lr 0.005"
-    assert comp.iloc[2].conclusion == "no difference beyond noise"
+    assert comp.iloc[2].conclusion == "inconclusive"
 
 
 def test_loss_floor_table(study):
@@ -225,8 +247,8 @@ def test_detection_rules_on_constructed_curves():
 
 def test_claims_hold_on_a_paper_like_study(study):
     c = claims.check_all(study, tables.lr_comparison(study)).set_index("claim")
-    assert list(c.columns) == ["paper", "measured", "verdict", "rule"]
-    assert set(c.verdict) <= {claims.HOLDS, claims.FAILS, claims.NOT_MEASURABLE}
+    assert list(c.columns) == ["key", "paper", "measured", "verdict", "rule"]
+    assert set(c.verdict) <= set(claims.VERDICTS)
     for claim in (
         "Learning rate 0.01 gives the best test accuracy",
         "Final test accuracy is about 5 points below train accuracy",
@@ -238,6 +260,9 @@ def test_claims_hold_on_a_paper_like_study(study):
         "Cat and dog have the lowest per-class accuracies",
         "Per-class accuracy of cat and dog is 78 % to 83.8 %",
         "lr 0.01 reaches 89.55 % test accuracy (Table 4)",
+        "After the first epoch train accuracy is about 40 % and test accuracy about 50 %",
+        "After epoch 100 the training loss falls more slowly",
+        "Test accuracy fluctuates more than train accuracy (from about epoch 30)",
     ):
         assert c.loc[claim, "verdict"] == claims.HOLDS, claim
     assert (
@@ -268,8 +293,9 @@ def test_claims_not_measurable_on_short_subset_runs(tmp_path):
         "needs >= 100 epochs, ran 20"
         in c.loc["Test loss stops decreasing after about epoch 50"].rule
     )
-    # the heatmap claims are decided on any config
-    assert c.loc["Cat and dog have the lowest per-class accuracies", "verdict"] == claims.HOLDS
+    # the heatmap claims go through the same gate as every other claim
+    row = c.loc["Cat and dog have the lowest per-class accuracies"]
+    assert row.verdict == claims.NOT_MEASURABLE and "data subset" in row.rule
     assert claims.comparability(cfg) == [
         "data subset (100 train / 50 test images per class)",
         "20 epochs instead of the paper's 150",
@@ -305,3 +331,64 @@ def test_tables_cli_writes_exactly_the_six_csvs(tiny_runs, tmp_path):
         )
         == 0
     )
+
+
+# ---- three synthetic studies with known truth ------------------------------------------
+
+PAPER = {"0.01": 89.55, "0.005": 87.56, "0.001": 87.44}
+
+
+def _verdicts(s) -> pd.Series:
+    return claims.check_all(s, tables.lr_comparison(s)).set_index("key").verdict
+
+
+@pytest.mark.parametrize("seeds", [1, 3])
+def test_a_true_reproduction_is_never_judged_a_failure(tmp_path, seeds):
+    """(a) runs that match the paper within seed noise (sd 0.3 points)."""
+    rng = np.random.default_rng(seeds)
+    finals = {lr: list(np.round(v + rng.normal(0, 0.3, seeds), 2)) for lr, v in PAPER.items()}
+    s = make_study(tmp_path, paper_config(seeds=list(range(seeds))), finals)
+    t4 = tables.test_accuracy(s)
+    assert (t4.verdict == claims.HOLDS).all(), t4[["lr", "final_mean", "pred_low", "pred_high"]]
+    v = _verdicts(s)
+    assert v["best_lr"] in (claims.HOLDS, claims.INCONCLUSIVE)
+    assert (v[[k for k in v.index if k.startswith("table4_")]] == claims.HOLDS).all()
+    comp = tables.lr_comparison(s)
+    # 87.56 vs 87.44 cannot be told apart: inconclusive, never "does not hold"
+    last = comp[(comp.lr_a == "0.005") & (comp.lr_b == "0.001")].iloc[0]
+    assert last.conclusion.startswith("inconclusive")
+
+
+def test_runs_five_points_below_the_paper_do_not_hold(tmp_path):
+    """(b) a clear shortfall, beyond every interval and the declared tolerance."""
+    finals = {lr: [v - 5, v - 5.2, v - 4.8] for lr, v in PAPER.items()}
+    s = make_study(tmp_path, paper_config(seeds=[0, 1, 2]), finals)
+    s.data = {"sha256": claims.OFFLINE_JPEG_Q75_SHA256, "source": "archive"}
+    t4 = tables.test_accuracy(s)
+    assert (t4.tolerance == 1.0).all() and (t4.verdict == claims.FAILS).all()
+    v = _verdicts(s)
+    assert (v[[k for k in v.index if k.startswith("table4_")]] == claims.FAILS).all()
+
+
+def test_the_jpeg_tolerance_rescues_a_shortfall_it_explains(tmp_path):
+    """Two points below the paper, just beyond the interval (half-width ~1.5 points), with
+    the JPEG archive: inside the interval raised by 1 point; the same numbers on the
+    lossless download do not hold."""
+    finals = {lr: [v - 2.0, v - 2.1, v - 1.9] for lr, v in PAPER.items()}
+    s = make_study(tmp_path, paper_config(seeds=[0, 1, 2]), finals)
+    assert (tables.test_accuracy(s).verdict == claims.FAILS).all()
+    s.data = {"sha256": claims.OFFLINE_JPEG_Q75_SHA256, "source": "archive"}
+    assert (tables.test_accuracy(s).verdict == claims.HOLDS).all()
+
+
+def test_a_short_run_tied_at_chance_ranks_nothing_and_decides_nothing(tmp_path):
+    """(c) three rates at 10.00 % after 2 epochs on a subset."""
+    cfg = paper_config(train={"epochs": 2})
+    cfg["data"]["subset"] = {"train_per_class": 50, "test_per_class": 20}
+    finals = {lr: [10.0] for lr in PAPER}
+    s = make_study(tmp_path, cfg, finals, epochs=2, n_test=200)
+    c = claims.check_all(s, tables.lr_comparison(s)).set_index("key")
+    assert "all tied at 10.00 %" in c.loc["best_lr", "measured"]
+    assert set(c.verdict) == {claims.NOT_MEASURABLE}, c.verdict
+    assert (tables.test_accuracy(s).verdict == claims.NOT_MEASURABLE).all()
+    assert set(tables.lr_comparison(s).better) == {""}

@@ -189,7 +189,6 @@ def summary_line(prov: dict) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("--data-meta", help="the data cache's JSON sidecar")
     parser.add_argument("--repo", default=".", help="git working tree to describe")
     parser.add_argument(
         "--recorded", nargs="*", default=[], help="the recording's provenance, if runs were copied"

@@ -13,8 +13,12 @@ from itertools import combinations
 import numpy as np
 from scipy import stats as sps
 
-WELCH = "Welch t-test on final test accuracy over seeds (two-sided)"
-Z_TEST = "two-proportion z-test on pooled test-set counts (two-sided; test-set noise only)"
+WELCH = (
+    "Welch t-test on final test accuracy over seeds (two-sided; each variance at least the"
+    " test-set binomial variance)"
+)
+MCNEMAR = "exact McNemar test on the same test images (paired, two-sided; one run per rate)"
+Z_TEST = "two-proportion z-test of one run per rate (two-sided; test-set noise only)"
 
 
 @dataclass
@@ -75,18 +79,55 @@ def two_proportion_z(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
     return z, float(2 * sps.norm.sf(abs(z)))
 
 
-def compare(a, b, n_test: int) -> dict:
+def mcnemar(correct_a, correct_b) -> tuple[int, int, float]:
+    """Exact McNemar test of two classifiers scored on the same images: the images only
+    one of them gets right (a only, b only) and the two-sided binomial p of that split
+    under "equally good" (each discordant image a fair coin)."""
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    if a.shape != b.shape:
+        raise ValueError(f"paired test needs the same images ({a.shape} vs {b.shape})")
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    if only_a + only_b == 0:
+        return 0, 0, 1.0
+    return only_a, only_b, float(sps.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def binomial_sd(accuracy_pct: float, n_test: int) -> float:
+    """Standard deviation (points) of one run's accuracy from test-set sampling alone."""
+    p = min(max(accuracy_pct / 100, 0.0), 1.0)
+    return 100 * math.sqrt(p * (1 - p) / n_test)
+
+
+def welch_floored(a, b, n_test: int) -> tuple[float, float]:
+    """Welch's t-test on per-seed accuracies (percent), each group's variance at least the
+    test-set binomial variance: seeds that happen to agree exactly still carry the noise
+    of scoring on a finite test set, so zero spread never makes a difference certain."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    va = max(a.var(ddof=1), binomial_sd(a.mean(), n_test) ** 2)
+    vb = max(b.var(ddof=1), binomial_sd(b.mean(), n_test) ** 2)
+    se2 = va / len(a) + vb / len(b)
+    t = (a.mean() - b.mean()) / math.sqrt(se2)
+    df = se2**2 / ((va / len(a)) ** 2 / (len(a) - 1) + (vb / len(b)) ** 2 / (len(b) - 1))
+    return float(t), float(2 * sps.t.sf(abs(t), df))
+
+
+def compare(a, b, n_test: int, paired=None) -> dict:
     """Compare two groups of final accuracies (percent, one value per seed).
 
-    Welch's t-test when both groups have two or more seeds and some spread; otherwise
-    the two-proportion z-test on the correct counts summed over seeds."""
+    Two or more seeds on both sides: Welch's t-test over seeds (seed noise). Otherwise one
+    run per side: with ``paired`` = (correct_a, correct_b), the per-image correctness of
+    one run of each on the same test images, the exact McNemar test; without it the
+    two-proportion z-test of the first run of each. Counts are never pooled over seeds
+    (the same images counted twice would overstate the evidence)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) >= 2 and len(b) >= 2 and (a.std() > 0 or b.std() > 0):
-        res = sps.ttest_ind(a, b, equal_var=False)
-        return {"test": WELCH, "statistic": float(res.statistic), "p_value": float(res.pvalue)}
-    k1 = int(round(a.sum() / 100 * n_test))
-    k2 = int(round(b.sum() / 100 * n_test))
-    z, p = two_proportion_z(k1, n_test * len(a), k2, n_test * len(b))
+    if len(a) >= 2 and len(b) >= 2:
+        t, p = welch_floored(a, b, n_test)
+        return {"test": WELCH, "statistic": t, "p_value": p}
+    if paired is not None:
+        only_a, only_b, p = mcnemar(*paired)
+        return {"test": MCNEMAR, "statistic": float(only_a - only_b), "p_value": p}
+    k1, k2 = round(a[0] / 100 * n_test), round(b[0] / 100 * n_test)
+    z, p = two_proportion_z(k1, n_test, k2, n_test)
     return {"test": Z_TEST, "statistic": z, "p_value": p}
 
 
@@ -102,17 +143,45 @@ def holm(p_values) -> list[float]:
     return adjusted.tolist()
 
 
-def pairwise(groups: dict[str, list[float]], n_test: int, alpha: float) -> list[dict]:
-    """All pairs of groups (in the given order), each with its test and Holm-adjusted p."""
+def pairwise(groups: dict[str, list[float]], n_test: int, alpha: float, paired=None) -> list:
+    """All pairs of groups (in the given order), each with its test, Holm-adjusted p and a
+    three-valued outcome: ``a`` or ``b`` (that group better beyond noise) or None
+    (inconclusive). ``paired(x, y)`` gives the per-image correctness of one run of each
+    group on the same images, or None."""
     rows = []
     for x, y in combinations(groups, 2):
-        r = compare(groups[x], groups[y], n_test)
+        pair = paired(x, y) if paired else None
+        r = compare(groups[x], groups[y], n_test, pair)
         a, b = np.mean(groups[x]), np.mean(groups[y])
         rows.append({"a": x, "b": y, "mean_a": a, "mean_b": b, "difference": a - b, **r})
     for r, p in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
         r["p_holm"] = p
         r["significant"] = p < alpha
+        r["better"] = (r["a"] if r["difference"] > 0 else r["b"]) if p < alpha else None
     return rows
+
+
+def prediction_interval(
+    values, confidence: float, n_test: int, tolerance: float = 0.0
+) -> tuple[float, float, str]:
+    """Where one more run of the same setup would land (percent), for judging the paper's
+    single run against ours: mean +- t(n-1) * s * sqrt(1 + 1/n), with s at least the
+    test-set binomial sd; with one run (no seed spread to estimate) the exact binomial
+    interval of its test set. The upper end is raised by ``tolerance`` points: what our
+    known deviations (e.g. JPEG images) may cost, declared with the result."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    if n >= 2:
+        s = max(x.std(ddof=1), binomial_sd(x.mean(), n_test))
+        half = t_quantile(confidence, n - 1) * s * math.sqrt(1 + 1 / n)
+        lo, hi = x.mean() - half, x.mean() + half
+        method = f"prediction interval, t with {n - 1} df"
+    else:
+        lo, hi = binomial_interval(round(x[0] / 100 * n_test), n_test, confidence)
+        method = "n = 1: no seed spread; binomial interval of the test set"
+    if tolerance:
+        method += f", upper end + {tolerance:g} point tolerance"
+    return max(lo, 0.0), min(hi + tolerance, 100.0), method
 
 
 # ---- the loss floor ----------------------------------------------------------------

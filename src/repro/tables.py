@@ -8,6 +8,7 @@ report, so that every stage reads the same numbers the same way.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ class Study:
     history: pd.DataFrame  # one row per run and epoch (epochs.csv)
     confusion: dict = field(default_factory=dict)  # (head, lr, device, seed) -> DataFrame
     timing: list = field(default_factory=list)  # timing JSON dicts
+    correct: dict = field(default_factory=dict)  # (head, lr, device, seed) -> bool per image
+    data: dict = field(default_factory=dict)  # the data cache's metadata (sha256, source)
 
     @property
     def confidence(self) -> float:
@@ -85,6 +88,31 @@ class Study:
         out["n"] = g.size()
         return out.reset_index()
 
+    def select(self, head: str, device: str, lr: str | None = None) -> pd.DataFrame:
+        """The runs of one head and device (and learning rate), by seed."""
+        r = self.runs
+        sel = r[(r["head"] == head) & (r.device == device)]
+        return (sel if lr is None else sel[sel.lr == lr]).sort_values("seed")
+
+    def paired_correct(self, head: str, device: str, lr_a: str, lr_b: str):
+        """Per-image correctness of one run of each rate on the same test images (their
+        lowest common seed), for a paired test; None where a run saved no predictions."""
+        seeds_a = set(self.select(head, device, lr_a).seed)
+        common = sorted(seeds_a & set(self.select(head, device, lr_b).seed))
+        for seed in common[:1]:
+            a = self.correct.get((head, lr_a, device, seed))
+            b = self.correct.get((head, lr_b, device, seed))
+            if a is not None and b is not None and len(a) == len(b):
+                return a, b
+        return None
+
+    def deviations(self) -> list:
+        """What this study changes against the seed, with the accuracy each may cost."""
+        return claims_mod.deviations(self.data, sorted(set(self.runs.precision)))
+
+    def tolerance(self) -> float:
+        return sum(d.tolerance for d in self.deviations())
+
     def summed_confusion(self, head: str, device: str, lr: str) -> pd.DataFrame:
         mats = [m for (h, r, d, _), m in self.confusion.items() if (h, r, d) == (head, lr, device)]
         return sum(mats[1:], mats[0].copy())
@@ -100,9 +128,18 @@ def _read_json(path: Path, what: str) -> dict:
         raise UserError(f"{what} {path} is not valid JSON ({e}); delete it and rerun") from None
 
 
-def load_study(config_path, run_paths, timing_paths=()) -> Study:
+def _correct(path: Path):
+    """Per-image correctness from a run's predictions.csv (label, pred columns); None when
+    the run predates them."""
+    if not path.exists():
+        return None
+    df = pd.read_csv(path, usecols=["label", "pred"])
+    return (df.label.to_numpy() == df.pred.to_numpy()).astype(bool)
+
+
+def load_study(config_path, run_paths, timing_paths=(), data_meta=None) -> Study:
     cfg = _read_json(config_path, "config JSON")
-    rows, histories, confusion = [], [], {}
+    rows, histories, confusion, correct = [], [], {}, {}
     for path in run_paths:
         m = _read_json(path, "run metrics")
         run_dir = Path(path).parent
@@ -136,12 +173,13 @@ def load_study(config_path, run_paths, timing_paths=()) -> Study:
         hist[["train_acc", "test_acc"]] *= 100
         histories.append(hist.assign(head=key[0], lr=key[1], device=key[2], seed=key[3]))
         confusion[key] = pd.read_csv(run_dir / "confusion.csv", index_col="true")
+        correct[key] = _correct(run_dir / "predictions.csv")
     if not rows:
         raise UserError("no runs given (--runs); pass the metrics.json of every training run")
     timing = [_read_json(p, "timing JSON") for p in timing_paths or ()]
-    return Study(
-        cfg, pd.DataFrame(rows), pd.concat(histories, ignore_index=True), confusion, timing
-    )
+    data = _read_json(data_meta, "data metadata") if data_meta else {}
+    history = pd.concat(histories, ignore_index=True)
+    return Study(cfg, pd.DataFrame(rows), history, confusion, timing, correct, data)
 
 
 # ---- the tables -------------------------------------------------------------------
@@ -176,7 +214,8 @@ def hyperparameters(study: Study) -> pd.DataFrame:
             steps,
             test_steps,
         ]
-    paper_lrs = " / ".join(lr_tag(k) for k in study.config["paper"]["test_accuracy"])
+    lrs = study.lr_order()
+    paper_lrs = " / ".join(lr for lr in lrs if not math.isnan(study.paper_accuracy(lr)))
     table["paper"] = [128, 128, paper_lrs, "5e-4", 0.9, study.config["paper"]["epochs"], 391, 78]
     table["note"] = [
         "",
@@ -193,17 +232,22 @@ def hyperparameters(study: Study) -> pd.DataFrame:
 
 
 def test_accuracy(study: Study) -> pd.DataFrame:
-    """Table 4: final and best test accuracy per head and learning rate over seeds."""
+    """Table 4: final and best test accuracy per head and learning rate over seeds, and
+    whether the paper's single run is where one more run of ours would land (prediction
+    interval, raised by the declared tolerance of our deviations)."""
     rows = []
     c = study.confidence
+    tol = study.tolerance()
+    decided = not claims_mod.comparability(study.config)
     for head, device, lr, runs in study.groups():
         n_test = int(runs.n_test.iloc[0])
         fin = stats.summarize(runs.final_test_acc, c, n_test)
         best = stats.summarize(runs.best_test_acc, c, n_test)
+        lo, hi, method = stats.prediction_interval(runs.final_test_acc, c, n_test, tol)
         paper = study.paper_accuracy(lr)
-        inside = ""
-        if not math.isnan(paper) and not math.isnan(fin.ci_low):
-            inside = "yes" if fin.ci_low <= paper <= fin.ci_high else "no"
+        verdict = claims_mod.NOT_MEASURABLE
+        if not math.isnan(paper) and decided:
+            verdict = claims_mod.HOLDS if lo <= paper <= hi else claims_mod.FAILS
         rows.append(
             {
                 "head": head,
@@ -219,9 +263,13 @@ def test_accuracy(study: Study) -> pd.DataFrame:
                 "best_ci_low": best.ci_low,
                 "best_ci_high": best.ci_high,
                 "ci_method": fin.method,
+                "pred_low": lo,
+                "pred_high": hi,
+                "pred_method": method,
+                "tolerance": tol,
                 "paper": paper,
                 "difference": fin.mean - paper,
-                "paper_in_ci": inside or "n/a",
+                "verdict": verdict if not math.isnan(paper) else "n/a",
             }
         )
     return pd.DataFrame(rows)
@@ -232,12 +280,13 @@ def lr_comparison(study: Study) -> pd.DataFrame:
     alpha = 1 - study.confidence
     for head in study.heads():
         for device in sorted(set(study.runs.device)):
-            sel = study.runs[(study.runs["head"] == head) & (study.runs.device == device)]
+            sel = study.select(head, device)
             groups = {lr: sel[sel.lr == lr].final_test_acc.tolist() for lr in study.lr_order()}
             groups = {k: v for k, v in groups.items() if v}
             if len(groups) < 2:
                 continue
-            for r in stats.pairwise(groups, int(sel.n_test.iloc[0]), alpha):
+            paired = functools.partial(study.paired_correct, head, device)
+            for r in stats.pairwise(groups, int(sel.n_test.iloc[0]), alpha, paired):
                 rows.append(
                     {
                         "head": head,
@@ -254,19 +303,20 @@ def lr_comparison(study: Study) -> pd.DataFrame:
                         "p_value": r["p_value"],
                         "p_holm": r["p_holm"],
                         "alpha": alpha,
+                        "better": r["better"] or "",
                         "conclusion": _conclusion(r),
                     }
                 )
     cols = ["head", "device", "lr_a", "lr_b", "n_a", "n_b", "mean_a", "mean_b", "difference"]
-    cols += ["test", "statistic", "p_value", "p_holm", "alpha", "conclusion"]
+    cols += ["test", "statistic", "p_value", "p_holm", "alpha", "better", "conclusion"]
     return pd.DataFrame(rows, columns=cols)
 
 
 def _conclusion(r: dict) -> str:
-    if not r["significant"]:
-        return "no difference beyond noise"
-    better, worse = (r["a"], r["b"]) if r["difference"] > 0 else (r["b"], r["a"])
-    return f"lr {better} better than lr {worse}"
+    if r["better"] is None:
+        return "inconclusive"
+    worse = r["b"] if r["better"] == r["a"] else r["a"]
+    return f"lr {r['better']} better than lr {worse}"
 
 
 def timing(study: Study) -> pd.DataFrame:
@@ -392,6 +442,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="resolved config (results/config.json)")
     parser.add_argument("--runs", nargs="+", required=True, help="metrics.json of every run")
     parser.add_argument("--timing", nargs="*", default=[], help="timing.json per device")
+    parser.add_argument("--data-meta", help="the data cache's .json (sha256, source)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -400,7 +451,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    study = load_study(args.config, args.runs, args.timing)
+    study = load_study(args.config, args.runs, args.timing, args.data_meta)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, df in build_all(study).items():
@@ -416,6 +467,7 @@ def read_tables(folder) -> dict[str, pd.DataFrame]:
         path = folder / name
         if not path.exists():
             raise UserError(f"table {path} does not exist; run `python -m repro tables` first")
-        dtype = str if name == "hyperparameters.csv" else {"lr": str, "lr_a": str, "lr_b": str}
+        text = dict.fromkeys(("lr", "lr_a", "lr_b", "better"), str)
+        dtype = str if name == "hyperparameters.csv" else text
         out[name] = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=dtype)
     return out

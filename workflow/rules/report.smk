@@ -17,7 +17,9 @@ rule tables:
         runs=run_outputs("metrics.json"),
         epochs=run_outputs("epochs.csv"),
         confusion=run_outputs("confusion.csv"),
+        predictions=run_outputs("predictions.csv"),
         timing=timing_outputs(),
+        data_meta=DATA_META,
     output:
         hyper="results/tables/hyperparameters.csv",
         accuracy=report(
@@ -43,7 +45,8 @@ rule tables:
         "../../envs/repro.yaml"
     shell:
         "python -m repro tables --config {input.config} --runs {input.runs}"
-        " --timing {input.timing} --out-dir results/tables 2> {log}"
+        " --timing {input.timing} --data-meta {input.data_meta} --out-dir results/tables"
+        " 2> {log}"
 
 
 rule figures:

@@ -363,6 +363,17 @@ def load(cache: Path) -> Dataset:
     return Dataset(**arrays, meta=meta)
 
 
+def content_hash(ds: Dataset) -> str:
+    """sha256 of the cache's arrays: the identity of the data a run trains on (a
+    checkpoint resumes only onto the same data)."""
+    h = hashlib.sha256()
+    for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
 def _array_problem(x: np.ndarray, y: np.ndarray) -> str | None:
     """What is wrong with one split's images and labels as the cache holds them, or None
     (float images would train silently on a different scale)."""

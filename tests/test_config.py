@@ -190,6 +190,25 @@ def test_batch_size_is_checked_where_the_config_decides_the_image_count():
     config_mod.validate({"train": {"batch_size": 7}, "devices": ["cpu"]})
 
 
+def test_run_folder_names_the_data_set(tmp_path):
+    """Two archives with the same subset sizes train different runs; the offline copy
+    keeps the folder hash its runs always had (the recorded runs are c8c533c3)."""
+    offline = config_mod.validate({"devices": ["cpu"], "data": {"source": "archive"}})
+    other = tmp_path / "other.tar.gz"
+    other.write_bytes(b"another archive")
+    moved = config_mod.validate({"devices": ["cpu"], "data": {"archive": str(other)}})
+    hashes = {config_mod.settings_hash(c, "cpu") for c in (offline, moved)}
+    assert len(hashes) == 2
+    for name, size in (("a", 1), ("b", 2)):
+        (tmp_path / name / "train").mkdir(parents=True)
+        (tmp_path / name / "train" / "x.jpg").write_bytes(b"x" * size)
+        folder = {"source": "folder", "folder": str(tmp_path / name)}
+        hashes.add(config_mod.settings_hash(config_mod.validate({"data": folder}), "cpu"))
+    assert len(hashes) == 4
+    recorded = config_mod.load(ROOT / "config" / "recorded.yaml", check_devices=False)
+    assert {r["hash"] for r in config_mod.runs(recorded)} == {"c8c533c3"}
+
+
 CLI_CASES = [
     (["--lr", "-1"], "learning_rates[0] = -1.0"),
     (["--epochs", "0"], "train.epochs = 0"),

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from . import devices as devices_mod
-from .data import resolve_source
+from .data import OFFLINE_JPEG_Q75_SHA256, resolve_source, sha256_of
 from .errors import UserError
 from .settings import ModelSpec, RunConfig
 
@@ -455,6 +455,35 @@ def data_tag(cfg: dict) -> str:
     return "-".join(parts)
 
 
+@cache
+def _archive_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_of(Path(path))
+
+
+def data_identity(cfg: dict) -> str | None:
+    """Which data set the runs train on, beyond its source and subset sizes (data_tag):
+    the archive's sha256, or a folder's file names and sizes. None for the data the
+    run folders have always meant: the official download and the offline copy (so the
+    recorded runs and finished folders keep their hashes)."""
+    d = cfg["data"]
+    source = resolve_source(d)
+    if source == "archive":
+        digest = d["archive_sha256"]
+        if not digest:
+            st = Path(d["archive"]).stat()
+            digest = _archive_sha256(str(Path(d["archive"]).resolve()), st.st_size, st.st_mtime_ns)
+        return None if digest == OFFLINE_JPEG_Q75_SHA256 else digest
+    if source == "folder":
+        root = Path(d["folder"])
+        listing = sorted(
+            f"{p.relative_to(root).as_posix()}:{p.stat().st_size}"
+            for p in root.rglob("*")
+            if p.is_file()
+        )
+        return "folder:" + hashlib.sha256("\n".join(listing).encode()).hexdigest()
+    return None
+
+
 def run_config(cfg: dict, head: str, lr: float, device: str, seed: int) -> RunConfig:
     t = cfg["train"]
     return RunConfig(
@@ -483,6 +512,9 @@ def settings_hash(cfg: dict, device: str) -> str:
         "data": data_tag(cfg),
     }
     key["train"]["model"] = {k: v for k, v in rc.model.__dict__.items() if k != "head"}
+    identity = data_identity(cfg)
+    if identity is not None:  # absent for the offline copy: its folders keep their hash
+        key["data_identity"] = identity
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

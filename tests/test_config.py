@@ -298,6 +298,50 @@ def render_table() -> str:
         "| subset larger than the archive | the key and the available count |",
         "| archive sha256 differs from data.archive_sha256 | both digests |",
         "| official download impossible | both options: archive and download |",
+        "| member leaving the layout (`../train/cat/0000.jpg`, absolute) | the member |",
+        "| split folder in the wrong case (`Train/`) | the member and the lower-case name |",
+        "| a second tree (`train/` and `backup/train/`), archive or folder | both members |",
+        "| member or file over 1 MiB (never read) | the member and its size |",
+        "| image larger than 32x32 (size read from the header, not decoded) | the member |",
+        "| decompression bomb, any other decoder error | the member and the error |",
+        "| archive path is a directory | the path; use data.source: folder |",
+        "| macOS `._*` and `__MACOSX/` files | (skipped: not images) |",
+        "",
+        "Data cache (tests/test_data.py), when a stage loads it, before any training:",
+        "",
+        "| what is wrong | message names |",
+        "|---|---|",
+        "| empty or unreadable .npz | the cache file |",
+        "| images not uint8 32x32x3 (float, wrong size) | the file, the split, dtype and shape |",
+        "| labels not integers, out of 0..9, or fewer than images | the file and the split |",
+        "| an empty split | the file and the split |",
+        "| .json sidecar not JSON or not an object | the sidecar file |",
+        "",
+        "Training (tests/test_train.py), before the first epoch:",
+        "",
+        "| what is wrong | what happens |",
+        "|---|---|",
+        "| checkpoint empty, truncated, garbage or crafted (code in a pickle) |"
+        " named in the log, moved aside to `<file>.unreadable`, the run starts over;"
+        " no code runs (weights_only) |",
+        "| checkpoint that loads but does not restore | the same (`damaged`) |",
+        "| checkpoint of another configuration or other data | not resumed (logged) |",
+        "| a second trainer of the same run | one line naming the holder's pid and lock |",
+        "| the workflow that started a trainer is killed | the trainer stops after its epoch,"
+        " checkpoint kept |",
+        "| a batch of exactly one image in the data at hand | the batch size, the image count,"
+        " sizes that work |",
+        "| `train --out` is an existing file, `timing --out` a folder | the path |",
+        "| a power loss during a write | files are fsync'd before the atomic rename |",
+        "",
+        "Workflow (tests/test_workflow.py): every path in a rule's shell command is quoted (a"
+        " project path with a space or `$(...)` is one argument, never run); the resolved"
+        " config is written in-process, not passed as one argument; config files are read"
+        " again strictly (a key written twice fails before any job). Run folders carry the"
+        " data's identity (archive sha256 or folder listing; the offline copy keeps its"
+        " hash, so recorded runs stay valid); learning rates keep full precision in folder"
+        " names and flags. `timing.enabled: false` builds the report without measurements"
+        " (tests/test_tables.py).",
         "",
         "Recorded runs (config key `recorded`, tests/test_recorded.py), before any job:",
         "",

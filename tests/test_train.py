@@ -317,6 +317,9 @@ def test_out_that_is_a_file_is_refused_before_training(tiny_cache, tmp_path, cap
         "(it is created) or move the file away"
     )
     assert taken.read_text() == "keep me"
+    args = ["timing", "--device", "cpu", "--cache", str(tiny_cache), "--out", str(tmp_path)]
+    assert cli.main(args) == 2
+    assert capsys.readouterr().err.startswith(f"error: --out {tmp_path} is a folder")
 
 
 def test_atomic_writes_reach_the_disk_before_the_rename(tmp_path, monkeypatch):

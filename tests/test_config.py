@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from repro import config as config_mod
 from repro import devices
@@ -54,12 +53,51 @@ CASES = [
     ("unknown nested key", "train: {epoch: 3}", ["train.epoch is unknown", "epochs"]),
     ("empty config file", "", ["config is empty"]),
     ("config not a mapping", "- 0.01\n- 0.001", ["must be a YAML mapping", "list"]),
+    # numbers: finite everywhere (jsonschema's bounds let NaN through)
+    ("NaN learning rate", "learning_rates: [.nan]", ["learning_rates[0] = nan", "finite"]),
+    ("infinite weight decay", "train: {weight_decay: .inf}", ["train.weight_decay = inf"]),
+    ("NaN confidence", "report: {confidence: .nan}", ["report.confidence = nan", "finite"]),
+    ("NaN paper accuracy", "paper: {test_accuracy: {0.01: .nan}}", ["test_accuracy.0.01 = nan"]),
+    # integers are ints (JSON Schema counts 1.0 as one), and in range
+    ("epochs of 1.0", "train: {epochs: 1.0}", ["train.epochs = 1.0", "integer"]),
+    ("batch size of 16.0", "train: {batch_size: 16.0}", ["train.batch_size = 16.0", "integer"]),
+    ("seed of 0.0", "seeds: [0.0]", ["seeds[0] = 0.0", "integers"]),
+    ("seed of 2**64", "seeds: [18446744073709551616]", ["seeds[0] = 18446744073709551616"]),
+    ("boolean epochs", "train: {epochs: true}", ["train.epochs = True", "integer"]),
+    # BatchNorm cannot train on a batch of one image
+    ("batch size of 1", "train: {batch_size: 1}", ["train.batch_size = 1", "one image"]),
+    (
+        "last batch of one image",
+        "data: {subset: {train_per_class: 5}}\ntrain: {batch_size: 7}",
+        ["train.batch_size = 7", "50 training images = 7 x 7 + 1", "e.g. 6 or 8"],
+    ),
+    # what only the report stages read is checked before the first job
+    (
+        "paper accuracy keyed by a non-rate",
+        "paper: {test_accuracy: {fast: 90}}",
+        ["paper.test_accuracy has the key 'fast'", "learning rates"],
+    ),
+    ("unknown palette", "figures: {palette: nosuch}", ["figures.palette = 'nosuch'"]),
+    # files and structure
+    (
+        "archive path is a directory",
+        "data: {source: archive, archive: /tmp}",
+        ["data.archive = '/tmp' is a directory", "data.source: folder"],
+    ),
+    ("key written twice", "train: {epochs: 1}\ntrain: {epochs: 150}", ["'train' is written twice"]),
+    (
+        "YAML alias bomb",
+        "seeds: &a [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]\nheads: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a,"
+        " *a]\nlearning_rates: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+        "devices: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]",
+        ["more than 10000 values", "without aliases"],
+    ),
 ]
 
 
 def message(text: str) -> str:
     with pytest.raises(UserError) as e:
-        config_mod.validate(yaml.safe_load(text))
+        config_mod.validate(config_mod.parse_yaml(text))
     return str(e.value)
 
 
@@ -95,6 +133,80 @@ def test_run_folder_changes_with_any_result_affecting_setting():
         assert config_mod.settings_hash(config_mod.validate(change), "cpu") != h, change
     for same in ({"figures": {"dpi": 300}}, {"report": {"title": "x"}}, {"learning_rates": [0.1]}):
         assert config_mod.settings_hash(config_mod.validate(same), "cpu") == h, same
+
+
+def test_alias_bomb_message_stays_short():
+    # a mapping of aliases under an allowed key fails the schema: the message quotes
+    # the value, cut short, instead of expanding it
+    text = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{b}: &{b} [{', '.join(['*' + a] * 9)}]\n"
+        for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    parsed = config_mod.parse_yaml(text)
+    assert len(text) < 400
+    assert "without aliases" in message_of({"report": {"title": parsed["i"]}})
+    # under the size bound (7380 values) the schema rejects it, quoting it cut short
+    msg = message_of({"report": {"title": parsed["d"]}})
+    assert msg.startswith("config key report.title = [[[") and len(msg) < 400
+
+
+def message_of(cfg) -> str:
+    with pytest.raises(UserError) as e:
+        config_mod.validate(cfg)
+    return str(e.value)
+
+
+def test_numbers_from_the_command_line_are_checked_too():
+    # `--config` values reach validate as strings, or as floats Python parsed
+    assert "learning_rates[0] = nan" in message_of({"learning_rates": [".nan"]})
+    assert "report.confidence = inf" in message_of({"report": {"confidence": float("inf")}})
+    assert "train.epochs = 1.0" in message_of({"train": {"epochs": "1.0"}})
+
+
+def test_learning_rates_keep_full_precision_in_folders_and_flags():
+    cfg = config_mod.validate({"devices": ["cpu"], "learning_rates": [0.01000001, 0.01000002]})
+    tags = [r["lr"] for r in config_mod.runs(cfg)]
+    assert tags == ["0.01000001", "0.01000002"]
+    cfg = config_mod.validate({"devices": ["cpu"], "learning_rates": [0.0123456789, 0.01, 1]})
+    runs = config_mod.runs(cfg)
+    assert [r["lr"] for r in runs] == ["0.0123456789", "0.01", "1"]
+    flags = config_mod.train_flags(cfg, **{**runs[0], "seed": "0"})
+    assert "--lr 0.0123456789 " in flags
+
+
+def test_duplicate_key_in_a_config_file_names_the_file(tmp_path):
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("train:\n  epochs: 1\n  epochs: 150\n")
+    with pytest.raises(UserError, match=rf"^config file {nested}: key 'epochs' is written twice"):
+        config_mod.load(nested)
+    with pytest.raises(UserError, match="written twice"):
+        config_mod.check_files([str(nested)])
+
+
+def test_batch_size_is_checked_where_the_config_decides_the_image_count():
+    assert config_mod.batch_size_problem(300, 7) is None
+    assert "e.g. 298 or 300" in config_mod.batch_size_problem(300, 299)
+    # a whole archive of unknown size: checked when training starts (tests/test_train.py)
+    config_mod.validate({"train": {"batch_size": 7}, "devices": ["cpu"]})
+
+
+def test_run_folder_names_the_data_set(tmp_path):
+    """Two archives with the same subset sizes train different runs; the offline copy
+    keeps the folder hash its runs always had (the recorded runs are c8c533c3)."""
+    offline = config_mod.validate({"devices": ["cpu"], "data": {"source": "archive"}})
+    other = tmp_path / "other.tar.gz"
+    other.write_bytes(b"another archive")
+    moved = config_mod.validate({"devices": ["cpu"], "data": {"archive": str(other)}})
+    hashes = {config_mod.settings_hash(c, "cpu") for c in (offline, moved)}
+    assert len(hashes) == 2
+    for name, size in (("a", 1), ("b", 2)):
+        (tmp_path / name / "train").mkdir(parents=True)
+        (tmp_path / name / "train" / "x.jpg").write_bytes(b"x" * size)
+        folder = {"source": "folder", "folder": str(tmp_path / name)}
+        hashes.add(config_mod.settings_hash(config_mod.validate({"data": folder}), "cpu"))
+    assert len(hashes) == 4
+    recorded = config_mod.load(ROOT / "config" / "recorded.yaml", check_devices=False)
+    assert {r["hash"] for r in config_mod.runs(recorded)} == {"c8c533c3"}
 
 
 CLI_CASES = [
@@ -186,6 +298,50 @@ def render_table() -> str:
         "| subset larger than the archive | the key and the available count |",
         "| archive sha256 differs from data.archive_sha256 | both digests |",
         "| official download impossible | both options: archive and download |",
+        "| member leaving the layout (`../train/cat/0000.jpg`, absolute) | the member |",
+        "| split folder in the wrong case (`Train/`) | the member and the lower-case name |",
+        "| a second tree (`train/` and `backup/train/`), archive or folder | both members |",
+        "| member or file over 1 MiB (never read) | the member and its size |",
+        "| image larger than 32x32 (size read from the header, not decoded) | the member |",
+        "| decompression bomb, any other decoder error | the member and the error |",
+        "| archive path is a directory | the path; use data.source: folder |",
+        "| macOS `._*` and `__MACOSX/` files | (skipped: not images) |",
+        "",
+        "Data cache (tests/test_data.py), when a stage loads it, before any training:",
+        "",
+        "| what is wrong | message names |",
+        "|---|---|",
+        "| empty or unreadable .npz | the cache file |",
+        "| images not uint8 32x32x3 (float, wrong size) | the file, the split, dtype and shape |",
+        "| labels not integers, out of 0..9, or fewer than images | the file and the split |",
+        "| an empty split | the file and the split |",
+        "| .json sidecar not JSON or not an object | the sidecar file |",
+        "",
+        "Training (tests/test_train.py), before the first epoch:",
+        "",
+        "| what is wrong | what happens |",
+        "|---|---|",
+        "| checkpoint empty, truncated, garbage or crafted (code in a pickle) |"
+        " named in the log, moved aside to `<file>.unreadable`, the run starts over;"
+        " no code runs (weights_only) |",
+        "| checkpoint that loads but does not restore | the same (`damaged`) |",
+        "| checkpoint of another configuration or other data | not resumed (logged) |",
+        "| a second trainer of the same run | one line naming the holder's pid and lock |",
+        "| the workflow that started a trainer is killed | the trainer stops after its epoch,"
+        " checkpoint kept |",
+        "| a batch of exactly one image in the data at hand | the batch size, the image count,"
+        " sizes that work |",
+        "| `train --out` is an existing file, `timing --out` a folder | the path |",
+        "| a power loss during a write | files are fsync'd before the atomic rename |",
+        "",
+        "Workflow (tests/test_workflow.py): every path in a rule's shell command is quoted (a"
+        " project path with a space or `$(...)` is one argument, never run); the resolved"
+        " config is written in-process, not passed as one argument; config files are read"
+        " again strictly (a key written twice fails before any job). Run folders carry the"
+        " data's identity (archive sha256 or folder listing; the offline copy keeps its"
+        " hash, so recorded runs stay valid); learning rates keep full precision in folder"
+        " names and flags. `timing.enabled: false` builds the report without measurements"
+        " (tests/test_tables.py).",
         "",
         "Recorded runs (config key `recorded`, tests/test_recorded.py), before any job:",
         "",

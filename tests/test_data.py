@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -187,3 +188,141 @@ def test_no_source_available(tmp_path, monkeypatch):
     }
     msg = expect_error(cfg, tmp_path / "out" / "c.npz", "download", "data.archive")
     assert "source: archive" in msg
+
+
+# ---- hostile archives, folders and caches (issue 12): a small synthetic layout of one
+# train and one test image per class, built in memory
+
+
+@pytest.fixture(scope="module")
+def jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def layout(jpeg: bytes, root: str = "") -> dict:
+    return {f"{root}{s}/{c}/0000.jpg": jpeg for s in ("train", "test") for c in CLASSES}
+
+
+def pack(path: Path, members: dict) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, blob in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    return path
+
+
+def png_header(width: int, height: int) -> bytes:
+    """The start of a PNG that claims a size: enough for Pillow to open it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+ONE = {"train": 1, "test": 1}
+
+
+@pytest.mark.parametrize(
+    "what,extra,fragments",
+    [
+        ("member leaving the layout", {"../train/cat/0001.jpg": b"x"}, ["../train/cat/0001.jpg"]),
+        ("absolute member", {"/train/cat/0001.jpg": b"x"}, ["/train/cat/0001.jpg", "absolute"]),
+        ("split in upper case", {"Train/cat/0001.jpg": b"x"}, ["Train/cat/0001.jpg", "train/"]),
+        ("duplicated tree", {"backup/train/cat/0000.jpg": b"x"}, ["two trees", "backup/train"]),
+        ("oversized member", {"train/cat/0000.jpg": bytes(2 << 20)}, ["train/cat/0000.jpg"]),
+        (
+            "decompression bomb",
+            {"train/cat/0000.jpg": png_header(20000, 20000)},
+            ["train/cat/0000.jpg", "DecompressionBomb"],
+        ),
+        (
+            "large image, refused undecoded",
+            {"train/cat/0000.jpg": png_header(9000, 9000)},
+            ["train/cat/0000.jpg", "9000x9000"],
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_hostile_archive_member_is_named(jpeg, tmp_path, what, extra, fragments):
+    bad = pack(tmp_path / "bad.tar.gz", {**layout(jpeg), **extra})
+    expect_error(archive_cfg(bad, **ONE), tmp_path / "out" / "c.npz", *fragments)
+
+
+def test_macos_metadata_is_skipped(jpeg, tmp_path):
+    junk = {"train/cat/._0000.jpg": b"\x00\x05\x16\x07", "__MACOSX/train/cat/._0000.jpg": b"x"}
+    ok = pack(tmp_path / "mac.tar.gz", {**layout(jpeg, "./"), **junk})
+    meta = prepare(archive_cfg(ok, **ONE), tmp_path / "c.npz")
+    assert meta["train_per_class"] == [1] * 10
+
+
+def test_folder_layout_gets_the_same_checks(jpeg, tmp_path):
+    for name, blob in {**layout(jpeg), "old/train/cat/0000.jpg": jpeg}.items():
+        (tmp_path / "f" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "f" / name).write_bytes(blob)
+    cfg = {"source": "folder", "folder": str(tmp_path / "f"), "subset": dict(ONE)}
+    expect_error(cfg, tmp_path / "out" / "c.npz", "two trees", "old/train/cat/0000.jpg")
+
+
+def test_archive_path_that_is_a_directory(tmp_path):
+    expect_error(archive_cfg(tmp_path), tmp_path / "out" / "c.npz", "is a directory", "folder")
+
+
+def write_cache(path: Path, **override) -> Path:
+    arrays = {
+        "x_train": np.zeros((4, 32, 32, 3), np.uint8),
+        "y_train": np.array([0, 1, 2, 9]),
+        "x_test": np.zeros((2, 32, 32, 3), np.uint8),
+        "y_test": np.array([3, 4]),
+    }
+    np.savez(path, **{**arrays, **override})
+    return path
+
+
+@pytest.mark.parametrize(
+    "override,fragment",
+    [
+        ({"y_train": np.array([0, 1, 2, 10])}, "labels 0..10"),
+        ({"x_train": np.zeros((4, 32, 32, 3), np.float32)}, "float32"),
+        ({"x_test": np.zeros((2, 28, 28, 3), np.uint8)}, "(28, 28, 3)"),
+        ({"x_test": np.zeros((0, 32, 32, 3), np.uint8), "y_test": np.zeros(0, int)}, "empty"),
+        ({"y_train": np.array([0, 1])}, "4 images but 2 labels"),
+        ({"y_test": np.array([0.0, 1.0])}, "not integers"),
+    ],
+    ids=[
+        "labels out of range",
+        "float images",
+        "wrong size",
+        "empty split",
+        "short labels",
+        "float labels",
+    ],
+)
+def test_corrupt_cache_is_named(tmp_path, override, fragment):
+    cache = write_cache(tmp_path / "c.npz", **override)
+    with pytest.raises(
+        UserError, match=rf"^data cache {cache}: .*{re.escape(fragment)}.*prepare_data"
+    ):
+        load(cache)
+
+
+def test_empty_cache_and_corrupt_sidecar_are_named(tmp_path):
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    with pytest.raises(UserError, match=rf"^data cache {empty} is unreadable"):
+        load(empty)
+    cache = write_cache(tmp_path / "c.npz")
+    cache.with_suffix(".json").write_text('{"n_train": 4')
+    with pytest.raises(
+        UserError, match=rf"^data cache sidecar {cache.with_suffix('.json')} is not"
+    ):
+        load(cache)
+    assert load(write_cache(tmp_path / "good.npz")).y_train.tolist() == [0, 1, 2, 9]

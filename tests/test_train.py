@@ -16,8 +16,18 @@ import torch
 from torchvision.transforms import functional as F
 
 from repro.data import MEAN, STD, load
+from repro.errors import UserError
 from repro.settings import ModelSpec
-from repro.train import EPOCH_COLUMNS, STEP_COLUMNS, TIME_COLUMNS, DeviceData, RunConfig, train_run
+from repro.train import (
+    CHECKPOINT_KEYS,
+    EPOCH_COLUMNS,
+    STEP_COLUMNS,
+    TIME_COLUMNS,
+    DeviceData,
+    RunConfig,
+    read_checkpoint,
+    train_run,
+)
 
 TINY = ModelSpec(widths=(8, 8, 16, 16, 32, 32), hidden=32)
 OUTPUTS = ("epochs.csv", "steps.csv", "epoch_times.csv", "confusion.csv", "model.pt")
@@ -162,7 +172,7 @@ def test_killed_run_resumes_byte_identical(tiny_cache, tmp_path, sig):
 
 def test_checkpoint_of_other_config_is_not_resumed(tiny_cache, tmp_path, capsys):
     ck = tmp_path / "ck.pt"
-    torch.save({"fingerprint": "a-different-config"}, ck)
+    torch.save({**dict.fromkeys(CHECKPOINT_KEYS), "fingerprint": "a-different-config"}, ck)
     train_run(tiny_run(epochs=1), tiny_cache, tmp_path / "b", checkpoint=ck)
     assert "different configuration" in capsys.readouterr().err
     train_run(tiny_run(epochs=1), tiny_cache, tmp_path / "a")
@@ -210,3 +220,116 @@ def test_crafted_checkpoint_runs_no_code(tiny_cache, tmp_path, capsys):
     assert "unreadable" in capsys.readouterr().err
     # the run started over and finished; its own checkpoint is then removed
     assert (tmp_path / "run" / "metrics.json").exists() and not ck.exists()
+
+
+# ---- hostile checkpoints, concurrent trainers, outputs (issue 12)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_unreadable_checkpoint_is_named_and_moved_aside(tmp_path, capsys, damage):
+    ck = tmp_path / "ck.pt"
+    torch.save({k: torch.zeros(1000) for k in CHECKPOINT_KEYS}, ck)
+    whole = ck.read_bytes()
+    ck.write_bytes(
+        {"empty": b"", "truncated": whole[: len(whole) // 2], "garbage": b"x" * 99}[damage]
+    )
+    assert read_checkpoint(ck, set_aside=True) is None
+    err = capsys.readouterr().err
+    assert f"checkpoint {ck} is unreadable" in err and "starting the run over" in err, err
+    assert not ck.exists() and (tmp_path / "ck.pt.unreadable").exists()
+
+
+def test_damaged_or_other_data_checkpoint_starts_over(tiny_cache, tmp_path, capsys):
+    """A checkpoint that loads but cannot be restored (here: weights of another shape)
+    is moved aside and the run starts over; one trained on other data is not resumed
+    (a fresh start is byte-identical to an uninterrupted run: the test above)."""
+    from repro.data import content_hash
+
+    rc = tiny_run(epochs=1)
+    data_id = content_hash(load(tiny_cache))
+    ck = tmp_path / "ck.pt"
+    damaged = {**dict.fromkeys(CHECKPOINT_KEYS), "fingerprint": rc.fingerprint(), "data": data_id}
+    torch.save({**damaged, "model": {"features.0.weight": torch.zeros(2)}}, ck)
+    train_run(rc, tiny_cache, tmp_path / "run", checkpoint=ck)
+    err = capsys.readouterr().err
+    assert f"checkpoint {ck} is damaged" in err and (tmp_path / "ck.pt.unreadable").exists()
+    assert (tmp_path / "run/metrics.json").exists()
+    torch.save({**damaged, "data": "0" * 64}, ck)
+    train_run(rc, tiny_cache, tmp_path / "other", checkpoint=ck)
+    assert "trained on different data" in capsys.readouterr().err
+
+
+def test_second_trainer_of_a_run_is_refused(tiny_cache, tmp_path):
+    from repro.train_lock import RunLock
+
+    ck = tmp_path / "ck.pt"
+    with RunLock(tmp_path / "ck.pt.lock", "the run"):
+        with pytest.raises(
+            UserError, match=rf"being trained by another process \(pid {os.getpid()}"
+        ):
+            train_run(tiny_run(), tiny_cache, tmp_path / "run", checkpoint=ck)
+    assert not (tmp_path / "run").exists()
+
+
+def test_trainer_notices_that_the_workflow_was_killed(tmp_path):
+    """SIGKILL the process above `bash -c` (as Snakemake runs a job): the trainer's
+    ancestry changes and it would stop after its current epoch."""
+    child = (
+        "import time, pathlib; from repro.train_lock import Ancestry; a = Ancestry(); "
+        f"p = pathlib.Path({str(tmp_path)!r}); (p / 'ready').touch(); t = time.time()\n"
+        "while not a.gone() and time.time() - t < 20: time.sleep(0.02)\n"
+        "(p / 'gone').write_text(str(a.gone()))"
+    )
+    launcher = (
+        "import subprocess, sys, time; "
+        f"subprocess.Popen(['bash', '-c', {sys.executable!r} + ' -c ' + sys.argv[1] + '; true']);"
+        " time.sleep(60)"
+    )
+    import shlex
+
+    proc = subprocess.Popen([sys.executable, "-c", launcher, shlex.quote(child)])
+    _wait_for(tmp_path / "ready", proc, timeout=20)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    t0 = time.time()
+    while not (tmp_path / "gone").exists() and time.time() - t0 < 20:
+        time.sleep(0.05)
+    assert (tmp_path / "gone").read_text() == "True"
+
+
+def test_batch_of_one_image_is_refused_before_training(tiny_cache, tmp_path):
+    # 300 images: a batch size of 299 leaves one image for the last batch
+    with pytest.raises(UserError, match=r"batch_size = 299 leaves a batch of exactly one image"):
+        train_run(tiny_run(batch_size=299), tiny_cache, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_out_that_is_a_file_is_refused_before_training(tiny_cache, tmp_path, capsys):
+    from repro import cli
+
+    taken = tmp_path / "taken"
+    taken.write_text("keep me")
+    args = ["train", "--device", "cpu", "--cache", str(tiny_cache), "--out", str(taken)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err == f"error: --out {taken} is an existing file, not a folder; give a run folder "
+        "(it is created) or move the file away"
+    )
+    assert taken.read_text() == "keep me"
+    args = ["timing", "--device", "cpu", "--cache", str(tiny_cache), "--out", str(tmp_path)]
+    assert cli.main(args) == 2
+    assert capsys.readouterr().err.startswith(f"error: --out {tmp_path} is a folder")
+
+
+def test_atomic_writes_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
+    from repro import files
+
+    calls = []
+    monkeypatch.setattr(files.os, "fsync", lambda fd: calls.append("fsync"))
+    real_replace = os.replace
+    monkeypatch.setattr(
+        files.os, "replace", lambda a, b: (calls.append("replace"), real_replace(a, b))
+    )
+    files.write_atomic(tmp_path / "x.txt", "data")
+    assert calls[:2] == ["fsync", "replace"] and (tmp_path / "x.txt").read_text() == "data"

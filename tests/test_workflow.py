@@ -4,6 +4,7 @@ real data subset, real training, real PDF. Then what a rerun after a change rebu
 from __future__ import annotations
 
 import csv
+import os
 import re
 import subprocess
 import sys
@@ -17,9 +18,11 @@ SMOKE = ["--configfile", "config/smoke.yaml"]
 pytestmark = pytest.mark.integration
 
 
-def snakemake(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(
+    cwd: Path, *args: str, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     if check and res.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
     return res
@@ -138,3 +141,44 @@ def test_crashing_job_shows_its_cause_from_the_log(project):
     out = res.stdout + res.stderr
     assert res.returncode != 0 and "Error in rule train" in out
     assert f"error: data cache {cache.relative_to(project)} is unreadable" in out
+
+
+# shell values that Snakemake interpolates and repro builds itself (validated numbers
+# and names, or shlex-quoted paths); every other value must be quoted with :q
+BUILT_BY_REPRO = {"params.flags", "threads"}
+
+
+def test_every_interpolated_shell_value_is_quoted():
+    """A path with a space or `$(...)` reaches each command as one argument."""
+    unquoted = []
+    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        for block in re.findall(r"shell:\n((?:\s+\".*\"\n)+)", smk.read_text()):
+            for field in re.findall(r"(?<!\{)\{([^{}]+)\}(?!\})", block):
+                if not field.endswith(":q") and field not in BUILT_BY_REPRO:
+                    unquoted.append(f"{smk.name}: {{{field}}}")
+    assert not unquoted
+
+
+def test_project_path_with_space_and_command_substitution(tmp_path_factory, copy_project):
+    """The planned commands of a project whose path holds `a b $(touch pwned)` split
+    back into the same paths (dry run: nothing trains)."""
+    import shlex
+
+    base = tmp_path_factory.mktemp("quoting") / "a b $(touch pwned)"
+    base.mkdir()
+    (base / "shared").symlink_to((ROOT / ".." / "shared").resolve())
+    repo = copy_project(base / "repo", "recorded", "docs", "benchmarks")
+    # the SLURM plugin asks `scontrol` at import, which waits 10 s where SLURM is
+    # installed but not running; a dry run needs no answer
+    stub = base.parent / "bin"
+    stub.mkdir()
+    (stub / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+    (stub / "scontrol").chmod(0o755)
+    env = {**os.environ, "PATH": f"{stub}:{os.environ['PATH']}"}
+    res = snakemake(repo, *SMOKE, "-n", "-p", env=env)
+    commands = [shlex.split(c) for c in res.stdout.splitlines() if "python -m repro" in c]
+    stages = {c[c.index("repro") + 1] for c in commands}
+    assert {"prepare", "train", "timing", "tables", "figures", "provenance", "report"} <= stages
+    provenance = next(c for c in commands if "provenance" in c)
+    assert provenance[provenance.index("--repo") + 1] == str(repo)
+    assert not any(p.name == "pwned" for p in base.parent.rglob("pwned"))

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from . import config as config_mod
-from .files import write_atomic
 
 
 def add_arguments_check(p) -> None:
@@ -32,11 +30,11 @@ def main_check(args) -> int:
 
 
 def add_arguments_write_config(p) -> None:
-    p.add_argument("--json", required=True, help="the resolved config as a JSON string")
+    # a file, not the config as an argument: a large one passes the system's limit
+    p.add_argument("--config", required=True, type=Path, help="a config file (YAML or JSON)")
     p.add_argument("--out", required=True, type=Path)
 
 
 def main_write_config(args) -> int:
-    cfg = config_mod.validate(json.loads(args.json), check_devices=False)
-    write_atomic(args.out, json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    config_mod.write_resolved(config_mod.read_yaml(args.config), args.out)
     return 0

@@ -107,6 +107,8 @@ def add_arguments_timing(p) -> None:
 
 
 def main_timing(args) -> int:
+    if args.out.is_dir():
+        raise UserError(f"--out {args.out} is a folder; give the timing JSON's file path")
     rc = _run_config(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     measure(rc, args.cache, args.out)

@@ -11,6 +11,7 @@ import copy
 import hashlib
 import json
 import math
+import reprlib
 import shlex
 from dataclasses import asdict
 from functools import cache
@@ -19,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from . import devices as devices_mod
-from .data import resolve_source
+from .data import OFFLINE_JPEG_Q75_SHA256, resolve_source, sha256_of
 from .errors import UserError
 from .settings import ModelSpec, RunConfig
 
@@ -33,6 +34,21 @@ AUTO_PRECISION = {"cuda": "bf16", "mps": "fp32"}
 @cache
 def schema() -> dict:
     return yaml.safe_load(SCHEMA.read_text())
+
+
+# Values quoted in messages are cut short: a config built from YAML aliases can be a
+# small file that expands to billions of items when printed.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 2, 6, 6
+_SHORT.maxstring = _SHORT.maxother = 60
+# More nodes than any real config has; a walk stops here instead of expanding an alias bomb.
+MAX_CONFIG_NODES = 10_000
+# Seeds seed numpy-compatible 32-bit generators as well as torch's.
+MAX_SEED = 2**32 - 1
+
+
+def short(value) -> str:
+    return _SHORT.repr(value)
 
 
 def _key(path) -> str:
@@ -67,10 +83,10 @@ def _describe(error) -> str:
     if error.validator == "uniqueItems":
         seen: list = []
         dup = next(v for v in error.instance if v in seen or seen.append(v))
-        return f"config key {key} has the duplicate value {dup!r}; allowed: {rule}"
+        return f"config key {key} has the duplicate value {short(dup)}; allowed: {rule}"
     if error.validator == "minItems" and not error.instance:
         return f"config key {key} is an empty list; allowed: {rule}"
-    return f"config key {key} = {error.instance!r} is not allowed; allowed: {rule}"
+    return f"config key {key} = {short(error.instance)} is not allowed; allowed: {rule}"
 
 
 def _resolve_ref(ref: str) -> dict:
@@ -135,14 +151,51 @@ def validate(cfg, check_devices: bool = True) -> dict:
     # imports this module for run_config without validating
     import jsonschema
 
+    _check_values(cfg)
     cfg = _coerce(schema(), copy.deepcopy(cfg))
-    validator = jsonschema.Draft202012Validator(schema())
+    _check_values(cfg)  # again: --config strings coerced to numbers may be nan
+    validator = _validator_class(jsonschema)(schema())
     errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), e.path))
     if errors:
         raise UserError(_describe(errors[0]))
     _fill_defaults(schema(), cfg)
     _semantic_checks(cfg, check_devices)
     return cfg
+
+
+@cache
+def _validator_class(jsonschema):
+    """Draft 2020-12, except that an integer is an int: JSON Schema counts 1.0 as one,
+    and `epochs: 1.0` or `seeds: [0.0]` would then fail inside a job."""
+
+    def is_integer(checker, value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine("integer", is_integer)
+    return jsonschema.validators.extend(base, type_checker=checker)
+
+
+def _check_values(cfg) -> None:
+    """Every number finite (jsonschema's minimum/maximum let NaN through), and the whole
+    config of a sane size (walked without expanding shared YAML aliases)."""
+    stack, seen = [((), cfg)], 0
+    while stack:
+        path, value = stack.pop()
+        seen += 1
+        if seen > MAX_CONFIG_NODES:
+            raise UserError(
+                f"the config has more than {MAX_CONFIG_NODES} values (YAML aliases "
+                "expanding?); write the keys of config/config.yaml out plainly, without aliases"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(
+                f"config key {_key(path)} = {value} is not allowed; every number must be finite"
+            )
+        if isinstance(value, dict):
+            stack += [((*path, str(k)), v) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [((*path, i), v) for i, v in enumerate(value)]
 
 
 def _semantic_checks(cfg: dict, check_devices: bool) -> None:
@@ -164,6 +217,11 @@ def _semantic_checks(cfg: dict, check_devices: bool) -> None:
                 f"(CIFAR-10 has {available} {split} images per class); use 1-{available} "
                 "or null for all"
             )
+    if d["source"] in ("archive", "auto") and d["archive"] and Path(d["archive"]).is_dir():
+        raise UserError(
+            f"config key data.archive = {d['archive']!r} is a directory; for an unpacked "
+            "copy set data.source: folder and data.folder to it"
+        )
     if d["source"] == "archive" and not (d["archive"] and Path(d["archive"]).exists()):
         raise UserError(
             f"config key data.archive = {d['archive']!r} does not exist; set it to a CIFAR-10 "
@@ -174,8 +232,78 @@ def _semantic_checks(cfg: dict, check_devices: bool) -> None:
             f"config key data.folder = {d['folder']!r} is not a directory; set it to a folder "
             "in ImageFolder layout (train/<class>/*.jpg, test/<class>/*.jpg)"
         )
+    _check_batch_size(cfg)
+    _check_report_keys(cfg)
     if check_devices:
         check_device_presence(cfg)
+
+
+def train_images(cfg: dict) -> int | None:
+    """The number of training images, where the config alone decides it (a subset, or
+    the official data set); None for a whole archive or folder of unknown size."""
+    per_class = cfg["data"]["subset"]["train_per_class"]
+    if per_class:
+        return per_class * 10
+    return 50_000 if resolve_source(cfg["data"]) == "torchvision" else None
+
+
+def batch_size_problem(n_train: int, batch_size: int) -> str | None:
+    """Why ``batch_size`` cannot train on ``n_train`` images, or None. BatchNorm1d in the
+    classifier cannot normalise a batch of one image, so no batch, the last included,
+    may hold exactly one; a short last batch is otherwise kept (the seed's step count)."""
+    if batch_size < 2:
+        return (
+            f"train.batch_size = {batch_size} trains on batches of one image, which "
+            "BatchNorm cannot train on; use a batch size of at least 2"
+        )
+    last = n_train % batch_size
+    if last != 1:
+        return None
+    fits = [
+        b
+        for d in range(1, n_train)
+        for b in (batch_size - d, batch_size + d)
+        if 2 <= b <= n_train and n_train % b != 1
+    ][:2]
+    hint = f"e.g. {' or '.join(map(str, sorted(fits)))}" if fits else "more images"
+    return (
+        f"train.batch_size = {batch_size} leaves a batch of exactly one image "
+        f"({n_train} training images = {n_train // batch_size} x {batch_size} + {last}), "
+        f"which BatchNorm cannot train on; use a batch size of at least 2 that leaves a last "
+        f"batch of 0 or at least 2 images, {hint}"
+    )
+
+
+def _check_batch_size(cfg: dict) -> None:
+    n = train_images(cfg)
+    problem = batch_size_problem(n or 0, cfg["train"]["batch_size"])
+    if problem and (n or cfg["train"]["batch_size"] < 2):
+        raise UserError(f"config key {problem}")
+
+
+def _check_report_keys(cfg: dict) -> None:
+    """What only the tables and figures stages read, checked before the first job."""
+    for key in cfg["paper"]["test_accuracy"]:
+        try:
+            rate = float(key)
+        except ValueError:
+            rate = math.nan
+        if not (math.isfinite(rate) and rate > 0):
+            raise UserError(
+                f"config key paper.test_accuracy has the key {short(key)}, not a learning "
+                "rate; allowed: learning rates (numbers > 0) mapped to accuracies in percent"
+            )
+    palette = cfg["figures"]["palette"]
+    if palette != schema()["properties"]["figures"]["properties"]["palette"]["default"]:
+        import seaborn as sns  # only for a palette other than the default: slow to import
+
+        try:
+            sns.color_palette(palette)
+        except (ValueError, TypeError):
+            raise UserError(
+                f"config key figures.palette = {short(palette)} is not a seaborn palette; "
+                "use e.g. colorblind, deep, muted, viridis or tab10"
+            ) from None
 
 
 def check_device_presence(cfg: dict) -> None:
@@ -196,25 +324,91 @@ def check_device_presence(cfg: dict) -> None:
                 )
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key written twice in one mapping (plain YAML keeps the
+    last silently: a second `train:` replaced the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                line = key_node.start_mark.line + 1
+                raise UserError(
+                    f"key {key!r} is written twice (again on line {line}); "
+                    "keep one and merge the settings into it"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping
+)
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_yaml(path: str | Path):
+    """A config file's content, or UserError naming the file (missing, too large, not
+    YAML, a duplicated key)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist; pass e.g. config/config.yaml")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise UserError(
+            f"config file {path} is over {MAX_CONFIG_BYTES >> 20} MiB; a config is a few "
+            "lines, start from config/config.yaml"
+        )
+    try:
+        return parse_yaml(path.read_text())
+    except UserError as e:
+        raise UserError(f"config file {path}: {e}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"config file {path} is not valid YAML: {e}") from None
+
+
+def parse_yaml(text: str):
+    """Config text as data, strictly (a key written twice is a UserError)."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as e:
+        raise UserError(f"not valid YAML: {str(e).splitlines()[0]}") from None
+
+
+def check_files(paths) -> None:
+    """The config files Snakemake merged (it reads them with plain YAML), read again
+    strictly: a duplicated key fails here, before the first job."""
+    for path in paths:
+        if str(path).endswith((".yaml", ".yml")):
+            read_yaml(path)
+
+
 def load(path: str | Path, check_devices: bool = True) -> dict:
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"config file {path} does not exist; pass e.g. config/config.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    raw = read_yaml(path)
     try:
         return validate(raw, check_devices)
     except UserError as e:
         raise UserError(f"{path}: {e}") from None
 
 
+def write_resolved(cfg: dict, out: str | Path) -> None:
+    """The validated config with defaults, as the report stages read it (JSON)."""
+    from .files import write_atomic
+
+    resolved = validate(cfg, check_devices=False)
+    write_atomic(Path(out), json.dumps(resolved, indent=2, sort_keys=True) + "\n")
+
+
 # ---- the run grid -----------------------------------------------------------------
 
 
 def lr_tag(lr: float) -> str:
-    return f"{float(lr):g}"
+    """A learning rate as run folders and flags spell it: the shortest text that reads
+    back as the same float, so distinct rates never share a folder (`:g` made
+    0.01000001 and 0.01000002 both lr0.01) and a run trains at its configured rate."""
+    text = repr(float(lr))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def resolve_devices(names: list[str]) -> list[str]:
@@ -261,6 +455,35 @@ def data_tag(cfg: dict) -> str:
     return "-".join(parts)
 
 
+@cache
+def _archive_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_of(Path(path))
+
+
+def data_identity(cfg: dict) -> str | None:
+    """Which data set the runs train on, beyond its source and subset sizes (data_tag):
+    the archive's sha256, or a folder's file names and sizes. None for the data the
+    run folders have always meant: the official download and the offline copy (so the
+    recorded runs and finished folders keep their hashes)."""
+    d = cfg["data"]
+    source = resolve_source(d)
+    if source == "archive":
+        digest = d["archive_sha256"]
+        if not digest:
+            st = Path(d["archive"]).stat()
+            digest = _archive_sha256(str(Path(d["archive"]).resolve()), st.st_size, st.st_mtime_ns)
+        return None if digest == OFFLINE_JPEG_Q75_SHA256 else digest
+    if source == "folder":
+        root = Path(d["folder"])
+        listing = sorted(
+            f"{p.relative_to(root).as_posix()}:{p.stat().st_size}"
+            for p in root.rglob("*")
+            if p.is_file()
+        )
+        return "folder:" + hashlib.sha256("\n".join(listing).encode()).hexdigest()
+    return None
+
+
 def run_config(cfg: dict, head: str, lr: float, device: str, seed: int) -> RunConfig:
     t = cfg["train"]
     return RunConfig(
@@ -289,6 +512,9 @@ def settings_hash(cfg: dict, device: str) -> str:
         "data": data_tag(cfg),
     }
     key["train"]["model"] = {k: v for k, v in rc.model.__dict__.items() if k != "head"}
+    identity = data_identity(cfg)
+    if identity is not None:  # absent for the offline copy: its folders keep their hash
+        key["data_identity"] = identity
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

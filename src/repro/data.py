@@ -52,7 +52,10 @@ STD = (0.2470, 0.2435, 0.2616)
 # sha256 of the offline copy of CIFAR-10 (../shared/data/cifar10-jpeg.tar.gz): its images
 # are a JPEG quality-75 re-encoding of the original release, which the report declares
 OFFLINE_JPEG_Q75_SHA256 = "5489b54e63be1049940fccf3e3cb313fa101e99c3baec54ce543c39269a02a33"
-_MEMBER = re.compile(r"^(?:\./)?(?:[^/]+/)?(train|test)/([^/]+)/([^/]+\.(?:jpe?g|png))$", re.I)
+# <root/>split/class/file.jpg; the split matched in any case to name a wrong one
+_MEMBER = re.compile(r"^(?:(.+)/)?(train|test)/([^/]+)/([^/]+\.(?:jpe?g|png))$", re.I)
+# A CIFAR-10 image file is a few KB; anything far larger is not one (and is not read).
+MAX_IMAGE_BYTES = 1 << 20
 
 
 @dataclass
@@ -75,18 +78,76 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 def _decode(blob: bytes, name: str) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(blob)) as im:
+            # the size is in the header: a wrong one (a decompression bomb included) is
+            # refused before any pixel is decoded
+            if im.size != IMAGE_SHAPE[:2]:
+                raise UserError(
+                    f"image {name} is {im.size[0]}x{im.size[1]}, CIFAR-10 images are 32x32; "
+                    "point data.archive/data.folder at CIFAR-10"
+                )
             im.load()
             arr = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except UserError:
+        raise
+    except UnidentifiedImageError:
         raise UserError(
-            f"corrupt image {name}: {e}; replace the file or the archive with a good copy"
+            f"corrupt image {name}: not an image Pillow can read; replace the file or the "
+            "archive with a good copy"
         ) from None
-    if arr.shape != IMAGE_SHAPE:
+    except Exception as e:  # noqa: BLE001 - Pillow's decoders raise many types
         raise UserError(
-            f"image {name} is {arr.shape[1]}x{arr.shape[0]}, CIFAR-10 images are 32x32; "
-            "point data.archive/data.folder at CIFAR-10"
-        )
+            f"corrupt image {name}: {type(e).__name__}: {e}; replace the file or the archive "
+            "with a good copy"
+        ) from None
     return arr
+
+
+def _too_large(name: str, size: int) -> UserError:
+    return UserError(
+        f"{name} is {size} bytes, no CIFAR-10 image is over {MAX_IMAGE_BYTES >> 20} MiB; "
+        "point data.archive/data.folder at CIFAR-10"
+    )
+
+
+def _layout(files, where: str) -> tuple[dict, dict]:
+    """Sort the file names of an archive or folder into split -> class -> names.
+
+    Returns (names, original) where ``original`` maps each kept (normalised) name to the
+    name to read. macOS metadata (``._*``, ``__MACOSX/``) is skipped; a name that leaves
+    the layout (absolute, ``..``), a split folder in the wrong case or a second tree
+    (train/ and backup/train/) is a UserError naming the member."""
+    names: dict = {s: defaultdict(list) for s in SPLITS}
+    original, roots = {}, {}
+    for raw in files:
+        parts = raw.split("/")
+        if raw.startswith("/") or ".." in parts:
+            raise UserError(
+                f"{where}: member {raw} leaves the ImageFolder layout (absolute or ..); "
+                "use an archive with plain relative names such as train/cat/0000.jpg"
+            )
+        parts = [p for p in parts if p not in ("", ".")]
+        if not parts or parts[-1].startswith("._") or "__MACOSX" in parts:
+            continue  # macOS resource forks, not images
+        name = "/".join(parts)
+        m = _MEMBER.match(name)
+        if not m:
+            continue
+        root, split, cls, _ = m.groups()
+        if split not in SPLITS:
+            raise UserError(
+                f"{where}: member {name} is under {split}/, the layout's folders are "
+                f"lower-case {split.lower()}/; rename the folder"
+            )
+        roots.setdefault(root or "", name)
+        if len(roots) > 1:
+            first, second = list(roots.values())[:2]
+            raise UserError(
+                f"{where}: images in two trees ({first} and {second}), e.g. a copy in a "
+                "backup folder; keep one tree of train/ and test/"
+            )
+        names[split][cls].append(name)
+        original[name] = raw
+    return names, original
 
 
 def _select(names: dict, per_class: dict[str, int | None], where: str) -> dict:
@@ -140,16 +201,14 @@ def _from_archive(path: Path, per_class: dict) -> dict:
     try:
         with tarfile.open(path) as tar:
             members = {m.name: m for m in tar.getmembers() if m.isfile()}
-            names: dict = {s: defaultdict(list) for s in SPLITS}
-            for name in members:
-                m = _MEMBER.match(name)
-                if m:
-                    names[m.group(1)][m.group(2)].append(name)
+            names, original = _layout(members, str(path))
             chosen = _select(names, per_class, str(path))
 
             def read(name: str) -> bytes:
-                f = tar.extractfile(members[name])
-                return f.read()
+                member = members[original[name]]
+                if member.size > MAX_IMAGE_BYTES:
+                    raise _too_large(f"member {name} of {path}", member.size)
+                return tar.extractfile(member).read()
 
             return _assemble(chosen, read)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
@@ -160,16 +219,18 @@ def _from_archive(path: Path, per_class: dict) -> dict:
 
 
 def _from_folder(root: Path, per_class: dict) -> dict:
-    names: dict = {s: defaultdict(list) for s in SPLITS}
-    for split in SPLITS:
-        if not (root / split).is_dir():
-            continue
-        for cdir in sorted(p for p in (root / split).iterdir() if p.is_dir()):
-            for f in cdir.iterdir():
-                if f.suffix.lower() in (".jpg", ".jpeg", ".png"):
-                    names[split][cdir.name].append(str(f))
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    names, _ = _layout(files, str(root))
     chosen = _select(names, per_class, str(root))
-    return _assemble(chosen, lambda name: Path(name).read_bytes())
+
+    def read(name: str) -> bytes:
+        path = root / name
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise _too_large(str(path), size)
+        return path.read_bytes()
+
+    return _assemble(chosen, read)
 
 
 def _from_torchvision(root: Path, per_class: dict) -> dict:
@@ -213,6 +274,11 @@ def prepare(data_cfg: dict, out: Path) -> dict:
     meta: dict = {"source": source, "classes": list(CLASSES), "subset": per_class}
     if source == "archive":
         path = Path(data_cfg["archive"])
+        if path.is_dir():
+            raise UserError(
+                f"data.archive {path} is a directory; for an unpacked copy set "
+                "data.source: folder and data.folder to it"
+            )
         if not path.exists():
             raise UserError(
                 f"data.archive {path} does not exist; set data.archive to a CIFAR-10 archive "
@@ -271,14 +337,54 @@ def load(cache: Path) -> Dataset:
     cache = Path(cache)
     if not cache.exists():
         raise UserError(f"data cache {cache} does not exist; run `python -m repro prepare` first")
+    redo = "delete it and its .json and run the prepare_data step again"
     try:
-        with np.load(cache) as z:
+        with np.load(cache, allow_pickle=False) as z:
             arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise UserError(
-            f"data cache {cache} is unreadable ({type(e).__name__}: {e}); delete it and "
-            "run the prepare_data step again"
+            f"data cache {cache} is unreadable ({type(e).__name__}: {e}); {redo}"
         ) from None
+    for split in SPLITS:
+        problem = _array_problem(arrays[f"x_{split}"], arrays[f"y_{split}"])
+        if problem:
+            raise UserError(f"data cache {cache}: the {split} split {problem}; {redo}")
     meta_path = cache.with_suffix(".json")
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta = {}
+    if meta_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise UserError(
+                f"data cache sidecar {meta_path} is not valid JSON ({e}); {redo}"
+            ) from None
+        if not isinstance(meta, dict):
+            raise UserError(f"data cache sidecar {meta_path} is not a JSON object; {redo}")
     return Dataset(**arrays, meta=meta)
+
+
+def content_hash(ds: Dataset) -> str:
+    """sha256 of the cache's arrays: the identity of the data a run trains on (a
+    checkpoint resumes only onto the same data)."""
+    h = hashlib.sha256()
+    for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def _array_problem(x: np.ndarray, y: np.ndarray) -> str | None:
+    """What is wrong with one split's images and labels as the cache holds them, or None
+    (float images would train silently on a different scale)."""
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE:
+        return f"has images of {x.dtype} {x.shape[1:]}, not uint8 {IMAGE_SHAPE}"
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        return f"has labels of {y.dtype} with shape {y.shape}, not integers"
+    if len(y) != len(x):
+        return f"has {len(x)} images but {len(y)} labels"
+    if len(y) == 0:
+        return "is empty"
+    if y.min() < 0 or y.max() >= len(CLASSES):
+        return f"has labels {y.min()}..{y.max()}, outside 0..{len(CLASSES) - 1}"
+    return None

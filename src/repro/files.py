@@ -1,4 +1,4 @@
-"""Writing outputs so that no reader, crash or full disk ever sees half a file."""
+"""Writing outputs so that no reader, crash, power loss or full disk ever sees half a file."""
 
 from __future__ import annotations
 
@@ -7,14 +7,34 @@ from pathlib import Path
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write to a temporary name in the same folder, then rename over ``path``."""
+    """Write to a temporary name in the same folder, flush it to disk, then rename over
+    ``path``: without the fsync a power loss after the rename can leave an empty or
+    truncated file under the final name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except OSError as e:  # a failed write() names no file: name the one we meant
         raise OSError(e.errno, e.strerror, str(path)) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (where the platform allows opening a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

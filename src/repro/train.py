@@ -27,10 +27,13 @@ import torch
 from torch import nn
 
 from . import data as data_mod
+from .config import batch_size_problem
 from .devices import device_name
+from .errors import UserError
 from .files import write_atomic
 from .model import Net, count_parameters
 from .settings import COMPILE_MODES, RunConfig
+from .train_lock import Ancestry, RunLock
 
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
 STEP_COLUMNS = ["epoch", "step", "loss", "accuracy", "lr"]
@@ -207,24 +210,57 @@ def device_rng_state(device: torch.device):
     return None
 
 
-def read_checkpoint(path: Path) -> dict | None:
+# what a checkpoint of ours holds; anything less is treated as unreadable
+CHECKPOINT_KEYS = ("fingerprint", "data", "model", "optimizer", "generator", "torch_rng", "state")
+
+
+def read_checkpoint(path: Path, set_aside: bool = False) -> dict | None:
     """A checkpoint of ours, or None (none there, or unreadable: the run starts over).
 
     Loaded with ``weights_only``: our checkpoints hold only tensors and plain
     containers, and a file that needs anything else to unpickle (code, in a crafted
-    one) is refused, never run. RNG states stay CPU tensors; load_state_dict moves the
-    weights to the device."""
+    one) is refused, never run. An unreadable file (empty, truncated, garbage, crafted)
+    is moved aside with ``set_aside`` (by the run's trainer), so that no rerun trips on
+    it again. RNG states stay CPU tensors; load_state_dict moves the weights."""
     if not path.exists():
         return None
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same case
-        log(f"ignoring checkpoint {path}: unreadable ({type(e).__name__}); starting over")
-        return None
-    if not isinstance(ck, dict):
-        log(f"ignoring checkpoint {path}: not a checkpoint of this project; starting over")
-        return None
-    return ck
+        why = f"unreadable ({type(e).__name__})"
+    else:
+        if isinstance(ck, dict) and (not set_aside or all(k in ck for k in CHECKPOINT_KEYS)):
+            return ck
+        why = "not a checkpoint of this version of the project"
+    if set_aside:
+        set_checkpoint_aside(path, why)
+    else:
+        log(f"ignoring checkpoint {path}: {why}")
+    return None
+
+
+def set_checkpoint_aside(path: Path, why: str) -> None:
+    aside = path.with_name(path.name + ".unreadable")
+    os.replace(path, aside)
+    log(f"checkpoint {path} is {why}; moved aside to {aside}, starting the run over")
+
+
+def check_outputs(outdir: Path, checkpoint: Path | None) -> None:
+    """Where the run will write, checked before any work."""
+    if outdir.exists() and not outdir.is_dir():
+        raise UserError(
+            f"--out {outdir} is an existing file, not a folder; give a run folder "
+            "(it is created) or move the file away"
+        )
+    if checkpoint is not None and checkpoint.is_dir():
+        raise UserError(f"--checkpoint {checkpoint} is a folder; give a file path such as run.pt")
+
+
+def lock_path(outdir: Path, checkpoint: Path | None) -> Path:
+    """Next to the checkpoint (results/checkpoints/...), else next to the run folder."""
+    if checkpoint is not None:
+        return checkpoint.with_name(checkpoint.name + ".lock")
+    return outdir.with_name(outdir.name + ".lock")
 
 
 def setup_device(cfg: RunConfig) -> torch.device:
@@ -249,22 +285,42 @@ def train_run(
     checkpoint: Path | None = None,
     write_steps: bool = True,
 ) -> dict:
-    """Train one run; write CSVs, confusion matrix, metrics and weights into ``outdir``."""
-    t_start = time.perf_counter()
-    device = setup_device(cfg)
-    ds = data_mod.load(cache)
-    dd = DeviceData(ds, device)
-    torch.manual_seed(cfg.seed)  # weight init and dropout
-    model = Net(cfg.model).to(device).to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, cfg)
-    step, last_step = make_steps(model, opt, device, cfg)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    steps_per_epoch = math.ceil(dd.n_train / cfg.batch_size)
-    state = {"epoch": 0, "epochs": [], "steps": [], "times": [], "elapsed": 0.0}
+    """Train one run; write CSVs, confusion matrix, metrics and weights into ``outdir``.
+    One process at a time per run (a lock next to the checkpoint)."""
+    outdir = Path(outdir)
+    check_outputs(outdir, checkpoint)
+    with RunLock(lock_path(outdir, checkpoint), str(outdir)):
+        return _train_run(cfg, cache, outdir, checkpoint, write_steps)
 
-    ck = read_checkpoint(checkpoint) if checkpoint is not None else None
+
+def _train_run(cfg, cache, outdir, checkpoint, write_steps) -> dict:
+    t_start = time.perf_counter()
+    ancestry = Ancestry()
+    ds = data_mod.load(cache)
+    problem = batch_size_problem(len(ds.y_train), cfg.batch_size)
+    if problem:
+        raise UserError(f"{problem} (data cache {cache})")
+    data_id = data_mod.content_hash(ds)
+    device = setup_device(cfg)
+    dd = DeviceData(ds, device)
+    ck = read_checkpoint(checkpoint, set_aside=True) if checkpoint is not None else None
+    if ck is not None and ck["fingerprint"] != cfg.fingerprint():
+        log(f"ignoring {checkpoint}: it belongs to a different configuration")
+        ck = None
+    elif ck is not None and ck["data"] != data_id:
+        log(f"ignoring {checkpoint}: it was trained on different data ({cache} changed)")
+        ck = None
+
+    def fresh():
+        torch.manual_seed(cfg.seed)  # weight init and dropout
+        model = Net(cfg.model).to(device).to(memory_format=torch.channels_last)
+        opt = make_optimizer(model, cfg)
+        return model, opt, torch.Generator().manual_seed(cfg.seed)
+
+    model, opt, gen = fresh()
+    state = {"epoch": 0, "epochs": [], "steps": [], "times": [], "elapsed": 0.0}
     if ck is not None:
-        if ck.get("fingerprint") == cfg.fingerprint():
+        try:
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
             gen.set_state(ck["generator"])
@@ -273,14 +329,21 @@ def train_run(
                 torch.cuda.set_rng_state(ck["device_rng"])
             if device.type == "mps" and ck.get("device_rng") is not None:
                 torch.mps.set_rng_state(ck["device_rng"])
-            state = ck["state"]
+            state = dict(ck["state"])
+            if not 0 <= state["epoch"] <= cfg.epochs or len(state["epochs"]) != state["epoch"]:
+                raise ValueError(f"epoch {state['epoch']} of {cfg.epochs}")
             log(f"resumed from {checkpoint} after epoch {state['epoch']}/{cfg.epochs}")
-        else:
-            log(f"ignoring {checkpoint}: it belongs to a different configuration")
+        except Exception as e:  # noqa: BLE001 - a damaged checkpoint fails in many ways
+            set_checkpoint_aside(checkpoint, f"damaged ({type(e).__name__}: {e})")
+            model, opt, gen = fresh()
+            state = {"epoch": 0, "epochs": [], "steps": [], "times": [], "elapsed": 0.0}
+    step, last_step = make_steps(model, opt, device, cfg)
+    steps_per_epoch = math.ceil(dd.n_train / cfg.batch_size)
 
     def save_checkpoint():
         ck = {
             "fingerprint": cfg.fingerprint(),
+            "data": data_id,
             "model": model.state_dict(),
             "optimizer": opt.state_dict(),
             "generator": gen.get_state(),
@@ -336,6 +399,8 @@ def train_run(
                 f"test loss {test_loss:.4f} acc {test_acc:.4f} | {seconds:.1f} s, "
                 f"elapsed {hms(state['elapsed'])}, ETA {hms(mean_epoch * (cfg.epochs - epoch))}"
             )
+            if epoch < cfg.epochs and ancestry.gone():
+                raise Preempted("the death of the process that started it (workflow killed?)")
     except Preempted as e:
         log(f"stopped by {e}; checkpoint after epoch {state['epoch']} kept at {checkpoint}")
         raise SystemExit(143) from None
@@ -368,6 +433,7 @@ def train_run(
         "wall_seconds_this_process": time.perf_counter() - t_start,
         "seconds_per_epoch": state["elapsed"] / cfg.epochs,
         "fingerprint": cfg.fingerprint(),
+        "data_content_sha256": data_id,
         "config": asdict(cfg),
         "versions": versions(),
     }

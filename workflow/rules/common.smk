@@ -1,6 +1,5 @@
 # Validation and the run grid. The logic lives in the `repro` package (src/repro/config.py);
 # this file only turns it into paths, flags and resources for the rules.
-import json
 import sys
 from pathlib import Path
 
@@ -13,6 +12,8 @@ from repro import recorded as repro_recorded
 from repro.errors import UserError
 
 try:
+    # Snakemake read the config files with plain YAML; read them strictly (duplicate keys)
+    repro_config.check_files(workflow.configfiles)
     # device presence is checked in onstart, where Snakemake knows the executor
     _checked = repro_config.validate(config, check_devices=False)
 except UserError as e:

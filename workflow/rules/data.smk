@@ -18,4 +18,4 @@ rule prepare_data:
     params:
         flags=repro_config.prepare_flags(config),
     shell:
-        "python -m repro prepare {params.flags} --out {output.cache} 2> {log}"
+        "python -m repro prepare {params.flags} --out {output.cache:q} 2> {log:q}"

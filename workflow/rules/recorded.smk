@@ -24,7 +24,7 @@ rule recorded_run:
         outdir=lambda w, output: Path(output.metrics_json).parent,
     shell:
         "python -m repro recorded run --folder {params.folder:q} --run {params.run:q}"
-        " --out {params.outdir:q} 2> {log}"
+        " --out {params.outdir:q} 2> {log:q}"
 
 
 rule recorded_timing:
@@ -39,8 +39,8 @@ rule recorded_timing:
     params:
         folder=RECORDED.folder,
     shell:
-        "python -m repro recorded timing --folder {params.folder:q} --device {wildcards.device}"
-        " --out {output} 2> {log}"
+        "python -m repro recorded timing --folder {params.folder:q} --device {wildcards.device:q}"
+        " --out {output:q} 2> {log:q}"
 
 
 rule recorded_meta:
@@ -58,5 +58,5 @@ rule recorded_meta:
         folder=RECORDED.folder,
         runs=[RUN.format(**r) for r in RUNS],
     shell:
-        "python -m repro recorded meta --folder {params.folder:q} --runs {params.runs}"
-        " --out-dir results/recorded 2> {log}"
+        "python -m repro recorded meta --folder {params.folder:q} --runs {params.runs:q}"
+        " --out-dir results/recorded 2> {log:q}"

@@ -1,14 +1,12 @@
 rule write_config:
+    # in this process, not a shell: the whole config as one argument can pass the
+    # system's limit on argument length
     output:
         "results/config.json",
     log:
         "logs/write_config.log",
-    conda:
-        "../../envs/repro.yaml"
-    params:
-        cfg=json.dumps(config, sort_keys=True),
-    shell:
-        "python -m repro write-config --json {params.cfg:q} --out {output} 2> {log}"
+    run:
+        repro_config.write_resolved(config, output[0])
 
 
 rule tables:
@@ -44,9 +42,9 @@ rule tables:
     conda:
         "../../envs/repro.yaml"
     shell:
-        "python -m repro tables --config {input.config} --runs {input.runs}"
-        " --timing {input.timing} --data-meta {input.data_meta} --out-dir results/tables"
-        " 2> {log}"
+        "python -m repro tables --config {input.config:q} --runs {input.runs:q}"
+        " --timing {input.timing:q} --data-meta {input.data_meta:q}"
+        " --out-dir results/tables 2> {log:q}"
 
 
 rule figures:
@@ -75,8 +73,8 @@ rule figures:
     conda:
         "../../envs/repro.yaml"
     shell:
-        "python -m repro figures --config {input.config} --runs {input.runs}"
-        " --timing {input.timing} --out-dir results/figures 2> {log}"
+        "python -m repro figures --config {input.config:q} --runs {input.runs:q}"
+        " --timing {input.timing:q} --out-dir results/figures 2> {log:q}"
 
 
 rule provenance:
@@ -95,9 +93,9 @@ rule provenance:
     params:
         repo=workflow.basedir,
     shell:
-        "python -m repro provenance --config {input.config} --runs {input.runs}"
-        " --timing {input.timing} --data-meta {input.data_meta} --repo {params.repo}"
-        " --recorded {input.recorded} --out {output} 2> {log}"
+        "python -m repro provenance --config {input.config:q} --runs {input.runs:q}"
+        " --timing {input.timing:q} --data-meta {input.data_meta:q} --repo {params.repo:q}"
+        " --recorded {input.recorded:q} --out {output:q} 2> {log:q}"
 
 
 rule report:
@@ -116,6 +114,6 @@ rule report:
     conda:
         "../../envs/repro.yaml"
     shell:
-        "python -m repro report --config {input.config} --runs {input.runs}"
-        " --timing {input.timing} --tables-dir results/tables --figures-dir results/figures"
-        " --provenance {input.provenance} --out {output} 2> {log}"
+        "python -m repro report --config {input.config:q} --runs {input.runs:q}"
+        " --timing {input.timing:q} --tables-dir results/tables --figures-dir results/figures"
+        " --provenance {input.provenance:q} --out {output:q} 2> {log:q}"

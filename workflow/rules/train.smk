@@ -27,8 +27,8 @@ rule train:
         outdir=lambda w, output: Path(output.metrics).parent,
         checkpoint="results/checkpoints/{head}/lr{lr}/{device}/seed{seed}/{hash}.pt",
     shell:
-        "python -m repro train {params.flags} --threads {threads} --cache {input.cache}"
-        " --out {params.outdir} --checkpoint {params.checkpoint} 2> {log}"
+        "python -m repro train {params.flags} --threads {threads} --cache {input.cache:q}"
+        " --out {params.outdir:q} --checkpoint {params.checkpoint:q} 2> {log:q}"
 
 
 rule timing:
@@ -51,5 +51,5 @@ rule timing:
     params:
         flags=lambda w: repro_config.timing_flags(config, w.device),
     shell:
-        "python -m repro timing {params.flags} --threads {threads} --cache {input.cache}"
-        " --out {output} 2> {log}"
+        "python -m repro timing {params.flags} --threads {threads} --cache {input.cache:q}"
+        " --out {output:q} 2> {log:q}"

@@ -247,7 +247,7 @@ def test_detection_rules_on_constructed_curves():
 
 def test_claims_hold_on_a_paper_like_study(study):
     c = claims.check_all(study, tables.lr_comparison(study)).set_index("claim")
-    assert list(c.columns) == ["key", "paper", "measured", "verdict", "rule"]
+    assert list(c.columns) == ["key", "paper", "measured", "verdict", "rule", "short"]
     assert set(c.verdict) <= set(claims.VERDICTS)
     for claim in (
         "Learning rate 0.01 gives the best test accuracy",

@@ -1,5 +1,6 @@
 # Validation and the run grid. The logic lives in the `repro` package (src/repro/config.py);
 # this file only turns it into paths, flags and resources for the rules.
+import json
 import sys
 from pathlib import Path
 

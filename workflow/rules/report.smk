@@ -1,10 +1,13 @@
 rule write_config:
     # in this process, not a shell: the whole config as one argument can pass the
-    # system's limit on argument length
+    # system's limit on argument length. The param is never passed to a command: it
+    # makes Snakemake rerun this rule (and the report) when the config changes.
     output:
         "results/config.json",
     log:
         "logs/write_config.log",
+    params:
+        cfg=json.dumps(config, sort_keys=True),
     run:
         repro_config.write_resolved(config, output[0])
 

@@ -30,6 +30,7 @@ from . import data as data_mod
 from .devices import device_name
 from .files import write_atomic
 from .model import Net, count_parameters
+from .progress import ProgressFile
 from .settings import COMPILE_MODES, RunConfig
 
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
@@ -248,8 +249,36 @@ def train_run(
     outdir: Path,
     checkpoint: Path | None = None,
     write_steps: bool = True,
+    progress: Path | None = None,
 ) -> dict:
-    """Train one run; write CSVs, confusion matrix, metrics and weights into ``outdir``."""
+    """Train one run; write CSVs, confusion matrix, metrics and weights into ``outdir``,
+    and, with ``progress``, the run's state there after every epoch (repro.progress)."""
+    prog = ProgressFile(progress, cfg.epochs)
+    prog.update()
+    try:
+        metrics = _train_run(cfg, cache, outdir, checkpoint, write_steps, prog)
+    except SystemExit as e:
+        prog.update(state="stopped" if e.code == 143 else "failed", error=f"exit {e.code}")
+        raise
+    except KeyboardInterrupt:
+        prog.update(state="stopped")
+        raise
+    except BaseException as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        prog.update(state="failed", error=f"{type(e).__name__}: {first}".rstrip(": "))
+        raise
+    prog.update(state="done")
+    return metrics
+
+
+def _train_run(
+    cfg: RunConfig,
+    cache: Path,
+    outdir: Path,
+    checkpoint: Path | None,
+    write_steps: bool,
+    prog: ProgressFile,
+) -> dict:
     t_start = time.perf_counter()
     device = setup_device(cfg)
     ds = data_mod.load(cache)
@@ -275,6 +304,7 @@ def train_run(
                 torch.mps.set_rng_state(ck["device_rng"])
             state = ck["state"]
             log(f"resumed from {checkpoint} after epoch {state['epoch']}/{cfg.epochs}")
+            prog.update(**_progress_fields(state))
         else:
             log(f"ignoring {checkpoint}: it belongs to a different configuration")
 
@@ -330,6 +360,7 @@ def train_run(
             state["elapsed"] += seconds
             if checkpoint is not None:
                 save_checkpoint()
+            prog.update(**_progress_fields(state))
             mean_epoch = state["elapsed"] / len(state["times"])
             log(
                 f"epoch {epoch}/{cfg.epochs} train loss {train_loss:.4f} acc {train_acc:.4f} | "
@@ -393,6 +424,18 @@ def train_run(
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return metrics
+
+
+def _progress_fields(state: dict) -> dict:
+    """What a progress file says about the epochs done so far (``state`` as checkpointed)."""
+    last = state["epochs"][-1] if state["epochs"] else None
+    return {
+        "epoch": state["epoch"],
+        "train_acc": last[2] if last else None,
+        "test_acc": last[4] if last else None,
+        "seconds_per_epoch": state["elapsed"] / len(state["times"]) if state["times"] else None,
+        "elapsed": state["elapsed"],
+    }
 
 
 def compiled(model: nn.Module, mode: bool | str) -> nn.Module:

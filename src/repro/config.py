@@ -217,10 +217,12 @@ def lr_tag(lr: float) -> str:
     return f"{float(lr):g}"
 
 
-def resolve_devices(names: list[str]) -> list[str]:
+def resolve_devices(names: list[str], auto: str | None = None) -> list[str]:
+    """Device names with ``auto`` resolved: to ``auto`` when given (status resolves it
+    without torch), else on this host."""
     out = []
     for name in names:
-        dev = devices_mod.resolve(name) if name == "auto" else name
+        dev = (auto or devices_mod.resolve(name)) if name == "auto" else name
         if dev not in out:
             out.append(dev)
     return out
@@ -292,12 +294,13 @@ def settings_hash(cfg: dict, device: str) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def runs(cfg: dict) -> list[dict]:
-    """Every training job: dict(head, lr, device, seed, hash)."""
+def runs(cfg: dict, auto: str | None = None) -> list[dict]:
+    """Every training job: dict(head, lr, device, seed, hash); ``auto`` as in
+    resolve_devices."""
     out = []
     for head in cfg["heads"]:
         for lr in cfg["learning_rates"]:
-            for device in resolve_devices(cfg["devices"]):
+            for device in resolve_devices(cfg["devices"], auto):
                 for seed in cfg["seeds"]:
                     out.append(
                         dict(
@@ -330,6 +333,15 @@ def recorded_expectations(cfg: dict) -> list[dict]:
     return out
 
 
+# keys that change no result: left out of results/config.json's inputs, so that
+# changing them reruns nothing
+NO_RESULT_KEYS = ("estimate",)
+
+
+def result_config(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k not in NO_RESULT_KEYS}
+
+
 def check_devices(cfg: dict, local: bool) -> None:
     """Locally, every named device must be present. On a cluster the jobs run elsewhere,
     but `auto` would resolve on the submit host (usually without a GPU), so there the
@@ -356,15 +368,16 @@ def train_flags(cfg: dict, head: str, lr: str, device: str, seed: str, hash: str
             f"({settings_hash(cfg, device)}); request results/report.pdf instead of an old run"
         )
     rc = run_config(cfg, head, float(lr), device, int(seed))
-    return _flags(rc)
+    return run_flags(rc)
 
 
 def timing_flags(cfg: dict, device: str) -> str:
     rc = run_config(cfg, cfg["heads"][0], cfg["learning_rates"][0], device, cfg["seeds"][0])
-    return _flags(rc, epochs=cfg["timing"]["epochs"])
+    return run_flags(rc, epochs=cfg["timing"]["epochs"])
 
 
-def _flags(rc: RunConfig, epochs: int | None = None) -> str:
+def run_flags(rc: RunConfig, epochs: int | None = None) -> str:
+    """The `python -m repro train` (and timing, step-time) flags that describe ``rc``."""
     m = rc.model
     join = lambda xs: ",".join(map(str, xs))  # noqa: E731
     flags = [

@@ -6,7 +6,7 @@ rule write_config:
     conda:
         "../../envs/repro.yaml"
     params:
-        cfg=json.dumps(config, sort_keys=True),
+        cfg=json.dumps(repro_config.result_config(config), sort_keys=True),
     shell:
         "python -m repro write-config --json {params.cfg:q} --out {output} 2> {log}"
 

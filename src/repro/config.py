@@ -81,8 +81,8 @@ def _resolve_ref(ref: str) -> dict:
 
 
 def _coerce(node: dict, value):
-    """Numbers typed on the command line (`--config learning_rates=[0.1]`) arrive as
-    strings; turn them into numbers where the schema wants numbers."""
+    """Numbers and booleans typed on the command line (`--config learning_rates=[0.1]`)
+    arrive as strings; turn them into numbers and booleans where the schema wants them."""
     if "$ref" in node:
         node = _resolve_ref(node["$ref"])
     types = node.get("type", [])
@@ -100,6 +100,8 @@ def _coerce(node: dict, value):
         parsed = yaml.safe_load(value)
         if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
             return parsed
+    elif isinstance(value, str) and "boolean" in types and value.lower() in ("true", "false"):
+        return value.lower() == "true"
     return value
 
 

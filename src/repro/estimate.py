@@ -102,7 +102,7 @@ def calibrate(cfg: dict, device: str, root: Path, timeout: float = CALIBRATION_T
 
 def measure_step_seconds(rc, budget_s: float = CALIBRATION_STEPS_S, max_steps: int = 8) -> dict:
     """Seconds per training step of ``rc``'s model, batch and precision on random images:
-    one warm-up step, then steps until ``budget_s`` has passed (at least two). Compile
+    one warm-up step, then steps until ``budget_s`` has passed (at least one). Compile
     modes are not applied (compiling alone takes longer than the whole calibration)."""
     t_import = time.perf_counter()
     import torch
@@ -129,7 +129,7 @@ def measure_step_seconds(rc, budget_s: float = CALIBRATION_STEPS_S, max_steps: i
     sync()
     startup_s = time.perf_counter() - t_import
     n, t0 = 0, time.perf_counter()
-    while n < 2 or (time.perf_counter() - t0 < budget_s and n < max_steps):
+    while n < 1 or (time.perf_counter() - t0 < budget_s and n < max_steps):
         step(x, y)
         sync()
         n += 1
@@ -157,6 +157,8 @@ def epoch_seconds(step_s: float, batch: int, n_train: int, n_test: int) -> float
 
 
 def hours(seconds: float) -> str:
+    if seconds < 1:
+        return "under a second"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:
@@ -243,7 +245,8 @@ def device_line(cfg, device, epochs_left, jobs, root, local, calibrate_now) -> s
     head = f"{device} ({precision}): {epochs_left:,} epochs"
     rec, how = cached(cfg, device, root), "calibrated earlier"
     present = local and device in ("cpu", devices.likely_auto())
-    if rec is None and calibrate_now and present:
+    tried = rec is None and calibrate_now and present
+    if tried:
         rec, how = calibrate(cfg, device, root), "calibrated now"
     if rec is not None:
         per_epoch = epoch_seconds(rec["step_s"], batch, n_train, n_test)
@@ -258,7 +261,13 @@ def device_line(cfg, device, epochs_left, jobs, root, local, calibrate_now) -> s
         full = r["compiled"] if cfg["train"]["compile"] else r["eager"]
         total = epochs_left * full * epoch_share(n_train, n_test)
         return f"{head}: about {hours(total)} on {r['name']}"
-    why = "calibration skipped" if not calibrate_now else "not calibrated (not on this host)"
+    if tried:
+        why = (
+            f"the calibration did not finish within {CALIBRATION_TIMEOUT_S:.0f} s, a busy "
+            "machine?; `python -m repro estimate` retries"
+        )
+    else:
+        why = "calibration skipped" if not calibrate_now else "not on this host: not calibrated"
     return f"{head}: time unknown ({why})"
 
 

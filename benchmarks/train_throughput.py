@@ -105,8 +105,8 @@ def main() -> None:
     precision = args.precision
     if precision == "auto":
         precision = precision_for({"train": {"precision": "auto"}}, device.type)
-        bf16_units = "with" if cpu_has_bf16() else "without"
-        where = f"this CPU ({bf16_units} bf16 units)" if device.type == "cpu" else device.type
+        amx = "with" if cpu_has_bf16() else "without"
+        where = f"this CPU ({amx} AMX bf16 units)" if device.type == "cpu" else device.type
         print(f"precision auto -> {precision} on {where}")
     # compiled dropout draws from torch's generator as eager does, so the variants' losses
     # can be compared step by step

@@ -26,7 +26,7 @@ from .settings import ModelSpec, RunConfig
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 # Measured by benchmarks/train_throughput.py (BENCHMARKS.md): bf16 autocast is the
-# faster CPU choice on processors with AVX512-BF16/AMX; elsewhere fp32.
+# faster CPU choice on processors with AMX; elsewhere (AVX2, AVX512-BF16 alone) fp32.
 AUTO_PRECISION = {"cuda": "bf16", "mps": "fp32"}
 
 
@@ -247,11 +247,14 @@ def precision_for(cfg: dict, device: str) -> str:
 
 
 def cpu_has_bf16() -> bool:
+    """Whether bf16 autocast pays on this CPU: only with AMX tiles (amx_bf16). With
+    AVX512-BF16 alone (no AMX) bf16 training ran at 0.48x of fp32 and a bf16 matmul at
+    0.5x of sgemm on the 2-core Xeon (BENCHMARKS.md)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return "amx_bf16" in flags
 
 
 def data_tag(cfg: dict) -> str:

@@ -180,7 +180,7 @@ def test_estimate_calibrates_once_and_scales_to_the_plan(study):
     assert "(calibrated now)" in first[1]
     # the second start reads the cache; the arithmetic: steps + a third per test image
     again = estimate.lines(cfg, runs, [], root, local=True, calibrate_now=True)
-    assert "(calibrated earlier)" in again[1]
+    assert f"(calibrated {rec['measured']})" in again[1]
     per_epoch = (300 / 32 // 1 + 1 + 100 / 32 / 3) * rec["step_s"]
     assert estimate.epoch_seconds(rec["step_s"], 32, 300, 100) == pytest.approx(per_epoch)
     assert f"{per_epoch:.1f} s per epoch" in again[1]

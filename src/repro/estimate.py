@@ -252,7 +252,10 @@ def device_line(cfg, device, epochs_left, jobs, root, local, calibrate_now) -> s
     batch = cfg["train"]["batch_size"]
     precision = config_mod.precision_for(cfg, device)
     head = f"{device} ({precision}): {epochs_left:,} epochs"
-    rec, how = cached(cfg, device, root), "calibrated earlier"
+    rec = cached(cfg, device, root)
+    # dated: a figure cached on a busy afternoon stays until resources/calibration/ is
+    # cleared
+    how = f"calibrated {rec.get('measured', 'earlier')}" if rec else ""
     present = local and device in ("cpu", devices.likely_auto())
     tried = rec is None and calibrate_now and present
     if tried:

@@ -26,6 +26,7 @@ from pathlib import Path
 from . import config as config_mod
 from . import devices
 from .files import write_atomic
+from .status import run_status
 
 CACHE_DIR = Path("resources/calibration")
 CALIBRATION_TIMEOUT_S = 30.0
@@ -166,7 +167,7 @@ def epoch_seconds(step_s: float, batch: int, n_train: int, n_test: int) -> float
 
 
 def hours(seconds: float) -> str:
-    if seconds < 1:
+    if 0 < seconds < 1:
         return "a second"
     if seconds < 90:
         return f"{seconds:.0f} s"
@@ -198,8 +199,6 @@ def lines(
     """The estimate: ``runs`` as repro.config.runs gives them, ``timing`` the timing
     stage's devices; epochs already trained or checkpointed (repro.status) are not
     counted again. ``local``: the jobs run on this host (calibrate only then)."""
-    from .status import run_status
-
     n_train, n_test = images(cfg)
     epochs = cfg["train"]["epochs"]
     now = time.time()
@@ -224,7 +223,8 @@ def lines(
     for device in sorted(set(jobs) | set(timing)):
         left = sum(r["device"] == device for r in runs) * epochs - done.get(device, 0)
         n_jobs = jobs.get(device, 0)
-        if device in timing:
+        timed = (root / "results" / "timing" / device / "timing.json").exists()
+        if device in timing and not timed:
             left, n_jobs = left + cfg["timing"]["epochs"], n_jobs + 1
         line = device_line(cfg, device, left, n_jobs, root, local, calibrate_now)
         out.append("  " + line)

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,8 +308,6 @@ def show(
 ) -> None:
     """Print the status once, or with ``watch`` redraw it every ``interval`` seconds
     (in place on a terminal, appended otherwise) until interrupted."""
-    import sys
-
     out = out or sys.stdout
     tty = out.isatty() if tty is None else tty
     title = f"study status ({', '.join(map(str, configfiles)) or DEFAULT_CONFIG})"

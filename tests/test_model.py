@@ -94,7 +94,8 @@ def test_architecture_table_counts_what_the_model_has(spec):
 def test_planning_and_reporting_do_not_import_torch():
     code = (
         "import sys; import repro.config, repro.tables, repro.figures, repro.report, "
-        "repro.provenance, repro.recorded, repro.recording, repro.architecture; "
+        "repro.provenance, repro.recorded, repro.recording, repro.architecture, "
+        "repro.status, repro.progress, repro.estimate, repro.cli_status; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -37,14 +37,61 @@ def planned_jobs(res: subprocess.CompletedProcess) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M)}
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, copy_project) -> Path:
+def project_copy(tmp_path_factory, copy_project) -> Path:
     """A copy of the project next to a link to ../shared, as CI lays it out."""
     base = tmp_path_factory.mktemp("wf")
     (base / "shared").symlink_to((ROOT / ".." / "shared").resolve())
-    repo = copy_project(base / "repo")
-    snakemake(repo, *SMOKE)
-    return repo
+    return copy_project(base / "repo")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, copy_project) -> tuple[Path, str]:
+    """The smoke study run in a fresh copy: the copy and Snakemake's output."""
+    repo = project_copy(tmp_path_factory, copy_project)
+    res = snakemake(repo, *SMOKE)
+    return repo, res.stdout + res.stderr
+
+
+@pytest.fixture(scope="module")
+def project(smoke_run) -> Path:
+    return smoke_run[0]
+
+
+def test_estimate_comes_before_the_first_job_and_outcomes_at_job_ends(smoke_run):
+    out = smoke_run[1]
+    plan = out.index("plan: 6 runs x 2 epochs (heads softmax; lr 0.01, 0.005, 0.001; seeds 0, 1)")
+    assert plan < out.index("rule prepare_data")
+    assert "on 500 training / 200 test images = 12 epochs, 0.01 M training images" in out
+    # a fresh copy has no cached calibration: a few real steps, unless the machine is too
+    # busy to finish them in time (then the estimate says so and the run goes on)
+    cpu = re.search(
+        r"^  cpu \((fp32|bf16)\): 13 epochs(: time unknown \(the calibration did not finish"
+        r"| on .+ s per step of 128 \(calibrated now\), .+ -> about .+ one run after the other$)",
+        out,
+        re.M,
+    )
+    assert cpu, out[plan : plan + 2000]
+    assert "for scale: on one NVIDIA H100" in out
+    for lr in ("0.01", "0.005", "0.001"):
+        for seed in (0, 1):
+            assert f"run softmax lr={lr} cpu seed={seed}: 2 epochs, final train acc" in out
+
+
+def test_estimate_of_the_paper_plan_without_calibration(tmp_path_factory, copy_project):
+    repo = project_copy(tmp_path_factory, copy_project)
+    res = snakemake(repo, "results/config.json", "--config", "estimate={calibrate: false}")
+    out = res.stdout + res.stderr
+    assert "plan: 3 runs x 150 epochs (heads softmax; lr 0.01, 0.005, 0.001; seeds 0) on " in out
+    assert "50,000 training / 10,000 test images = 450 epochs, 22.50 M training images" in out
+    assert re.search(
+        r"^  cpu \((fp32|bf16)\): 455 epochs: time unknown \(calibration skipped\)$", out, re.M
+    )
+    assert (
+        "for scale: on one NVIDIA H100 80GB (recorded 2026-11-26), compiled with CUDA graphs, "
+        "these runs take about 15 min" in out
+    )
+    assert "for a quick look: --configfile config/smoke.yaml" in out
+    assert not (repo / "resources" / "calibration").exists()
 
 
 def test_smoke_report_is_complete(project):
@@ -124,6 +171,7 @@ def test_snakemake_html_report(project):
 def test_paper_config_plans_three_runs_of_150_epochs(project):
     res = snakemake(project, "-n", "-p")
     assert planned_jobs(res)["train"] == 3
+    assert "plan:" not in res.stdout + res.stderr  # a dry run neither estimates nor calibrates
     commands = [line for line in res.stdout.splitlines() if "python -m repro train" in line]
     assert len(commands) == 3 and all("--epochs 150" in c for c in commands)
     assert {re.search(r"--lr (\S+)", c)[1] for c in commands} == {"0.01", "0.005", "0.001"}

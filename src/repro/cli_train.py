@@ -11,15 +11,16 @@ from . import config as config_mod
 from . import devices
 from .errors import UserError
 from .timing import measure
-from .train import train_run
+from .train import hms, train_run
 
 
 def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
 
-def _common(p) -> None:
-    p.add_argument("--cache", required=True, type=Path, help="prepared data (.npz)")
+def _common(p, cache: bool = True) -> None:
+    if cache:
+        p.add_argument("--cache", required=True, type=Path, help="prepared data (.npz)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
@@ -90,14 +91,32 @@ def add_arguments_train(p) -> None:
         default=None,
         help="per-epoch checkpoint; an existing one of the same config is resumed",
     )
+    p.add_argument(
+        "--progress",
+        type=Path,
+        default=None,
+        help="progress JSON rewritten every epoch (what `python -m repro status` reads)",
+    )
 
 
 def main_train(args) -> int:
     rc = _run_config(args)
     if not args.cache.exists():
         raise UserError(f"data cache {args.cache} does not exist; run `python -m repro prepare`")
-    train_run(rc, args.cache, args.out, checkpoint=args.checkpoint)
+    m = train_run(rc, args.cache, args.out, checkpoint=args.checkpoint, progress=args.progress)
+    # stdout, not the log: Snakemake shows it when the job ends
+    print(outcome_line(m), flush=True)
     return 0
+
+
+def outcome_line(m: dict) -> str:
+    return (
+        f"run {m['head']} lr={m['lr']:g} {m['device']} seed={m['seed']}: {m['epochs']} epochs, "
+        f"final train acc {m['final_train_acc']:.4f}, test acc {m['final_test_acc']:.4f} "
+        f"(best {m['best_test_acc']:.4f} at epoch {m['best_epoch']}), "
+        f"{hms(m['train_seconds'])} training, {hms(m['wall_seconds_this_process'])} wall "
+        "in this process"
+    )
 
 
 def add_arguments_timing(p) -> None:
@@ -112,4 +131,17 @@ def main_timing(args) -> int:
     rc = _run_config(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     measure(rc, args.cache, args.out)
+    return 0
+
+
+def add_arguments_step_time(p) -> None:
+    _common(p, cache=False)
+    p.add_argument("--out", required=True, type=Path, help="calibration JSON")
+
+
+def main_step_time(args) -> int:
+    from .estimate import write_step_seconds
+
+    rec = write_step_seconds(_run_config(args), args.out)
+    print(f"{rec['step_s']:.3f} s per step of {rec['batch']} on {rec['device_name']}")
     return 0

@@ -27,7 +27,7 @@ from .settings import ModelSpec, RunConfig
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 # Measured by benchmarks/train_throughput.py (BENCHMARKS.md): bf16 autocast is the
-# faster CPU choice on processors with AVX512-BF16/AMX; elsewhere fp32.
+# faster CPU choice on processors with AMX; elsewhere (AVX2, AVX512-BF16 alone) fp32.
 AUTO_PRECISION = {"cuda": "bf16", "mps": "fp32"}
 
 
@@ -97,8 +97,8 @@ def _resolve_ref(ref: str) -> dict:
 
 
 def _coerce(node: dict, value):
-    """Numbers typed on the command line (`--config learning_rates=[0.1]`) arrive as
-    strings; turn them into numbers where the schema wants numbers."""
+    """Numbers and booleans typed on the command line (`--config learning_rates=[0.1]`)
+    arrive as strings; turn them into numbers and booleans where the schema wants them."""
     if "$ref" in node:
         node = _resolve_ref(node["$ref"])
     types = node.get("type", [])
@@ -116,6 +116,8 @@ def _coerce(node: dict, value):
         parsed = yaml.safe_load(value)
         if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
             return parsed
+    elif isinstance(value, str) and "boolean" in types and value.lower() in ("true", "false"):
+        return value.lower() == "true"
     return value
 
 
@@ -411,10 +413,12 @@ def lr_tag(lr: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def resolve_devices(names: list[str]) -> list[str]:
+def resolve_devices(names: list[str], auto: str | None = None) -> list[str]:
+    """Device names with ``auto`` resolved: to ``auto`` when given (status resolves it
+    without torch), else on this host."""
     out = []
     for name in names:
-        dev = devices_mod.resolve(name) if name == "auto" else name
+        dev = (auto or devices_mod.resolve(name)) if name == "auto" else name
         if dev not in out:
             out.append(dev)
     return out
@@ -437,11 +441,14 @@ def precision_for(cfg: dict, device: str) -> str:
 
 
 def cpu_has_bf16() -> bool:
+    """Whether bf16 autocast pays on this CPU: only with AMX tiles (amx_bf16). With
+    AVX512-BF16 alone (no AMX) bf16 training ran at 0.48x of fp32 and a bf16 matmul at
+    0.5x of sgemm on the 2-core Xeon (BENCHMARKS.md)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return "amx_bf16" in flags
 
 
 def data_tag(cfg: dict) -> str:
@@ -518,12 +525,13 @@ def settings_hash(cfg: dict, device: str) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def runs(cfg: dict) -> list[dict]:
-    """Every training job: dict(head, lr, device, seed, hash)."""
+def runs(cfg: dict, auto: str | None = None) -> list[dict]:
+    """Every training job: dict(head, lr, device, seed, hash); ``auto`` as in
+    resolve_devices."""
     out = []
     for head in cfg["heads"]:
         for lr in cfg["learning_rates"]:
-            for device in resolve_devices(cfg["devices"]):
+            for device in resolve_devices(cfg["devices"], auto):
                 for seed in cfg["seeds"]:
                     out.append(
                         dict(
@@ -556,6 +564,15 @@ def recorded_expectations(cfg: dict) -> list[dict]:
     return out
 
 
+# keys that change no result: left out of results/config.json's inputs, so that
+# changing them reruns nothing
+NO_RESULT_KEYS = ("estimate",)
+
+
+def result_config(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k not in NO_RESULT_KEYS}
+
+
 def check_devices(cfg: dict, local: bool) -> None:
     """Locally, every named device must be present. On a cluster the jobs run elsewhere,
     but `auto` would resolve on the submit host (usually without a GPU), so there the
@@ -582,15 +599,16 @@ def train_flags(cfg: dict, head: str, lr: str, device: str, seed: str, hash: str
             f"({settings_hash(cfg, device)}); request results/report.pdf instead of an old run"
         )
     rc = run_config(cfg, head, float(lr), device, int(seed))
-    return _flags(rc)
+    return run_flags(rc)
 
 
 def timing_flags(cfg: dict, device: str) -> str:
     rc = run_config(cfg, cfg["heads"][0], cfg["learning_rates"][0], device, cfg["seeds"][0])
-    return _flags(rc, epochs=cfg["timing"]["epochs"])
+    return run_flags(rc, epochs=cfg["timing"]["epochs"])
 
 
-def _flags(rc: RunConfig, epochs: int | None = None) -> str:
+def run_flags(rc: RunConfig, epochs: int | None = None) -> str:
+    """The `python -m repro train` (and timing, step-time) flags that describe ``rc``."""
     m = rc.model
     join = lambda xs: ",".join(map(str, xs))  # noqa: E731
     flags = [

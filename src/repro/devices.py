@@ -6,6 +6,7 @@ import os
 import platform
 import re
 from functools import cache
+from pathlib import Path
 
 from .errors import UserError
 
@@ -36,6 +37,17 @@ def resolve(name: str) -> str:
             f"{', '.join(available())}); remove it from the config or run where it exists"
         )
     return name
+
+
+def likely_auto() -> str:
+    """What `auto` would resolve to here, guessed without importing torch (for status
+    and the estimate): an NVIDIA driver means cuda, Apple silicon mps, else cpu."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    if (gpus.is_dir() and any(gpus.iterdir())) or Path("/dev/nvidia0").exists():
+        return "cuda"
+    if platform.system() == "Darwin" and platform.machine() == "arm64":
+        return "mps"
+    return "cpu"
 
 
 @cache

@@ -90,8 +90,18 @@ def reference_loop(ds, cfg: RunConfig, device, steps: int, warmup: int, workers:
     return done / (time.perf_counter() - t0)
 
 
-def project_loop(ds, cfg: RunConfig, device, steps: int, warmup: int) -> dict:
-    """The training loop of repro.train with ``cfg``'s precision and compile mode.
+def project_loop(
+    ds,
+    cfg: RunConfig,
+    device,
+    steps: int,
+    warmup: int,
+    channels_last: bool = True,
+    keep_losses: bool = False,
+) -> dict:
+    """The training loop of repro.train with ``cfg``'s precision and compile mode
+    (``channels_last`` False: NCHW model and batches, to measure what the layout buys;
+    ``keep_losses``: return the timed steps' losses, to compare variants' arithmetic).
 
     Returns images/s over ``steps`` full batches after ``warmup`` steps, the warm-up's
     wall time (compilation, autotuning; it includes one step of the epoch's last,
@@ -99,8 +109,13 @@ def project_loop(ds, cfg: RunConfig, device, steps: int, warmup: int) -> dict:
     set."""
     dd = DeviceData(ds, device)
     torch.manual_seed(0)
-    model = Net(cfg.model).to(device).to(memory_format=torch.channels_last)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = Net(cfg.model).to(device).to(memory_format=layout)
     step, last_step = make_steps(model, make_optimizer(model, cfg), device, cfg)
+    if not channels_last:
+        step_cl, last_cl = step, last_step
+        step = lambda x, y: step_cl(x.contiguous(), y)  # noqa: E731
+        last_step = lambda x, y: last_cl(x.contiguous(), y)  # noqa: E731
     perm, dy, dx, flip = dd.epoch_plan(torch.Generator().manual_seed(0))
     bs = cfg.batch_size
     batches = list(zip(*(t.split(bs) for t in (perm, dy, dx, flip)), strict=True))
@@ -119,14 +134,18 @@ def project_loop(ds, cfg: RunConfig, device, steps: int, warmup: int) -> dict:
     losses = [step(*dd.batch(*full[i % len(full)]))[0] for i in range(steps)]
     sync(device)
     img_s = steps * bs / (time.perf_counter() - t0)
-    finite = bool(torch.isfinite(torch.stack(losses)).all())
+    losses = torch.stack(losses).float().cpu()
+    finite = bool(torch.isfinite(losses).all())
     softmax_head = cfg.model.head == "softmax"
     args = (cfg.test_batch_size, cfg.precision, cfg.model.num_classes, softmax_head)
     evaluate(model, dd, *args)  # warm-up (cudnn autotuning of the eval shapes)
     t0 = time.perf_counter()
     evaluate(model, dd, *args)
     eval_s = time.perf_counter() - t0
-    return {"img_s": img_s, "warmup_s": warmup_s, "eval_s": eval_s, "finite_loss": finite}
+    res = {"img_s": img_s, "warmup_s": warmup_s, "eval_s": eval_s, "finite_loss": finite}
+    if keep_losses:
+        res["losses"] = losses.tolist()
+    return res
 
 
 def matmul_flops(device: torch.device, dtype: torch.dtype, n: int, reps: int) -> float:

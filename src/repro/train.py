@@ -32,6 +32,7 @@ from .devices import device_name
 from .errors import UserError
 from .files import write_atomic
 from .model import Net, count_parameters
+from .progress import ProgressFile
 from .settings import COMPILE_MODES, RunConfig
 from .train_lock import Ancestry, RunLock
 
@@ -284,16 +285,42 @@ def train_run(
     outdir: Path,
     checkpoint: Path | None = None,
     write_steps: bool = True,
+    progress: Path | None = None,
 ) -> dict:
-    """Train one run; write CSVs, confusion matrix, metrics and weights into ``outdir``.
-    One process at a time per run (a lock next to the checkpoint)."""
+    """Train one run; write CSVs, confusion matrix, metrics and weights into ``outdir``,
+    and, with ``progress``, the run's state there after every epoch (repro.progress).
+    One process at a time per run (a lock next to the checkpoint): a second trainer is
+    refused before it touches the progress file the first one writes."""
     outdir = Path(outdir)
     check_outputs(outdir, checkpoint)
     with RunLock(lock_path(outdir, checkpoint), str(outdir)):
-        return _train_run(cfg, cache, outdir, checkpoint, write_steps)
+        prog = ProgressFile(progress, cfg.epochs)
+        prog.update()
+        try:
+            metrics = _train_run(cfg, cache, outdir, checkpoint, write_steps, prog)
+        except SystemExit as e:
+            state = "stopped" if e.code == 143 else "failed"
+            prog.update(state=state, error=f"exit {e.code}")
+            raise
+        except KeyboardInterrupt:
+            prog.update(state="stopped")
+            raise
+        except BaseException as e:
+            first = (str(e).strip().splitlines() or [""])[0]
+            prog.update(state="failed", error=f"{type(e).__name__}: {first}".rstrip(": "))
+            raise
+        prog.update(state="done")
+        return metrics
 
 
-def _train_run(cfg, cache, outdir, checkpoint, write_steps) -> dict:
+def _train_run(
+    cfg: RunConfig,
+    cache: Path,
+    outdir: Path,
+    checkpoint: Path | None,
+    write_steps: bool,
+    prog: ProgressFile,
+) -> dict:
     t_start = time.perf_counter()
     ancestry = Ancestry()
     ds = data_mod.load(cache)
@@ -333,6 +360,7 @@ def _train_run(cfg, cache, outdir, checkpoint, write_steps) -> dict:
             if not 0 <= state["epoch"] <= cfg.epochs or len(state["epochs"]) != state["epoch"]:
                 raise ValueError(f"epoch {state['epoch']} of {cfg.epochs}")
             log(f"resumed from {checkpoint} after epoch {state['epoch']}/{cfg.epochs}")
+            prog.update(**_progress_fields(state))
         except Exception as e:  # noqa: BLE001 - a damaged checkpoint fails in many ways
             set_checkpoint_aside(checkpoint, f"damaged ({type(e).__name__}: {e})")
             model, opt, gen = fresh()
@@ -393,6 +421,7 @@ def _train_run(cfg, cache, outdir, checkpoint, write_steps) -> dict:
             state["elapsed"] += seconds
             if checkpoint is not None:
                 save_checkpoint()
+            prog.update(**_progress_fields(state))
             mean_epoch = state["elapsed"] / len(state["times"])
             log(
                 f"epoch {epoch}/{cfg.epochs} train loss {train_loss:.4f} acc {train_acc:.4f} | "
@@ -459,6 +488,18 @@ def _train_run(cfg, cache, outdir, checkpoint, write_steps) -> dict:
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return metrics
+
+
+def _progress_fields(state: dict) -> dict:
+    """What a progress file says about the epochs done so far (``state`` as checkpointed)."""
+    last = state["epochs"][-1] if state["epochs"] else None
+    return {
+        "epoch": state["epoch"],
+        "train_acc": last[2] if last else None,
+        "test_acc": last[4] if last else None,
+        "seconds_per_epoch": state["elapsed"] / len(state["times"]) if state["times"] else None,
+        "elapsed": state["elapsed"],
+    }
 
 
 def compiled(model: nn.Module, mode: bool | str) -> nn.Module:

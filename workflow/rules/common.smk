@@ -9,6 +9,8 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from repro import config as repro_config
+from repro import estimate as repro_estimate
+from repro import progress as repro_progress
 from repro import recorded as repro_recorded
 from repro.errors import UserError
 
@@ -70,3 +72,8 @@ onstart:
         repro_config.check_devices(config, local=workflow.local_exec)
     except UserError as e:
         sys.exit(f"error: {e}")
+    # what this run will do and how long it takes; never stops it
+    if not RECORDED:
+        repro_estimate.announce(
+            config, RUNS, TIMING_DEVICES, Path("."), local=workflow.local_exec
+        )

@@ -7,9 +7,9 @@ rule write_config:
     log:
         "logs/write_config.log",
     params:
-        cfg=json.dumps(config, sort_keys=True),
+        cfg=json.dumps(repro_config.result_config(config), sort_keys=True),
     run:
-        repro_config.write_resolved(config, output[0])
+        repro_config.write_resolved(repro_config.result_config(config), output[0])
 
 
 rule tables:

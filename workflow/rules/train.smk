@@ -11,7 +11,7 @@ rule train:
         weights=f"{RUN}/model.pt",
         metrics=f"{RUN}/metrics.json",
     log:
-        "logs/train/{head}/lr{lr}/{device}/seed{seed}/{hash}.log",
+        repro_progress.TRAIN_LOG,
     conda:
         "../../envs/repro.yaml"
     threads: job_resource("train", "cpus_per_task")
@@ -25,10 +25,12 @@ rule train:
     params:
         flags=train_flags,
         outdir=lambda w, output: Path(output.metrics).parent,
-        checkpoint="results/checkpoints/{head}/lr{lr}/{device}/seed{seed}/{hash}.pt",
+        checkpoint=repro_progress.CHECKPOINT,
+        progress=repro_progress.PROGRESS,
     shell:
         "python -m repro train {params.flags} --threads {threads} --cache {input.cache:q}"
-        " --out {params.outdir:q} --checkpoint {params.checkpoint:q} 2> {log:q}"
+        " --out {params.outdir:q} --checkpoint {params.checkpoint:q}"
+        " --progress {params.progress:q} 2> {log:q}"
 
 
 rule timing:

@@ -93,8 +93,9 @@ def test_architecture_table_counts_what_the_model_has(spec):
 
 def test_planning_and_reporting_do_not_import_torch():
     code = (
-        "import sys; import repro.config, repro.tables, repro.figures, repro.report, "
-        "repro.provenance, repro.recorded, repro.recording, repro.architecture; "
+        "import sys; import repro.config, repro.study, repro.tables, repro.figures, "
+        "repro.report, repro.provenance, repro.recorded, repro.recording, repro.architecture, "
+        "repro.cli_report; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -9,6 +9,7 @@ import pytest
 
 from repro import claims, tables
 from repro import config as config_mod
+from repro import study as study_mod
 from repro.data import CLASSES
 
 EPOCHS = 150
@@ -117,7 +118,7 @@ def make_study(tmp_path, cfg, finals=FINALS, epochs=EPOCHS, onset=30, n_test=10_
             paths.append(write_run(tmp_path, "softmax", lr, seed, hist, n_test=n_test))
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(cfg))
-    return tables.load_study(config_path, paths)
+    return study_mod.load_study(config_path, paths)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .stats import prediction_interval
+from .study import where
 
 HOLDS, FAILS, NOT_MEASURABLE = "holds", "does not hold", "not measurable with this config"
 INCONCLUSIVE = "inconclusive"
@@ -173,21 +174,6 @@ def per_class_accuracy(confusion: pd.DataFrame) -> pd.Series:
 # ---- the claims -------------------------------------------------------------------
 
 
-def reference_group(study) -> tuple[str, str, str]:
-    """(head, device, lr) the seed's curves, heatmap and cat/dog findings stand for: the
-    faithful head and lr 0.01 (the seed's selected model), else the best lr by mean final
-    accuracy. Fig. 4 and the claims use this one choice."""
-    heads = study.heads()
-    head = "softmax" if "softmax" in heads else heads[0]
-    device = sorted(set(study.runs.device))[0]
-    sel = study.select(head, device)
-    lrs = [lr for lr in study.lr_order() if lr in set(sel.lr)]
-    if "0.01" in lrs:
-        return head, device, "0.01"
-    means = sel.groupby("lr").final_test_acc.mean()
-    return head, device, max(lrs, key=lambda lr: means[lr])
-
-
 class Judge:
     """The one verdict function every claim goes through. A claim is decided only when
     the config trains the paper's setup for at least the epochs it needs; ``ok`` None
@@ -226,7 +212,7 @@ class Judge:
 def check_all(study, comparison: pd.DataFrame) -> pd.DataFrame:
     judge = Judge(study)
     epochs, paper_epochs = judge.epochs, judge.paper_epochs
-    head, device, lr = reference_group(study)
+    head, device, lr = study.reference()
     hist = study.mean_history(head, device, lr)
     seeds = int(hist.n.min())
     who = f"{head} head, lr {lr}, mean of {seeds} seed{'s' if seeds > 1 else ''}"
@@ -314,7 +300,7 @@ def _best_lr(study, comparison, judge) -> dict:
     """Three-valued: supported (lr 0.01 beats every other rate beyond noise), contradicted
     (another rate beats it beyond noise), otherwise inconclusive; equal means are a tie,
     not a ranking."""
-    head, device, _ = reference_group(study)
+    head, device, _ = study.reference()
     means = study.select(head, device).groupby("lr").final_test_acc.mean()
     row = {
         "key": "best_lr",
@@ -327,7 +313,7 @@ def _best_lr(study, comparison, judge) -> dict:
         row.update(measured="lr 0.01 and another lr are needed", verdict=NOT_MEASURABLE)
         row["short"] = row["measured"]
         return row
-    c = comparison[(comparison["head"] == head) & (comparison.device == device)]
+    c = where(comparison, head, device)
     c = c[(c.lr_a == "0.01") | (c.lr_b == "0.01")]
     better = [str(b) for b in c.better if isinstance(b, str) and b]
     ok = None
@@ -352,7 +338,7 @@ def _best_lr(study, comparison, judge) -> dict:
 
 def _table4(study, judge) -> list[dict]:
     rows = []
-    head, device, _ = reference_group(study)
+    head, device, _ = study.reference()
     c, tol = study.confidence, study.tolerance()
     for lr in study.lr_order():
         paper = study.paper_accuracy(lr)
@@ -420,7 +406,7 @@ def _confusion_claims(study, head, device, lr, judge) -> list[dict]:
     pair, count = most_confused_pair(conf)
     acc = per_class_accuracy(conf)
     lowest = tuple(sorted(acc.nsmallest(2).index))
-    where = f"{head} head, lr {lr}, seeds summed; the model of Fig. 4"
+    which = f"{head} head, lr {lr}, seeds summed; the model of Fig. 4"
     lo, hi = CAT_DOG_RANGE
     cat, dog = acc.get("cat", math.nan), acc.get("dog", math.nan)
     in_range = all(lo - CAT_DOG_TOL <= v <= hi + CAT_DOG_TOL for v in (cat, dog))
@@ -429,7 +415,7 @@ def _confusion_claims(study, head, device, lr, judge) -> list[dict]:
             "catdog_pair",
             "Cat and dog are the classes most confused with each other",
             "dog and cat most frequently misclassified (heatmap)",
-            f"{pair[0]}-{pair[1]} ({count:.0f} images both ways; {where})",
+            f"{pair[0]}-{pair[1]} ({count:.0f} images both ways; {which})",
             pair == ("cat", "dog"),
             "holds if cat-dog is the pair with most confusions, counting both directions.",
         ),
@@ -437,7 +423,7 @@ def _confusion_claims(study, head, device, lr, judge) -> list[dict]:
             "catdog_lowest",
             "Cat and dog have the lowest per-class accuracies",
             "dog and cat most frequently misclassified",
-            f"lowest: {lowest[0]} and {lowest[1]} ({where})",
+            f"lowest: {lowest[0]} and {lowest[1]} ({which})",
             lowest == ("cat", "dog"),
             "holds if the two lowest diagonal percentages are cat and dog.",
         ),
@@ -447,7 +433,7 @@ def _confusion_claims(study, head, device, lr, judge) -> list[dict]:
             '"misclassification rate ranging from 78% to 83.8%" for dog and cat; read as'
             " their heatmap diagonal (per-class accuracy): an error rate of 78 % would not fit"
             " 89 % overall accuracy",
-            f"cat {cat:.1f} %, dog {dog:.1f} % ({where})",
+            f"cat {cat:.1f} %, dog {dog:.1f} % ({which})",
             in_range,
             f"holds if both lie in {lo - CAT_DOG_TOL:g}-{hi + CAT_DOG_TOL:g} % (the stated"
             f" range +- {CAT_DOG_TOL:g} points).",

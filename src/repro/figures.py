@@ -9,7 +9,6 @@ so the same results give the same bytes.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import matplotlib
@@ -20,8 +19,8 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from . import stats  # noqa: E402
-from .claims import reference_group  # noqa: E402
-from .tables import add_common_arguments, load_study, timing  # noqa: E402
+from .study import load_study  # noqa: E402
+from .tables import timing  # noqa: E402
 
 FIGURES = ("fig2_loss", "fig3_accuracy", "fig4_confusion", "fig5_timing")
 RC = {
@@ -82,7 +81,7 @@ def _curves(study, metric: str, ylabel: str, floor: bool = False):
     colors = lr_colors(study)
     fig, axes = plt.subplots(1, len(heads), figsize=_figsize(study), squeeze=False)
     for ax, head in zip(axes[0], heads, strict=True):
-        for device in sorted(set(study.runs.device)):
+        for device in study.devices():
             for lr in study.lr_order():
                 h = study.mean_history(head, device, lr)
                 if h.empty:
@@ -130,7 +129,7 @@ def fig_accuracy(study):
 
 
 def fig_confusion(study):
-    head, device, lr = confusion_choice(study)
+    head, device, lr = study.reference()  # the model the cat/dog claims judge
     conf = study.summed_confusion(head, device, lr)
     m = conf.to_numpy(dtype=float)
     pct = 100 * m / np.maximum(m.sum(axis=1, keepdims=True), 1)
@@ -156,11 +155,6 @@ def fig_confusion(study):
     plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
     fig.tight_layout()
     return fig
-
-
-def confusion_choice(study) -> tuple[str, str, str]:
-    """The model of Fig. 4: the one the cat/dog claims judge (claims.reference_group)."""
-    return reference_group(study)
 
 
 def fig_timing(study):
@@ -224,11 +218,6 @@ def make_all(study, out_dir: Path) -> list[Path]:
     return written
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    parser.add_argument("--out-dir", required=True, help="folder for the SVG and PNG figures")
-
-
-def main(args: argparse.Namespace) -> int:
-    make_all(load_study(args.config, args.runs, args.timing), Path(args.out_dir))
-    return 0
+def build(config, runs, timing, out_dir) -> list[Path]:
+    """The figures stage: Figs. 2-5 of the study into ``out_dir``."""
+    return make_all(load_study(config, runs, timing), Path(out_dir))

@@ -9,7 +9,6 @@ ablation summary and the architecture table).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -19,11 +18,11 @@ import jinja2
 from . import claims as claims_mod
 from . import stats
 from .architecture import architecture_table
-from .errors import UserError
-from .figures import FIGURES, confusion_choice
-from .files import write_atomic
+from .figures import FIGURES
+from .files import read_json, require, write_atomic
 from .settings import ModelSpec
-from .tables import add_common_arguments, load_study, read_tables
+from .study import load_study
+from .tables import read_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "report_templates"
@@ -266,30 +265,26 @@ def headline(claims) -> tuple[list[dict], str]:
     return rows, sentence
 
 
-def context(args) -> dict:
-    study = load_study(args.config, args.runs, args.timing)
+def context(config, runs, timing, tables_dir, figures_dir, provenance) -> dict:
+    """What the template reads, from the study's inputs and the earlier stages' outputs."""
+    study = load_study(config, runs, timing)
     cfg = study.config
-    tables = read_tables(args.tables_dir)
+    tables = read_tables(tables_dir)
     for name in ("test_accuracy.csv", "loss_floor.csv"):
         tables[name]["lr"] = tables[name]["lr"].map(lambda v: f"{float(v):g}" if v == v else "")
     comp = tables["lr_comparison.csv"]
     for col in ("lr_a", "lr_b"):
         comp[col] = comp[col].map(lambda v: f"{float(v):g}")
-    prov_path = Path(args.provenance)
-    if not prov_path.exists():
-        raise UserError(f"provenance {prov_path} does not exist; run `python -m repro provenance`")
-    prov = json.loads(prov_path.read_text())
+    prov = read_json(provenance, "provenance", "run `python -m repro provenance`")
     study.data = prov.get("data", {})
-    figures_dir = Path(args.figures_dir)
     figures = {}
     for name in FIGURES:
-        svg = figures_dir / f"{name}.svg"
-        if not svg.exists():
-            raise UserError(f"figure {svg} does not exist; run `python -m repro figures` first")
+        svg = Path(figures_dir) / f"{name}.svg"
+        require(svg, "figure", "run `python -m repro figures` first")
         figures[name] = svg.resolve().as_uri()
     reasons = claims_mod.comparability(cfg)
     heads = study.heads()
-    conf_head, _, conf_lr = confusion_choice(study)
+    conf_head, _, conf_lr = study.reference()
     from .data import CLASSES, MEAN, STD
 
     return {
@@ -302,7 +297,7 @@ def context(args) -> dict:
         "captions": CAPTIONS,
         "reasons": reasons,
         "heads": heads,
-        "devices": sorted(set(study.runs.device)),
+        "devices": study.devices(),
         "runs": study.runs,
         "n_runs": len(study.runs),
         "arch": architecture(cfg, heads[0]),
@@ -317,7 +312,7 @@ def context(args) -> dict:
         "classes": CLASSES,
         "mean": MEAN,
         "std": STD,
-        "config_path": args.config,
+        "config_path": config,
         "precisions": sorted(set(study.runs.precision)),
         "deviations": study.deviations(),
         "tolerance": study.tolerance(),
@@ -361,21 +356,12 @@ def write_pdf(html: str, out: Path) -> None:
     write_atomic(out, doc.write_pdf())
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    parser.add_argument("--tables-dir", required=True, help="folder with the tables' CSVs")
-    parser.add_argument("--figures-dir", required=True, help="folder with the figures' SVGs")
-    parser.add_argument("--provenance", required=True, help="provenance JSON")
-    parser.add_argument("--out", required=True, help="PDF to write")
-    parser.add_argument("--html", help="also write the intermediate HTML here (optional)")
+def build(config, runs, timing, tables_dir, figures_dir, provenance, out, html=None) -> None:
+    """The report stage: the PDF at ``out`` (and its HTML at ``html`` if given)."""
+    text = render_html(context(config, runs, timing, tables_dir, figures_dir, provenance))
+    if html:
+        Path(html).write_text(text)
+    write_pdf(text, Path(out))
 
 
-def main(args: argparse.Namespace) -> int:
-    html = render_html(context(args))
-    if args.html:
-        Path(args.html).write_text(html)
-    write_pdf(html, Path(args.out))
-    return 0
-
-
-__all__ = ["main", "add_arguments", "render_html"]
+__all__ = ["build", "context", "render_html"]

@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+from repro import paper
 from repro.architecture import architecture_table, macs_per_image
 from repro.model import Net, count_parameters
 from repro.settings import ModelSpec
@@ -14,8 +15,8 @@ from repro.settings import ModelSpec
 
 def test_paper_model_size():
     spec = ModelSpec()
-    assert count_parameters(Net(spec)) == 4_595_045
-    assert sum(r.params for r in architecture_table(spec)) == 4_595_045
+    assert count_parameters(Net(spec)) == paper.PARAMETERS
+    assert sum(r.params for r in architecture_table(spec)) == paper.PARAMETERS
     assert macs_per_image(spec) == pytest.approx(0.484e9, rel=0.01)
 
 

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from . import stats  # noqa: E402
+from . import paper, stats  # noqa: E402
 from .study import load_study  # noqa: E402
 from .tables import timing  # noqa: E402
 
@@ -49,12 +49,9 @@ def _figsize(study, scale_h: float = 1.0) -> tuple[float, float]:
     return float(f["width"]), float(f["height"]) * scale_h
 
 
-# What the seed's text states about its curves (lr 0.01, the faithful head): epoch 1 and
-# the last epoch, train and test; drawn as markers so that paper and ours share a picture.
-SEED_STATED = {
-    "loss": {"train": (2.07, 1.52), "test": (2.00, 1.57)},
-    "acc": {"train": (40.0, 94.0), "test": (50.0, 89.0)},
-}
+# What the seed's text states about its curves (paper.py), drawn as markers so that
+# paper and ours share a picture.
+SEED_STATED = {"loss": paper.LOSS, "acc": paper.ACCURACY}
 
 
 def _seed_markers(ax, study, metric: str) -> None:
@@ -173,7 +170,7 @@ def fig_timing(study):
     y = np.arange(len(t))
     bars = ax.barh(y, t.minutes_per_5_epochs, color=colors)
     for bar, r in zip(bars, t.itertuples(), strict=True):
-        if r.source == "measured" and r.n_train < 50_000:
+        if r.source == "measured" and r.n_train < paper.N_TRAIN:
             bar.set_hatch("///")
             bar.set_edgecolor("white")
         ax.annotate(
@@ -186,7 +183,9 @@ def fig_timing(study):
         )
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
-    ax.set_xlabel("minutes per 5 epochs on 50,000 images\n(hatched: scaled from a subset)")
+    ax.set_xlabel(
+        f"minutes per 5 epochs on {paper.N_TRAIN:,} images\n(hatched: scaled from a subset)"
+    )
     ax.set_xlim(0, t.minutes_per_5_epochs.max() * 1.2)
     ax.grid(True, axis="x", lw=0.4, alpha=0.5)
     fig.tight_layout()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import paper
 from .config import lr_tag
 from .errors import UserError
 from .files import read_json
@@ -75,8 +76,8 @@ class Study:
         device = self.devices()[0]
         sel = self.select(head, device)
         lrs = [lr for lr in self.lr_order() if lr in set(sel.lr)]
-        if "0.01" in lrs:
-            return head, device, "0.01"
+        if paper.SELECTED_LR in lrs:
+            return head, device, paper.SELECTED_LR
         means = sel.groupby("lr").final_test_acc.mean()
         return head, device, max(lrs, key=lambda lr: means[lr])
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import claims as claims_mod
-from . import stats
+from . import paper, stats
 from .files import require, write_atomic
 from .study import Study, load_study
 
@@ -23,7 +23,6 @@ TABLE_FILES = (
     "timing.csv",
     "loss_floor.csv",
 )
-FULL_TRAIN = 50_000  # CIFAR-10 training images
 
 
 # ---- the tables -------------------------------------------------------------------
@@ -60,7 +59,17 @@ def hyperparameters(study: Study) -> pd.DataFrame:
         ]
     lrs = study.lr_order()
     paper_lrs = " / ".join(lr for lr in lrs if not math.isnan(study.paper_accuracy(lr)))
-    table["paper"] = [128, 128, paper_lrs, "5e-4", 0.9, study.config["paper"]["epochs"], 391, 78]
+    table["paper"] = [
+        paper.BATCH_SIZE,
+        paper.TEST_BATCH_SIZE,
+        paper_lrs,
+        paper.as_written(paper.WEIGHT_DECAY),
+        paper.MOMENTUM,
+        study.config["paper"]["epochs"],
+        paper.STEPS_PER_EPOCH,
+        paper.TEST_STEPS_PRINTED,
+    ]
+    full_test_steps = math.ceil(paper.N_TEST / paper.TEST_BATCH_SIZE)
     table["note"] = [
         "",
         "",
@@ -68,9 +77,11 @@ def hyperparameters(study: Study) -> pd.DataFrame:
         "",
         "",
         "",
-        f"ceil({n_train} / {t['batch_size']}); ceil(50000 / 128) = 391 on full data",
-        f"ceil({n_test} / {t['test_batch_size']}); full data gives ceil(10000 / 128) = 79,"
-        " the seed printed 78 (10000 / 128 rounded down)",
+        f"ceil({n_train} / {t['batch_size']}); ceil({paper.N_TRAIN} / {paper.BATCH_SIZE})"
+        f" = {paper.STEPS_PER_EPOCH} on full data",
+        f"ceil({n_test} / {t['test_batch_size']}); full data gives ceil({paper.N_TEST} /"
+        f" {paper.TEST_BATCH_SIZE}) = {full_test_steps}, the seed printed"
+        f" {paper.TEST_STEPS_PRINTED} ({paper.N_TEST} / {paper.TEST_BATCH_SIZE} rounded down)",
     ]
     return table
 
@@ -170,12 +181,12 @@ def timing(study: Study) -> pd.DataFrame:
     """Measured devices (timing JSONs) next to the paper's 5-epoch times."""
     rows = []
     for t in study.timing:
-        scale = FULL_TRAIN / t["n_train"]
+        scale = paper.N_TRAIN / t["n_train"]
         # the first epoch carries one-time warm-up (cuDNN autotuning; compilation and
         # CUDA-graph capture for a compiled model): the later epochs give the rate
         first = t.get("seconds_first_epoch", t["seconds_per_epoch"])
         later = t.get("seconds_per_epoch_after_first", t["seconds_per_epoch"])
-        subset = t["n_train"] < FULL_TRAIN
+        subset = t["n_train"] < paper.N_TRAIN
         rows.append(
             {
                 "source": "measured",
@@ -189,9 +200,10 @@ def timing(study: Study) -> pd.DataFrame:
                 "seconds_per_epoch": later,
                 "images_per_s": t.get("train_images_per_s_after_first", t["train_images_per_s"]),
                 "minutes_per_5_epochs": (first + 4 * later) * scale / 60,
-                "hours_per_150_epochs": (first + 149 * later) * scale / 3600,
+                "hours_per_150_epochs": (first + (paper.EPOCHS - 1) * later) * scale / 3600,
                 "note": (
-                    f"subset of {t['n_train']} images: scaled linearly to 50000, an estimate,"
+                    f"subset of {t['n_train']} images: scaled linearly to {paper.N_TRAIN}, an"
+                    " estimate,"
                     " not comparable"
                     if subset
                     else "full data"
@@ -208,11 +220,11 @@ def timing(study: Study) -> pd.DataFrame:
                 # not recorded): the report reads it
                 "precision": "",
                 "epochs": 5,
-                "n_train": FULL_TRAIN,
+                "n_train": paper.N_TRAIN,
                 "seconds_total": 60 * minutes,
                 "seconds_first_epoch": float("nan"),
                 "seconds_per_epoch": 12 * minutes,
-                "images_per_s": FULL_TRAIN * 5 / (60 * minutes),
+                "images_per_s": paper.N_TRAIN * 5 / (60 * minutes),
                 "minutes_per_5_epochs": float(minutes),
                 "hours_per_150_epochs": 30 * minutes / 60,
                 "note": "as reported by the seed (150 epochs: 1.5 h Colab, 3 h MPS)",
@@ -246,21 +258,22 @@ def loss_floor(study: Study) -> pd.DataFrame:
             }
         )
     # The seed's own numbers: about 94 % train and 89.55 % test accuracy, loss 1.52 / 1.57.
+    train_acc, test_acc = paper.ACCURACY["train"][1], paper.TEST_ACCURACY[paper.SELECTED_LR]
     rows.append(
         {
             "source": "paper",
             "head": "softmax",
             "device": "",
-            "lr": "0.01",
+            "lr": paper.SELECTED_LR,
             "n_seeds": 1,
             "floor": floor,
             "uniform_loss": stats.softmax_ce_uniform(10),
-            "final_train_acc": 94.0,
-            "expected_train_loss": stats.softmax_ce_expected(94.0),
-            "final_train_loss": 1.52,
-            "final_test_acc": 89.55,
-            "expected_test_loss": stats.softmax_ce_expected(89.55),
-            "final_test_loss": 1.57,
+            "final_train_acc": train_acc,
+            "expected_train_loss": stats.softmax_ce_expected(train_acc),
+            "final_train_loss": paper.LOSS["train"][1],
+            "final_test_acc": test_acc,
+            "expected_test_loss": stats.softmax_ce_expected(test_acc),
+            "final_test_loss": paper.LOSS["test"][1],
         }
     )
     return pd.DataFrame(rows)

@@ -440,16 +440,8 @@ def precision_for(cfg: dict, device: str) -> str:
     if p != "auto":
         return p
     if device == "cpu":
-        return "bf16" if cpu_has_bf16() else "fp32"
+        return "bf16" if devices_mod.cpu_has_bf16() else "fp32"
     return AUTO_PRECISION[device]
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def data_tag(cfg: dict) -> str:

@@ -6,6 +6,7 @@ import os
 import platform
 import re
 from functools import cache
+from pathlib import Path
 
 from .errors import UserError
 
@@ -39,15 +40,26 @@ def resolve(name: str) -> str:
 
 
 @cache
+def _cpuinfo() -> str:
+    """Linux's /proc/cpuinfo, the one place it is read; empty where there is none."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def cpu_has_bf16() -> bool:
+    """Native bf16 (AVX512-BF16 or AMX): where bf16 autocast is the faster CPU choice."""
+    flags = _cpuinfo()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@cache
 def cpu_name() -> str:
     model = platform.processor() or platform.machine()
-    try:
-        text = open("/proc/cpuinfo").read()
-        m = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
-        if m:
-            model = m.group(1).strip()
-    except OSError:
-        pass
+    m = re.search(r"^model name\s*:\s*(.+)$", _cpuinfo(), re.M)
+    if m:
+        model = m.group(1).strip()
     if platform.system() == "Darwin":
         import subprocess
 

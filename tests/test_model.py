@@ -97,6 +97,7 @@ def test_planning_and_reporting_do_not_import_torch():
         "import sys; import repro.config, repro.study, repro.tables, repro.figures, "
         "repro.report, repro.provenance, repro.recorded, repro.recording, repro.architecture, "
         "repro.cli_report; "
+        "repro.provenance.this_host(); "  # the report host's GPU is asked without torch
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -78,17 +78,30 @@ def versions() -> dict:
     return out
 
 
+def gpu_names() -> str:
+    """The report host's NVIDIA GPUs as nvidia-smi names them: asked without torch, which
+    the reporting stages never import (the training devices are in each run's metrics)."""
+    if shutil.which("nvidia-smi") is None:
+        return "none"
+    try:
+        res = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return UNKNOWN
+    names = [line.strip() for line in res.stdout.splitlines() if line.strip()]
+    if res.returncode != 0:
+        return UNKNOWN
+    return ", ".join(names) or "none"
+
+
 def this_host() -> dict:
     from .devices import cpu_name
 
-    gpu = "none"
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            gpu = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-    except Exception:  # noqa: BLE001 - a broken torch must not stop provenance
-        gpu = UNKNOWN
+    gpu = gpu_names()
     return {
         "hostname": platform.node() or UNKNOWN,
         "system": f"{platform.system()} {platform.release()}",

@@ -6,14 +6,15 @@ import matplotlib.pyplot as plt
 import pytest
 from PIL import Image
 
-from repro import figures, tables
+from repro import figures
+from repro import study as study_mod
 
 SVG = "{http://www.w3.org/2000/svg}"
 
 
 @pytest.fixture(scope="module")
 def study(tiny_runs):
-    return tables.load_study(tiny_runs["config_path"], tiny_runs["runs"], tiny_runs["timing"])
+    return study_mod.load_study(tiny_runs["config_path"], tiny_runs["runs"], tiny_runs["timing"])
 
 
 @pytest.fixture(scope="module")

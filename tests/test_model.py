@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+from repro import paper
 from repro.architecture import architecture_table, macs_per_image
 from repro.model import Net, count_parameters
 from repro.settings import ModelSpec
@@ -14,8 +15,8 @@ from repro.settings import ModelSpec
 
 def test_paper_model_size():
     spec = ModelSpec()
-    assert count_parameters(Net(spec)) == 4_595_045
-    assert sum(r.params for r in architecture_table(spec)) == 4_595_045
+    assert count_parameters(Net(spec)) == paper.PARAMETERS
+    assert sum(r.params for r in architecture_table(spec)) == paper.PARAMETERS
     assert macs_per_image(spec) == pytest.approx(0.484e9, rel=0.01)
 
 
@@ -93,9 +94,10 @@ def test_architecture_table_counts_what_the_model_has(spec):
 
 def test_planning_and_reporting_do_not_import_torch():
     code = (
-        "import sys; import repro.config, repro.tables, repro.figures, repro.report, "
-        "repro.provenance, repro.recorded, repro.recording, repro.architecture, "
-        "repro.status, repro.progress, repro.estimate, repro.cli_status; "
+        "import sys; import repro.config, repro.study, repro.tables, repro.figures, "
+        "repro.report, repro.provenance, repro.recorded, repro.recording, repro.architecture, "
+        "repro.cli_report, repro.status, repro.progress, repro.estimate, repro.cli_status; "
+        "repro.provenance.this_host(); "  # the report host's GPU is asked without torch
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

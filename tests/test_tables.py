@@ -1,7 +1,9 @@
 """Tables and claims from hand-written run folders with known histories."""
 
+import hashlib
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,7 +11,10 @@ import pytest
 
 from repro import claims, tables
 from repro import config as config_mod
+from repro import study as study_mod
 from repro.data import CLASSES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 EPOCHS = 150
 
@@ -117,7 +122,7 @@ def make_study(tmp_path, cfg, finals=FINALS, epochs=EPOCHS, onset=30, n_test=10_
             paths.append(write_run(tmp_path, "softmax", lr, seed, hist, n_test=n_test))
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(cfg))
-    return tables.load_study(config_path, paths)
+    return study_mod.load_study(config_path, paths)
 
 
 @pytest.fixture
@@ -392,3 +397,36 @@ def test_a_short_run_tied_at_chance_ranks_nothing_and_decides_nothing(tmp_path):
     assert set(c.verdict) == {claims.NOT_MEASURABLE}, c.verdict
     assert (tables.test_accuracy(s).verdict == claims.NOT_MEASURABLE).all()
     assert set(tables.lr_comparison(s).better) == {""}
+
+
+# sha256 of the tables that config/recorded.yaml builds from recorded/h100-2026-11-26, taken
+# before issue 10 moved the reporting code (study.py, paper.py): moving code must not move
+# a byte. A new recording or a deliberate change of a table updates these.
+RECORDED_TABLES = {
+    "claims.csv": "38fc4b6d69153c7611c300412a3cddc10c736fef9d289b25a1216a9edd8c1429",
+    "hyperparameters.csv": "e4e90b30a089724ac3c5cf46f8d84c2e866b465d607f6210073b17202c8f0e58",
+    "loss_floor.csv": "afd388935a3c84daca8f9d675e62aa74d234b3cfb87e0615e1dfa7e9905ce891",
+    "lr_comparison.csv": "25adcec23541fb15ea23a80fbf66c3639edff3eb603b67a70934658c7785505a",
+    "test_accuracy.csv": "b9e94bf1f11116c0fe3d5307d7dc20fb53518b08215c362c8e37bf754c8e2ffa",
+    "timing.csv": "0f57e0c22606094f2c1f9b5b2036e93eba58993b0ed7b45ac9bf7b681c2949a0",
+}
+
+
+def test_tables_of_the_recorded_runs_keep_their_bytes(tmp_path):
+    from snakemake.utils import update_config
+
+    from repro.cli import main
+
+    cfg = config_mod.read_yaml(ROOT / "config" / "config.yaml")
+    update_config(cfg, config_mod.read_yaml(ROOT / "config" / "recorded.yaml"))
+    config_mod.write_resolved(cfg, tmp_path / "config.json")
+    folder = ROOT / cfg["recorded"]
+    runs = sorted((folder / "results").glob("runs/*/*/*/*/*/metrics.json"))
+    rel = [str(p.parent.relative_to(folder)) for p in runs]
+    meta = ["recorded", "meta", "--folder", str(folder), "--runs", *rel]
+    assert main([*meta, "--out-dir", str(tmp_path)]) == 0
+    timing = sorted((folder / "results" / "timing").glob("*/timing.json"))
+    out = tmp_path / "tables"
+    tables.build(tmp_path / "config.json", runs, timing, tmp_path / "data.json", out)
+    got = {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in RECORDED_TABLES}
+    assert got == RECORDED_TABLES

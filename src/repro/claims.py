@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from . import paper
 from .stats import prediction_interval
+from .study import where
 
 HOLDS, FAILS, NOT_MEASURABLE = "holds", "does not hold", "not measurable with this config"
 INCONCLUSIVE = "inconclusive"
@@ -32,25 +34,31 @@ JPEG_TOLERANCE = 1.0  # points: ../shared/data/README.md, "up to about 1 point b
 # Detection rules and tolerances (quoted in the rule column).
 GAP_THRESHOLD = 2.0  # points: train accuracy above test accuracy by more than this ...
 GAP_RUN = 3  # ... for this many consecutive epochs
-GAP_EPOCH, GAP_WINDOW = 30, 15  # "around epoch 30": 15-45
+GAP_EPOCH, GAP_WINDOW = paper.GAP_EPOCH, 15  # "around epoch 30": 15-45
 PLATEAU_SMOOTH = 5  # centred moving average over epochs
 PLATEAU_REL = 0.05  # later improvement below 5 % of the total decrease
-PLATEAU_EPOCH, PLATEAU_WINDOW = 50, 25  # "after about epoch 50": 25-75
-FINAL_GAP, FINAL_GAP_TOL = 5.0, 2.0  # "around 5 %" lower test accuracy
+PLATEAU_EPOCH, PLATEAU_WINDOW = paper.PLATEAU_EPOCH, 25  # "after about epoch 50": 25-75
+FINAL_GAP, FINAL_GAP_TOL = paper.FINAL_GAP, 2.0  # "around 5 %" lower test accuracy
 LOSS_START_TOL, LOSS_END_TOL = 0.10, 0.05
-CAT_DOG_RANGE, CAT_DOG_TOL = (78.0, 83.8), 2.0
-EPOCH1_TRAIN, EPOCH1_TEST, EPOCH1_TOL = 40.0, 50.0, 5.0  # "around 40 ... around 50%"
-SLOW_AFTER, SLOW_RATIO = 100, 0.5  # train-loss decrease per epoch after 100 < half before
-STEADY_FROM = 30  # epoch-to-epoch fluctuation compared from here on (the seed's epoch 30)
+CAT_DOG_RANGE, CAT_DOG_TOL = paper.CAT_DOG_RANGE, 2.0
+EPOCH1_TRAIN, EPOCH1_TEST = paper.ACCURACY["train"][0], paper.ACCURACY["test"][0]
+EPOCH1_TOL = 5.0  # points around the stated "around 40 ... around 50%"
+SLOW_AFTER, SLOW_RATIO = paper.SLOW_AFTER, 0.5  # decrease per epoch after 100 < half before
+STEADY_FROM = paper.GAP_EPOCH  # epoch-to-epoch fluctuation compared from here on
 
 PAPER_MODEL = {
-    "widths": [64, 64, 128, 128, 256, 256],
-    "kernel_sizes": [1, 3, 5],
-    "pool_after": [2, 4, 5],
-    "hidden": 512,
-    "dropout": 0.5,
+    "widths": paper.WIDTHS,
+    "kernel_sizes": paper.KERNEL_SIZES,
+    "pool_after": paper.POOL_AFTER,
+    "hidden": paper.HIDDEN,
+    "dropout": paper.DROPOUT,
 }
-PAPER_TRAIN = {"batch_size": 128, "test_batch_size": 128, "momentum": 0.9, "weight_decay": 5e-4}
+PAPER_TRAIN = {
+    "batch_size": paper.BATCH_SIZE,
+    "test_batch_size": paper.TEST_BATCH_SIZE,
+    "momentum": paper.MOMENTUM,
+    "weight_decay": paper.WEIGHT_DECAY,
+}
 
 
 def setup_differences(cfg: dict) -> list[str]:
@@ -81,9 +89,9 @@ def comparability(cfg: dict) -> list[str]:
     """Reasons why this run is not comparable to the paper (empty list: comparable).
     Deviations that leave it comparable (images, arithmetic) are ``deviations``."""
     out = setup_differences(cfg)
-    epochs, paper = cfg["train"]["epochs"], cfg["paper"]["epochs"]
-    if epochs != paper:
-        out.append(f"{epochs} epochs instead of the paper's {paper}")
+    epochs, stated = cfg["train"]["epochs"], cfg["paper"]["epochs"]
+    if epochs != stated:
+        out.append(f"{epochs} epochs instead of the paper's {stated}")
     return out
 
 
@@ -173,21 +181,6 @@ def per_class_accuracy(confusion: pd.DataFrame) -> pd.Series:
 # ---- the claims -------------------------------------------------------------------
 
 
-def reference_group(study) -> tuple[str, str, str]:
-    """(head, device, lr) the seed's curves, heatmap and cat/dog findings stand for: the
-    faithful head and lr 0.01 (the seed's selected model), else the best lr by mean final
-    accuracy. Fig. 4 and the claims use this one choice."""
-    heads = study.heads()
-    head = "softmax" if "softmax" in heads else heads[0]
-    device = sorted(set(study.runs.device))[0]
-    sel = study.select(head, device)
-    lrs = [lr for lr in study.lr_order() if lr in set(sel.lr)]
-    if "0.01" in lrs:
-        return head, device, "0.01"
-    means = sel.groupby("lr").final_test_acc.mean()
-    return head, device, max(lrs, key=lambda lr: means[lr])
-
-
 class Judge:
     """The one verdict function every claim goes through. A claim is decided only when
     the config trains the paper's setup for at least the epochs it needs; ``ok`` None
@@ -226,7 +219,7 @@ class Judge:
 def check_all(study, comparison: pd.DataFrame) -> pd.DataFrame:
     judge = Judge(study)
     epochs, paper_epochs = judge.epochs, judge.paper_epochs
-    head, device, lr = reference_group(study)
+    head, device, lr = study.reference()
     hist = study.mean_history(head, device, lr)
     seeds = int(hist.n.min())
     who = f"{head} head, lr {lr}, mean of {seeds} seed{'s' if seeds > 1 else ''}"
@@ -254,7 +247,8 @@ def check_all(study, comparison: pd.DataFrame) -> pd.DataFrame:
         judge.row(
             "final_gap",
             "Final test accuracy is about 5 points below train accuracy",
-            "train ~94 %, test ~89 % (gap ~5 points)",
+            f"train ~{paper.ACCURACY['train'][1]:g} %, test ~{paper.ACCURACY['test'][1]:g} %"
+            f" (gap ~{FINAL_GAP:g} points)",
             f"gap {gap:.1f} points at epoch {epochs} ({who})",
             abs(gap - FINAL_GAP) <= FINAL_GAP_TOL,
             f"holds if |gap - {FINAL_GAP:g}| <= {FINAL_GAP_TOL:g} points.",
@@ -290,7 +284,7 @@ def check_all(study, comparison: pd.DataFrame) -> pd.DataFrame:
             2 * PLATEAU_EPOCH,
         )
     )
-    for split, start, end in (("train", 2.07, 1.52), ("test", 2.00, 1.57)):
+    for split, (start, end) in paper.LOSS.items():
         a, b = hist[f"{split}_loss"].iloc[0], hist[f"{split}_loss"].iloc[-1]
         rows.append(
             judge.row(
@@ -314,29 +308,30 @@ def _best_lr(study, comparison, judge) -> dict:
     """Three-valued: supported (lr 0.01 beats every other rate beyond noise), contradicted
     (another rate beats it beyond noise), otherwise inconclusive; equal means are a tie,
     not a ranking."""
-    head, device, _ = reference_group(study)
+    head, device, _ = study.reference()
+    best = paper.SELECTED_LR
     means = study.select(head, device).groupby("lr").final_test_acc.mean()
     row = {
         "key": "best_lr",
-        "claim": "Learning rate 0.01 gives the best test accuracy",
-        "paper": "0.01: 89.55 % > 0.005: 87.56 % > 0.001: 87.44 %",
-        "rule": "holds if lr 0.01 beats every other lr in the pairwise test (Holm-adjusted"
+        "claim": f"Learning rate {best} gives the best test accuracy",
+        "paper": " > ".join(f"{lr}: {acc:.2f} %" for lr, acc in paper.TEST_ACCURACY.items()),
+        "rule": f"holds if lr {best} beats every other lr in the pairwise test (Holm-adjusted"
         " p < alpha); does not hold if another lr beats it there; otherwise inconclusive.",
     }
-    if "0.01" not in means.index or len(means) < 2:
-        row.update(measured="lr 0.01 and another lr are needed", verdict=NOT_MEASURABLE)
+    if best not in means.index or len(means) < 2:
+        row.update(measured=f"lr {best} and another lr are needed", verdict=NOT_MEASURABLE)
         row["short"] = row["measured"]
         return row
-    c = comparison[(comparison["head"] == head) & (comparison.device == device)]
-    c = c[(c.lr_a == "0.01") | (c.lr_b == "0.01")]
+    c = where(comparison, head, device)
+    c = c[(c.lr_a == best) | (c.lr_b == best)]
     better = [str(b) for b in c.better if isinstance(b, str) and b]
     ok = None
-    if better and all(b == "0.01" for b in better) and len(better) == len(c):
+    if better and all(b == best for b in better) and len(better) == len(c):
         ok = True
-    elif any(b != "0.01" for b in better):
+    elif any(b != best for b in better):
         ok = False
     tests = "; ".join(
-        f"vs {r.lr_b if r.lr_a == '0.01' else r.lr_a}: p = {r.p_holm:.3g}" for r in c.itertuples()
+        f"vs {r.lr_b if r.lr_a == best else r.lr_a}: p = {r.p_holm:.3g}" for r in c.itertuples()
     )
     if means.nunique() == 1:
         ranking = f"all tied at {means.iloc[0]:.2f} %"
@@ -352,7 +347,7 @@ def _best_lr(study, comparison, judge) -> dict:
 
 def _table4(study, judge) -> list[dict]:
     rows = []
-    head, device, _ = reference_group(study)
+    head, device, _ = study.reference()
     c, tol = study.confidence, study.tolerance()
     for lr in study.lr_order():
         paper = study.paper_accuracy(lr)
@@ -420,7 +415,7 @@ def _confusion_claims(study, head, device, lr, judge) -> list[dict]:
     pair, count = most_confused_pair(conf)
     acc = per_class_accuracy(conf)
     lowest = tuple(sorted(acc.nsmallest(2).index))
-    where = f"{head} head, lr {lr}, seeds summed; the model of Fig. 4"
+    which = f"{head} head, lr {lr}, seeds summed; the model of Fig. 4"
     lo, hi = CAT_DOG_RANGE
     cat, dog = acc.get("cat", math.nan), acc.get("dog", math.nan)
     in_range = all(lo - CAT_DOG_TOL <= v <= hi + CAT_DOG_TOL for v in (cat, dog))
@@ -429,7 +424,7 @@ def _confusion_claims(study, head, device, lr, judge) -> list[dict]:
             "catdog_pair",
             "Cat and dog are the classes most confused with each other",
             "dog and cat most frequently misclassified (heatmap)",
-            f"{pair[0]}-{pair[1]} ({count:.0f} images both ways; {where})",
+            f"{pair[0]}-{pair[1]} ({count:.0f} images both ways; {which})",
             pair == ("cat", "dog"),
             "holds if cat-dog is the pair with most confusions, counting both directions.",
         ),
@@ -437,17 +432,17 @@ def _confusion_claims(study, head, device, lr, judge) -> list[dict]:
             "catdog_lowest",
             "Cat and dog have the lowest per-class accuracies",
             "dog and cat most frequently misclassified",
-            f"lowest: {lowest[0]} and {lowest[1]} ({where})",
+            f"lowest: {lowest[0]} and {lowest[1]} ({which})",
             lowest == ("cat", "dog"),
             "holds if the two lowest diagonal percentages are cat and dog.",
         ),
         judge.row(
             "catdog_range",
-            "Per-class accuracy of cat and dog is 78 % to 83.8 %",
-            '"misclassification rate ranging from 78% to 83.8%" for dog and cat; read as'
-            " their heatmap diagonal (per-class accuracy): an error rate of 78 % would not fit"
-            " 89 % overall accuracy",
-            f"cat {cat:.1f} %, dog {dog:.1f} % ({where})",
+            f"Per-class accuracy of cat and dog is {lo:g} % to {hi:g} %",
+            f'"misclassification rate ranging from {lo:g}% to {hi:g}%" for dog and cat; read as'
+            f" their heatmap diagonal (per-class accuracy): an error rate of {lo:g} % would not"
+            f" fit {paper.ACCURACY['test'][1]:g} % overall accuracy",
+            f"cat {cat:.1f} %, dog {dog:.1f} % ({which})",
             in_range,
             f"holds if both lie in {lo - CAT_DOG_TOL:g}-{hi + CAT_DOG_TOL:g} % (the stated"
             f" range +- {CAT_DOG_TOL:g} points).",
@@ -456,15 +451,16 @@ def _confusion_claims(study, head, device, lr, judge) -> list[dict]:
 
 
 def _timing_claim(study) -> dict:
+    colab, mps = paper.COLAB_MINUTES_5_EPOCHS, paper.MPS_MINUTES_5_EPOCHS
     parts = []
     for t in study.timing:
-        minutes = 5 * t["seconds_per_epoch"] * 50_000 / t["n_train"] / 60
-        est = " (scaled from a subset)" if t["n_train"] < 50_000 else ""
+        minutes = 5 * t["seconds_per_epoch"] * paper.N_TRAIN / t["n_train"] / 60
+        est = " (scaled from a subset)" if t["n_train"] < paper.N_TRAIN else ""
         parts.append(f"{t['device']} ({t['device_name']}): {minutes:.1f} min{est}")
     return {
         "key": "timing",
-        "claim": "5 epochs take 3 min on a Colab GPU and 6 min on Apple MPS",
-        "paper": "3 min (Colab GPU), 6 min (Apple MPS)",
+        "claim": f"5 epochs take {colab} min on a Colab GPU and {mps} min on Apple MPS",
+        "paper": f"{colab} min (Colab GPU), {mps} min (Apple MPS)",
         "measured": "; ".join(parts) if parts else "timing disabled in this config",
         "verdict": NOT_MEASURABLE,
         "rule": "the seed's hardware is not available here; our devices are timed for"

@@ -29,10 +29,10 @@ STAGES = {
     "timing-run": ("device_run", "the timing stage for a run description (JSON)"),
     "record": ("recording", "a GPU machine's device-run tarball -> recorded/<label>/"),
     "recorded": ("recorded", "copy recorded runs (recorded/<label>) instead of training"),
-    "tables": ("tables", "Tables 1-4, statistics and the paper's claims as CSV"),
-    "figures": ("figures", "Figs. 2-4 and the timing chart as SVG and PNG"),
-    "provenance": ("provenance", "git, config, versions, data and hosts as JSON"),
-    "report": ("report", "the PDF report (jinja2 -> HTML -> weasyprint)"),
+    "tables": ("cli_report", "Tables 1-4, statistics and the paper's claims as CSV"),
+    "figures": ("cli_report", "Figs. 2-4 and the timing chart as SVG and PNG"),
+    "provenance": ("cli_report", "git, config, versions, data and hosts as JSON"),
+    "report": ("cli_report", "the PDF report (jinja2 -> HTML -> weasyprint)"),
 }
 
 

@@ -9,7 +9,6 @@ so the same results give the same bytes.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import matplotlib
@@ -19,9 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from . import stats  # noqa: E402
-from .claims import reference_group  # noqa: E402
-from .tables import add_common_arguments, load_study, timing  # noqa: E402
+from . import paper, stats  # noqa: E402
+from .study import load_study  # noqa: E402
+from .tables import timing  # noqa: E402
 
 FIGURES = ("fig2_loss", "fig3_accuracy", "fig4_confusion", "fig5_timing")
 RC = {
@@ -50,12 +49,9 @@ def _figsize(study, scale_h: float = 1.0) -> tuple[float, float]:
     return float(f["width"]), float(f["height"]) * scale_h
 
 
-# What the seed's text states about its curves (lr 0.01, the faithful head): epoch 1 and
-# the last epoch, train and test; drawn as markers so that paper and ours share a picture.
-SEED_STATED = {
-    "loss": {"train": (2.07, 1.52), "test": (2.00, 1.57)},
-    "acc": {"train": (40.0, 94.0), "test": (50.0, 89.0)},
-}
+# What the seed's text states about its curves (paper.py), drawn as markers so that
+# paper and ours share a picture.
+SEED_STATED = {"loss": paper.LOSS, "acc": paper.ACCURACY}
 
 
 def _seed_markers(ax, study, metric: str) -> None:
@@ -82,7 +78,7 @@ def _curves(study, metric: str, ylabel: str, floor: bool = False):
     colors = lr_colors(study)
     fig, axes = plt.subplots(1, len(heads), figsize=_figsize(study), squeeze=False)
     for ax, head in zip(axes[0], heads, strict=True):
-        for device in sorted(set(study.runs.device)):
+        for device in study.devices():
             for lr in study.lr_order():
                 h = study.mean_history(head, device, lr)
                 if h.empty:
@@ -130,7 +126,7 @@ def fig_accuracy(study):
 
 
 def fig_confusion(study):
-    head, device, lr = confusion_choice(study)
+    head, device, lr = study.reference()  # the model the cat/dog claims judge
     conf = study.summed_confusion(head, device, lr)
     m = conf.to_numpy(dtype=float)
     pct = 100 * m / np.maximum(m.sum(axis=1, keepdims=True), 1)
@@ -158,11 +154,6 @@ def fig_confusion(study):
     return fig
 
 
-def confusion_choice(study) -> tuple[str, str, str]:
-    """The model of Fig. 4: the one the cat/dog claims judge (claims.reference_group)."""
-    return reference_group(study)
-
-
 def fig_timing(study):
     t = timing(study)
     labels = [
@@ -179,7 +170,7 @@ def fig_timing(study):
     y = np.arange(len(t))
     bars = ax.barh(y, t.minutes_per_5_epochs, color=colors)
     for bar, r in zip(bars, t.itertuples(), strict=True):
-        if r.source == "measured" and r.n_train < 50_000:
+        if r.source == "measured" and r.n_train < paper.N_TRAIN:
             bar.set_hatch("///")
             bar.set_edgecolor("white")
         ax.annotate(
@@ -192,7 +183,9 @@ def fig_timing(study):
         )
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
-    ax.set_xlabel("minutes per 5 epochs on 50,000 images\n(hatched: scaled from a subset)")
+    ax.set_xlabel(
+        f"minutes per 5 epochs on {paper.N_TRAIN:,} images\n(hatched: scaled from a subset)"
+    )
     ax.set_xlim(0, t.minutes_per_5_epochs.max() * 1.2)
     ax.grid(True, axis="x", lw=0.4, alpha=0.5)
     fig.tight_layout()
@@ -224,11 +217,6 @@ def make_all(study, out_dir: Path) -> list[Path]:
     return written
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    parser.add_argument("--out-dir", required=True, help="folder for the SVG and PNG figures")
-
-
-def main(args: argparse.Namespace) -> int:
-    make_all(load_study(args.config, args.runs, args.timing), Path(args.out_dir))
-    return 0
+def build(config, runs, timing, out_dir) -> list[Path]:
+    """The figures stage: Figs. 2-5 of the study into ``out_dir``."""
+    return make_all(load_study(config, runs, timing), Path(out_dir))

@@ -1,9 +1,13 @@
-"""Writing outputs so that no reader, crash, power loss or full disk ever sees half a file."""
+"""Writing outputs so that no reader, crash, power loss or full disk ever sees half a file;
+reading inputs so that a missing or corrupt one is a one-line error."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+
+from .errors import UserError
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
@@ -38,3 +42,20 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def require(path, what: str, fix: str = "run the stage that writes it first") -> Path:
+    """``path`` if it exists, else the one-line error every stage gives for a missing input."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{what} {path} does not exist; {fix}")
+    return path
+
+
+def read_json(path, what: str, fix: str = "run the stage that writes it first"):
+    """A stage's JSON input, with one-line errors for a missing or corrupt file."""
+    path = require(path, what, fix)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{what} {path} is not valid JSON ({e}); delete it and rerun") from None

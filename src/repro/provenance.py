@@ -7,7 +7,6 @@ Nothing here fails for lack of information: what cannot be found is "unknown".
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -18,8 +17,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from .files import write_atomic
-from .tables import _read_json, add_common_arguments
+from .files import read_json, write_atomic
 
 UNKNOWN = "unknown"
 PACKAGES = (
@@ -80,17 +78,30 @@ def versions() -> dict:
     return out
 
 
+def gpu_names() -> str:
+    """The report host's NVIDIA GPUs as nvidia-smi names them: asked without torch, which
+    the reporting stages never import (the training devices are in each run's metrics)."""
+    if shutil.which("nvidia-smi") is None:
+        return "none"
+    try:
+        res = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return UNKNOWN
+    names = [line.strip() for line in res.stdout.splitlines() if line.strip()]
+    if res.returncode != 0:
+        return UNKNOWN
+    return ", ".join(names) or "none"
+
+
 def this_host() -> dict:
     from .devices import cpu_name
 
-    gpu = "none"
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            gpu = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-    except Exception:  # noqa: BLE001 - a broken torch must not stop provenance
-        gpu = UNKNOWN
+    gpu = gpu_names()
     return {
         "hostname": platform.node() or UNKNOWN,
         "system": f"{platform.system()} {platform.release()}",
@@ -108,7 +119,7 @@ def utc_now() -> str:
 def jobs(run_paths, timing_paths) -> tuple[list[dict], list[dict]]:
     train, timed = [], []
     for path in run_paths:
-        m = _read_json(path, "run metrics")
+        m = read_json(path, "run metrics")
         train.append(
             {
                 "head": m["head"],
@@ -125,7 +136,7 @@ def jobs(run_paths, timing_paths) -> tuple[list[dict], list[dict]]:
             }
         )
     for path in timing_paths or ():
-        t = _read_json(path, "timing JSON")
+        t = read_json(path, "timing JSON")
         timed.append(
             {
                 "device": t["device"],
@@ -142,8 +153,8 @@ def jobs(run_paths, timing_paths) -> tuple[list[dict], list[dict]]:
 def collect(config_path, run_paths, timing_paths, data_meta_path, repo, recorded=None) -> dict:
     """``recorded``: the recording's provenance (results/recorded/provenance.json) when the
     runs were copied from a recorded folder instead of trained."""
-    cfg = _read_json(config_path, "config JSON")
-    meta = _read_json(data_meta_path, "data cache metadata") if data_meta_path else {}
+    cfg = read_json(config_path, "config JSON")
+    meta = read_json(data_meta_path, "data cache metadata") if data_meta_path else {}
     train, timed = jobs(run_paths, timing_paths)
     devices = {}
     for j in train + timed:
@@ -171,7 +182,7 @@ def collect(config_path, run_paths, timing_paths, data_meta_path, repo, recorded
         "total_train_seconds": sum(j["train_seconds"] for j in train),
     }
     if recorded:
-        prov["recorded"] = _read_json(recorded, "recorded provenance")
+        prov["recorded"] = read_json(recorded, "recorded provenance")
     prov["summary"] = summary_line(prov)
     return prov
 
@@ -187,17 +198,7 @@ def summary_line(prov: dict) -> str:
     )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    parser.add_argument("--repo", default=".", help="git working tree to describe")
-    parser.add_argument(
-        "--recorded", nargs="*", default=[], help="the recording's provenance, if runs were copied"
-    )
-    parser.add_argument("--out", required=True, help="provenance JSON to write")
-
-
-def main(args: argparse.Namespace) -> int:
-    recorded = args.recorded[0] if args.recorded else None
-    prov = collect(args.config, args.runs, args.timing, args.data_meta, args.repo, recorded)
-    write_atomic(Path(args.out), json.dumps(prov, indent=2) + "\n")
-    return 0
+def build(config, runs, timing, data_meta, repo, recorded, out) -> None:
+    """The provenance stage: ``collect`` written as JSON to ``out``."""
+    prov = collect(config, runs, timing, data_meta, repo, recorded)
+    write_atomic(Path(out), json.dumps(prov, indent=2) + "\n")

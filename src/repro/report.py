@@ -9,7 +9,6 @@ ablation summary and the architecture table).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -17,17 +16,16 @@ from pathlib import Path
 import jinja2
 
 from . import claims as claims_mod
-from . import stats
+from . import paper, stats
 from .architecture import architecture_table
-from .errors import UserError
-from .figures import FIGURES, confusion_choice
-from .files import write_atomic
+from .figures import FIGURES
+from .files import read_json, require, write_atomic
 from .settings import ModelSpec
-from .tables import add_common_arguments, load_study, read_tables
+from .study import load_study
+from .tables import read_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "report_templates"
-PAPER_PARAMETERS = 4_595_045
 
 CAPTIONS = {
     "fig2_loss": "Fig. 2: Training and test loss per epoch",
@@ -154,15 +152,16 @@ def findings(cfg, tables, study, reasons) -> list[str]:
     floor = tables["loss_floor.csv"]
     soft = floor[(floor.source == "measured") & (floor["head"] == "softmax")]
     if len(soft):
-        r = soft.iloc[0]
+        r, s = soft.iloc[0], seed_loss()
         out.append(
             "With the faithful softmax head the loss cannot go below"
             f" {stats.softmax_ce_floor():.3f}; at lr {r.lr} our final test loss is"
             f" {r.final_test_loss:.3f} where a confident"
             f" classifier with the measured {r.final_test_acc:.1f} % accuracy would have"
-            f" {r.expected_test_loss:.3f}. The seed's 1.52 / 1.57 match the expected 1.521 / 1.566"
-            " at its 94 % / 89.55 % accuracy, so it evidently applied CrossEntropyLoss to a"
-            " Softmax output."
+            f" {r.expected_test_loss:.3f}. The seed's {s['train']} / {s['test']} match the"
+            f" expected {s['expected_train']:.3f} / {s['expected_test']:.3f} at its"
+            f" {s['train_acc']:g} % / {s['test_acc']} % accuracy, so it evidently applied"
+            " CrossEntropyLoss to a Softmax output."
         )
     c = tables["claims.csv"]
     counts = {v: int((c.verdict == v).sum()) for v in claims_mod.VERDICTS}
@@ -209,16 +208,50 @@ def recorded(prov: dict) -> dict | None:
     return out
 
 
+def _listed(values) -> str:
+    return ", ".join(map(str, values))
+
+
+def seed_loss() -> dict:
+    """The seed's final losses next to those a confident classifier at its accuracies has:
+    they match, which shows it applied CrossEntropyLoss to a Softmax output."""
+    train_acc, test_acc = paper.ACCURACY["train"][1], paper.TEST_ACCURACY[paper.SELECTED_LR]
+    return {
+        "train": paper.LOSS["train"][1],
+        "test": paper.LOSS["test"][1],
+        "train_acc": train_acc,
+        "test_acc": test_acc,
+        "expected_train": stats.softmax_ce_expected(train_acc),
+        "expected_test": stats.softmax_ce_expected(test_acc),
+    }
+
+
 # The seed's text against what we had to choose: the architecture and the recipe.
 STATED_ASSUMED = [
     ("blocks", "6 blocks, each 3 parallel convolutions, BatchNorm, ReLU", "as stated", "stated"),
-    ("block widths", "not given", "64, 64, 128, 128, 256, 256", "assumed"),
-    ("kernel sizes", '"different kernel sizes"', "1, 3, 5 (padding k/2)", "assumed"),
+    ("block widths", "not given", _listed(paper.WIDTHS), "assumed"),
+    (
+        "kernel sizes",
+        '"different kernel sizes"',
+        f"{_listed(paper.KERNEL_SIZES)} (padding k/2)",
+        "assumed",
+    ),
     ("branch weighting", "a vector from an MLP", "softmax(Linear(C_in, 3)) of the mean", "assumed"),
-    ("pooling", "2x2 max pool after blocks 2, 4, 5; average pool", "as stated", "stated"),
+    (
+        "pooling",
+        f"2x2 max pool after blocks {_listed(paper.POOL_AFTER)}; average pool",
+        "as stated",
+        "stated",
+    ),
     ("classifier", "Flatten, Linear, ReLU, BN, Dropout, Linear, Softmax", "as stated", "stated"),
-    ("hidden units, dropout", "not given", "512, 0.5", "assumed"),
-    ("loss, optimiser", "CrossEntropyLoss; SGD, momentum 0.9, wd 5e-4", "as stated", "stated"),
+    ("hidden units, dropout", "not given", f"{paper.HIDDEN}, {paper.DROPOUT}", "assumed"),
+    (
+        "loss, optimiser",
+        f"CrossEntropyLoss; SGD, momentum {paper.MOMENTUM},"
+        f" wd {paper.as_written(paper.WEIGHT_DECAY)}",
+        "as stated",
+        "stated",
+    ),
     ("initialisation", "default (Kaiming)", "PyTorch defaults", "stated"),
     ("augmentation", "crop 32, padding 4, horizontal flip", "zero padding, p = 0.5", "assumed"),
     ("normalisation", '"normalisation" (values not given)', "CIFAR-10 mean / std", "assumed"),
@@ -266,30 +299,26 @@ def headline(claims) -> tuple[list[dict], str]:
     return rows, sentence
 
 
-def context(args) -> dict:
-    study = load_study(args.config, args.runs, args.timing)
+def context(config, runs, timing, tables_dir, figures_dir, provenance) -> dict:
+    """What the template reads, from the study's inputs and the earlier stages' outputs."""
+    study = load_study(config, runs, timing)
     cfg = study.config
-    tables = read_tables(args.tables_dir)
+    tables = read_tables(tables_dir)
     for name in ("test_accuracy.csv", "loss_floor.csv"):
         tables[name]["lr"] = tables[name]["lr"].map(lambda v: f"{float(v):g}" if v == v else "")
     comp = tables["lr_comparison.csv"]
     for col in ("lr_a", "lr_b"):
         comp[col] = comp[col].map(lambda v: f"{float(v):g}")
-    prov_path = Path(args.provenance)
-    if not prov_path.exists():
-        raise UserError(f"provenance {prov_path} does not exist; run `python -m repro provenance`")
-    prov = json.loads(prov_path.read_text())
+    prov = read_json(provenance, "provenance", "run `python -m repro provenance`")
     study.data = prov.get("data", {})
-    figures_dir = Path(args.figures_dir)
     figures = {}
     for name in FIGURES:
-        svg = figures_dir / f"{name}.svg"
-        if not svg.exists():
-            raise UserError(f"figure {svg} does not exist; run `python -m repro figures` first")
+        svg = Path(figures_dir) / f"{name}.svg"
+        require(svg, "figure", "run `python -m repro figures` first")
         figures[name] = svg.resolve().as_uri()
     reasons = claims_mod.comparability(cfg)
     heads = study.heads()
-    conf_head, _, conf_lr = confusion_choice(study)
+    conf_head, _, conf_lr = study.reference()
     from .data import CLASSES, MEAN, STD
 
     return {
@@ -302,11 +331,13 @@ def context(args) -> dict:
         "captions": CAPTIONS,
         "reasons": reasons,
         "heads": heads,
-        "devices": sorted(set(study.runs.device)),
+        "devices": study.devices(),
         "runs": study.runs,
         "n_runs": len(study.runs),
         "arch": architecture(cfg, heads[0]),
-        "paper_parameters": PAPER_PARAMETERS,
+        "paper_parameters": paper.PARAMETERS,
+        "paper": paper,
+        "seed_loss": seed_loss(),
         "ablation": ablation(study),
         "findings": findings(cfg, tables, study, reasons),
         "conf_head": conf_head,
@@ -317,7 +348,7 @@ def context(args) -> dict:
         "classes": CLASSES,
         "mean": MEAN,
         "std": STD,
-        "config_path": args.config,
+        "config_path": config,
         "precisions": sorted(set(study.runs.precision)),
         "deviations": study.deviations(),
         "tolerance": study.tolerance(),
@@ -361,21 +392,12 @@ def write_pdf(html: str, out: Path) -> None:
     write_atomic(out, doc.write_pdf())
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    parser.add_argument("--tables-dir", required=True, help="folder with the tables' CSVs")
-    parser.add_argument("--figures-dir", required=True, help="folder with the figures' SVGs")
-    parser.add_argument("--provenance", required=True, help="provenance JSON")
-    parser.add_argument("--out", required=True, help="PDF to write")
-    parser.add_argument("--html", help="also write the intermediate HTML here (optional)")
+def build(config, runs, timing, tables_dir, figures_dir, provenance, out, html=None) -> None:
+    """The report stage: the PDF at ``out`` (and its HTML at ``html`` if given)."""
+    text = render_html(context(config, runs, timing, tables_dir, figures_dir, provenance))
+    if html:
+        Path(html).write_text(text)
+    write_pdf(text, Path(out))
 
 
-def main(args: argparse.Namespace) -> int:
-    html = render_html(context(args))
-    if args.html:
-        Path(args.html).write_text(html)
-    write_pdf(html, Path(args.out))
-    return 0
-
-
-__all__ = ["main", "add_arguments", "render_html"]
+__all__ = ["build", "context", "render_html"]

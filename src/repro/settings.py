@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-PAPER_WIDTHS = (64, 64, 128, 128, 256, 256)
+from .paper import WIDTHS as PAPER_WIDTHS
 
 
 @dataclass(frozen=True)

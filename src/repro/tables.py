@@ -1,26 +1,19 @@
 """Stage 4: Tables 1-4, the learning-rate comparison, the paper's claims, device timing
-and the loss floor, as CSV files, from the runs' histories and metrics.
-
-This module also loads a study (config, runs, timing JSONs) for the figures and the
-report, so that every stage reads the same numbers the same way.
+and the loss floor, as CSV files, from a study's histories and metrics (study.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
-import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from . import claims as claims_mod
-from . import stats
-from .config import lr_tag
-from .errors import UserError
-from .files import write_atomic
+from . import paper, stats
+from .files import require, write_atomic
+from .study import Study, load_study
 
 TABLE_FILES = (
     "hyperparameters.csv",
@@ -30,156 +23,6 @@ TABLE_FILES = (
     "timing.csv",
     "loss_floor.csv",
 )
-FULL_TRAIN = 50_000  # CIFAR-10 training images
-
-
-@dataclass
-class Study:
-    """Everything the reporting stages read, with accuracies in percent."""
-
-    config: dict
-    runs: pd.DataFrame  # one row per run (metrics.json)
-    history: pd.DataFrame  # one row per run and epoch (epochs.csv)
-    confusion: dict = field(default_factory=dict)  # (head, lr, device, seed) -> DataFrame
-    timing: list = field(default_factory=list)  # timing JSON dicts
-    correct: dict = field(default_factory=dict)  # (head, lr, device, seed) -> bool per image
-    data: dict = field(default_factory=dict)  # the data cache's metadata (sha256, source)
-
-    @property
-    def confidence(self) -> float:
-        return float(self.config["report"]["confidence"])
-
-    def lr_order(self) -> list[str]:
-        """Learning rates in config order (the paper's Model 1, 2, 3), then any others."""
-        order = [lr_tag(v) for v in self.config.get("learning_rates", [])]
-        extra = sorted(set(self.runs["lr"]) - set(order), key=lambda t: -float(t))
-        return [t for t in order if t in set(self.runs["lr"])] + extra
-
-    def heads(self) -> list[str]:
-        order = [h for h in self.config.get("heads", []) if h in set(self.runs["head"])]
-        return order + sorted(set(self.runs["head"]) - set(order))
-
-    def groups(self):
-        """(head, device, lr) groups in report order, with their runs."""
-        for head in self.heads():
-            for device in sorted(set(self.runs["device"])):
-                for lr in self.lr_order():
-                    sel = self.runs[
-                        (self.runs["head"] == head)
-                        & (self.runs.device == device)
-                        & (self.runs.lr == lr)
-                    ]
-                    if len(sel):
-                        yield head, device, lr, sel.sort_values("seed")
-
-    def paper_accuracy(self, lr: str) -> float:
-        for key, value in self.config.get("paper", {}).get("test_accuracy", {}).items():
-            if math.isclose(float(key), float(lr)):
-                return float(value)
-        return math.nan
-
-    def mean_history(self, head: str, device: str, lr: str) -> pd.DataFrame:
-        """Per-epoch mean and std over seeds of every history column."""
-        h = self.history
-        sel = h[(h["head"] == head) & (h.device == device) & (h.lr == lr)]
-        cols = ["train_loss", "train_acc", "test_loss", "test_acc"]
-        g = sel.groupby("epoch")[cols]
-        out = g.mean().join(g.std(ddof=1).fillna(0.0).add_suffix("_std"))
-        out["n"] = g.size()
-        return out.reset_index()
-
-    def select(self, head: str, device: str, lr: str | None = None) -> pd.DataFrame:
-        """The runs of one head and device (and learning rate), by seed."""
-        r = self.runs
-        sel = r[(r["head"] == head) & (r.device == device)]
-        return (sel if lr is None else sel[sel.lr == lr]).sort_values("seed")
-
-    def paired_correct(self, head: str, device: str, lr_a: str, lr_b: str):
-        """Per-image correctness of one run of each rate on the same test images (their
-        lowest common seed), for a paired test; None where a run saved no predictions."""
-        seeds_a = set(self.select(head, device, lr_a).seed)
-        common = sorted(seeds_a & set(self.select(head, device, lr_b).seed))
-        for seed in common[:1]:
-            a = self.correct.get((head, lr_a, device, seed))
-            b = self.correct.get((head, lr_b, device, seed))
-            if a is not None and b is not None and len(a) == len(b):
-                return a, b
-        return None
-
-    def deviations(self) -> list:
-        """What this study changes against the seed, with the accuracy each may cost."""
-        return claims_mod.deviations(self.data, sorted(set(self.runs.precision)))
-
-    def tolerance(self) -> float:
-        return sum(d.tolerance for d in self.deviations())
-
-    def summed_confusion(self, head: str, device: str, lr: str) -> pd.DataFrame:
-        mats = [m for (h, r, d, _), m in self.confusion.items() if (h, r, d) == (head, lr, device)]
-        return sum(mats[1:], mats[0].copy())
-
-
-def _read_json(path: Path, what: str) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{what} {path} does not exist; run the stage that writes it first")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{what} {path} is not valid JSON ({e}); delete it and rerun") from None
-
-
-def _correct(path: Path):
-    """Per-image correctness from a run's predictions.csv (label, pred columns); None when
-    the run predates them."""
-    if not path.exists():
-        return None
-    df = pd.read_csv(path, usecols=["label", "pred"])
-    return (df.label.to_numpy() == df.pred.to_numpy()).astype(bool)
-
-
-def load_study(config_path, run_paths, timing_paths=(), data_meta=None) -> Study:
-    cfg = _read_json(config_path, "config JSON")
-    rows, histories, confusion, correct = [], [], {}, {}
-    for path in run_paths:
-        m = _read_json(path, "run metrics")
-        run_dir = Path(path).parent
-        key = (m["head"], lr_tag(m["lr"]), m["device"], int(m["seed"]))
-        rows.append(
-            {
-                "head": key[0],
-                "lr": key[1],
-                "device": key[2],
-                "seed": key[3],
-                "device_name": m.get("device_name", m["device"]),
-                "precision": m.get("precision", ""),
-                "epochs": int(m["epochs"]),
-                "n_train": int(m["n_train"]),
-                "n_test": int(m["n_test"]),
-                "steps_per_epoch": int(m["steps_per_epoch"]),
-                "test_steps_per_epoch": int(m["test_steps_per_epoch"]),
-                "parameters": int(m["parameters"]),
-                "final_test_acc": 100 * m["final_test_acc"],
-                "best_test_acc": 100 * m["best_test_acc"],
-                "best_epoch": int(m["best_epoch"]),
-                "final_train_acc": 100 * m["final_train_acc"],
-                "final_train_loss": m["final_train_loss"],
-                "final_test_loss": m["final_test_loss"],
-                "train_seconds": m["train_seconds"],
-                "wall_seconds": m.get("wall_seconds_this_process", math.nan),
-                "path": str(run_dir),
-            }
-        )
-        hist = pd.read_csv(run_dir / "epochs.csv")
-        hist[["train_acc", "test_acc"]] *= 100
-        histories.append(hist.assign(head=key[0], lr=key[1], device=key[2], seed=key[3]))
-        confusion[key] = pd.read_csv(run_dir / "confusion.csv", index_col="true")
-        correct[key] = _correct(run_dir / "predictions.csv")
-    if not rows:
-        raise UserError("no runs given (--runs); pass the metrics.json of every training run")
-    timing = [_read_json(p, "timing JSON") for p in timing_paths or ()]
-    data = _read_json(data_meta, "data metadata") if data_meta else {}
-    history = pd.concat(histories, ignore_index=True)
-    return Study(cfg, pd.DataFrame(rows), history, confusion, timing, correct, data)
 
 
 # ---- the tables -------------------------------------------------------------------
@@ -216,7 +59,17 @@ def hyperparameters(study: Study) -> pd.DataFrame:
         ]
     lrs = study.lr_order()
     paper_lrs = " / ".join(lr for lr in lrs if not math.isnan(study.paper_accuracy(lr)))
-    table["paper"] = [128, 128, paper_lrs, "5e-4", 0.9, study.config["paper"]["epochs"], 391, 78]
+    table["paper"] = [
+        paper.BATCH_SIZE,
+        paper.TEST_BATCH_SIZE,
+        paper_lrs,
+        paper.as_written(paper.WEIGHT_DECAY),
+        paper.MOMENTUM,
+        study.config["paper"]["epochs"],
+        paper.STEPS_PER_EPOCH,
+        paper.TEST_STEPS_PRINTED,
+    ]
+    full_test_steps = math.ceil(paper.N_TEST / paper.TEST_BATCH_SIZE)
     table["note"] = [
         "",
         "",
@@ -224,9 +77,11 @@ def hyperparameters(study: Study) -> pd.DataFrame:
         "",
         "",
         "",
-        f"ceil({n_train} / {t['batch_size']}); ceil(50000 / 128) = 391 on full data",
-        f"ceil({n_test} / {t['test_batch_size']}); full data gives ceil(10000 / 128) = 79,"
-        " the seed printed 78 (10000 / 128 rounded down)",
+        f"ceil({n_train} / {t['batch_size']}); ceil({paper.N_TRAIN} / {paper.BATCH_SIZE})"
+        f" = {paper.STEPS_PER_EPOCH} on full data",
+        f"ceil({n_test} / {t['test_batch_size']}); full data gives ceil({paper.N_TEST} /"
+        f" {paper.TEST_BATCH_SIZE}) = {full_test_steps}, the seed printed"
+        f" {paper.TEST_STEPS_PRINTED} ({paper.N_TEST} / {paper.TEST_BATCH_SIZE} rounded down)",
     ]
     return table
 
@@ -279,9 +134,12 @@ def lr_comparison(study: Study) -> pd.DataFrame:
     rows = []
     alpha = 1 - study.confidence
     for head in study.heads():
-        for device in sorted(set(study.runs.device)):
+        for device in study.devices():
             sel = study.select(head, device)
-            groups = {lr: sel[sel.lr == lr].final_test_acc.tolist() for lr in study.lr_order()}
+            groups = {
+                lr: study.select(head, device, lr).final_test_acc.tolist()
+                for lr in study.lr_order()
+            }
             groups = {k: v for k, v in groups.items() if v}
             if len(groups) < 2:
                 continue
@@ -323,12 +181,12 @@ def timing(study: Study) -> pd.DataFrame:
     """Measured devices (timing JSONs) next to the paper's 5-epoch times."""
     rows = []
     for t in study.timing:
-        scale = FULL_TRAIN / t["n_train"]
+        scale = paper.N_TRAIN / t["n_train"]
         # the first epoch carries one-time warm-up (cuDNN autotuning; compilation and
         # CUDA-graph capture for a compiled model): the later epochs give the rate
         first = t.get("seconds_first_epoch", t["seconds_per_epoch"])
         later = t.get("seconds_per_epoch_after_first", t["seconds_per_epoch"])
-        subset = t["n_train"] < FULL_TRAIN
+        subset = t["n_train"] < paper.N_TRAIN
         rows.append(
             {
                 "source": "measured",
@@ -342,9 +200,10 @@ def timing(study: Study) -> pd.DataFrame:
                 "seconds_per_epoch": later,
                 "images_per_s": t.get("train_images_per_s_after_first", t["train_images_per_s"]),
                 "minutes_per_5_epochs": (first + 4 * later) * scale / 60,
-                "hours_per_150_epochs": (first + 149 * later) * scale / 3600,
+                "hours_per_150_epochs": (first + (paper.EPOCHS - 1) * later) * scale / 3600,
                 "note": (
-                    f"subset of {t['n_train']} images: scaled linearly to 50000, an estimate,"
+                    f"subset of {t['n_train']} images: scaled linearly to {paper.N_TRAIN}, an"
+                    " estimate,"
                     " not comparable"
                     if subset
                     else "full data"
@@ -361,11 +220,11 @@ def timing(study: Study) -> pd.DataFrame:
                 # not recorded): the report reads it
                 "precision": "",
                 "epochs": 5,
-                "n_train": FULL_TRAIN,
+                "n_train": paper.N_TRAIN,
                 "seconds_total": 60 * minutes,
                 "seconds_first_epoch": float("nan"),
                 "seconds_per_epoch": 12 * minutes,
-                "images_per_s": FULL_TRAIN * 5 / (60 * minutes),
+                "images_per_s": paper.N_TRAIN * 5 / (60 * minutes),
                 "minutes_per_5_epochs": float(minutes),
                 "hours_per_150_epochs": 30 * minutes / 60,
                 "note": "as reported by the seed (150 epochs: 1.5 h Colab, 3 h MPS)",
@@ -399,21 +258,22 @@ def loss_floor(study: Study) -> pd.DataFrame:
             }
         )
     # The seed's own numbers: about 94 % train and 89.55 % test accuracy, loss 1.52 / 1.57.
+    train_acc, test_acc = paper.ACCURACY["train"][1], paper.TEST_ACCURACY[paper.SELECTED_LR]
     rows.append(
         {
             "source": "paper",
             "head": "softmax",
             "device": "",
-            "lr": "0.01",
+            "lr": paper.SELECTED_LR,
             "n_seeds": 1,
             "floor": floor,
             "uniform_loss": stats.softmax_ce_uniform(10),
-            "final_train_acc": 94.0,
-            "expected_train_loss": stats.softmax_ce_expected(94.0),
-            "final_train_loss": 1.52,
-            "final_test_acc": 89.55,
-            "expected_test_loss": stats.softmax_ce_expected(89.55),
-            "final_test_loss": 1.57,
+            "final_train_acc": train_acc,
+            "expected_train_loss": stats.softmax_ce_expected(train_acc),
+            "final_train_loss": paper.LOSS["train"][1],
+            "final_test_acc": test_acc,
+            "expected_test_loss": stats.softmax_ce_expected(test_acc),
+            "final_test_loss": paper.LOSS["test"][1],
         }
     )
     return pd.DataFrame(rows)
@@ -435,38 +295,20 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
     write_atomic(path, df.to_csv(index=False, float_format="%.6g"))
 
 
-# ---- CLI --------------------------------------------------------------------------
-
-
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="resolved config (results/config.json)")
-    parser.add_argument("--runs", nargs="+", required=True, help="metrics.json of every run")
-    parser.add_argument("--timing", nargs="*", default=[], help="timing.json per device")
-    parser.add_argument("--data-meta", help="the data cache's .json (sha256, source)")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    parser.add_argument("--out-dir", required=True, help="folder for the CSV tables")
-
-
-def main(args: argparse.Namespace) -> int:
-    study = load_study(args.config, args.runs, args.timing, args.data_meta)
-    out = Path(args.out_dir)
+def build(config, runs, timing, data_meta, out_dir) -> None:
+    """The tables stage: the study's CSVs into ``out_dir``."""
+    study = load_study(config, runs, timing, data_meta)
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, df in build_all(study).items():
         write_csv(df, out / name)
-    return 0
 
 
 def read_tables(folder) -> dict[str, pd.DataFrame]:
-    """The CSVs written by ``main`` (for the report)."""
-    folder = Path(folder)
+    """The CSVs written by ``build`` (for the report)."""
     out = {}
     for name in TABLE_FILES:
-        path = folder / name
-        if not path.exists():
-            raise UserError(f"table {path} does not exist; run `python -m repro tables` first")
+        path = require(Path(folder) / name, "table", "run `python -m repro tables` first")
         text = dict.fromkeys(("lr", "lr_a", "lr_b", "better"), str)
         dtype = str if name == "hyperparameters.csv" else text
         out[name] = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=dtype)

@@ -1,3 +1,12 @@
+# What every reporting stage reads: the resolved config, each run's metrics and each
+# device's timing (the runs' other files sit next to their metrics.json).
+STUDY = {
+    "config": "results/config.json",
+    "runs": run_outputs("metrics.json"),
+    "timing": timing_outputs(),
+}
+
+
 rule write_config:
     # in this process, not a shell: the whole config as one argument can pass the
     # system's limit on argument length. The param is never passed to a command: it
@@ -14,12 +23,10 @@ rule write_config:
 
 rule tables:
     input:
-        config="results/config.json",
-        runs=run_outputs("metrics.json"),
+        **STUDY,
         epochs=run_outputs("epochs.csv"),
         confusion=run_outputs("confusion.csv"),
         predictions=run_outputs("predictions.csv"),
-        timing=timing_outputs(),
         data_meta=DATA_META,
     output:
         hyper="results/tables/hyperparameters.csv",
@@ -52,11 +59,9 @@ rule tables:
 
 rule figures:
     input:
-        config="results/config.json",
-        runs=run_outputs("metrics.json"),
+        **STUDY,
         epochs=run_outputs("epochs.csv"),
         confusion=run_outputs("confusion.csv"),
-        timing=timing_outputs(),
     output:
         **{
             f"{name}_{ext}": (
@@ -82,9 +87,7 @@ rule figures:
 
 rule provenance:
     input:
-        config="results/config.json",
-        runs=run_outputs("metrics.json"),
-        timing=timing_outputs(),
+        **STUDY,
         data_meta=DATA_META,
         recorded=["results/recorded/provenance.json"] if RECORDED else [],
     output:
@@ -105,9 +108,7 @@ rule report:
     input:
         rules.tables.output,
         rules.figures.output,
-        config="results/config.json",
-        runs=run_outputs("metrics.json"),
-        timing=timing_outputs(),
+        **STUDY,
         provenance="results/provenance.json",
         templates=sorted(map(str, Path(workflow.basedir).glob("report_templates/*.*"))),
     output:

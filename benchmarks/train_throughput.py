@@ -37,8 +37,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from repro import data as data_mod  # noqa: E402
 from repro.architecture import macs_per_image  # noqa: E402
 from repro.config import precision_for  # noqa: E402
-from repro.devices import cpu_has_bf16  # noqa: E402
-from repro.devices import device_name, resolve  # noqa: E402
+from repro.devices import cpu_has_bf16, device_name, resolve  # noqa: E402
 from repro.settings import ModelSpec  # noqa: E402
 from repro.throughput import matmul_flops, project_loop, reference_loop  # noqa: E402
 from repro.train import RunConfig  # noqa: E402

@@ -7,6 +7,7 @@ any job). ``docs/bad-inputs.md`` is generated from CASES below and checked here:
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -177,8 +178,41 @@ def test_learning_rates_keep_full_precision_in_folders_and_flags():
     cfg = config_mod.validate({"devices": ["cpu"], "learning_rates": [0.0123456789, 0.01, 1]})
     runs = config_mod.runs(cfg)
     assert [r["lr"] for r in runs] == ["0.0123456789", "0.01", "1"]
-    flags = config_mod.train_flags(cfg, **{**runs[0], "seed": "0"})
-    assert "--lr 0.0123456789 " in flags
+    run = json.loads(config_mod.run_description(cfg, **{**runs[0], "seed": "0"}))
+    assert run["lr"] == 0.0123456789
+
+
+def test_the_job_not_the_planning_host_resolves_precision_auto(monkeypatch):
+    """Seen on SLURM: the login node's CPU decided bf16 for CPU jobs on compute nodes.
+    The run folder and the job's description keep `auto`; the job resolves it."""
+    from repro import devices
+    from repro.settings import RunConfig
+
+    cfg = config_mod.validate({"devices": ["cpu"], "train": {"precision": "auto"}})
+    seen = {}
+    for amx in (True, False):
+        monkeypatch.setattr(devices, "cpu_has_bf16", lambda amx=amx: amx)
+        run = config_mod.runs(cfg)[0]
+        seen[amx] = (run["hash"], config_mod.run_description(cfg, **run))
+    assert seen[True] == seen[False], "planning on another CPU changes nothing"
+    description = json.loads(seen[True][1])
+    assert description["precision"] == "auto"
+    job = RunConfig.from_dict(description)
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: True)
+    assert job.on_this_machine().precision == "bf16"
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: False)
+    assert job.on_this_machine().precision == "fp32"
+    # a named precision is the folder's own: it changes the hash and is never re-resolved
+    named = config_mod.validate({"devices": ["cpu"], "train": {"precision": "bf16"}})
+    assert config_mod.runs(named)[0]["hash"] != seen[True][0]
+    assert (
+        RunConfig.from_dict(
+            json.loads(config_mod.run_description(named, **config_mod.runs(named)[0]))
+        )
+        .on_this_machine()
+        .precision
+        == "bf16"
+    )
 
 
 def test_duplicate_key_in_a_config_file_names_the_file(tmp_path):

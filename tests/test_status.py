@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -50,7 +51,8 @@ def train_cmd(cfg: dict, run: dict, cache: Path) -> str:
     log = Path(progress_mod.TRAIN_LOG.format(**run))
     log.parent.mkdir(parents=True, exist_ok=True)
     return (
-        f"{sys.executable} -m repro train {config_mod.train_flags(cfg, **run)} --threads 1 "
+        f"{sys.executable} -m repro train --threads 1 "
+        f"--run {shlex.quote(config_mod.run_description(cfg, **run))} "
         f"--cache {cache} --out {out} --checkpoint {progress_mod.CHECKPOINT.format(**run)} "
         f"--progress {progress_mod.PROGRESS.format(**run)} 2> {log}"
     )

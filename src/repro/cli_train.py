@@ -3,6 +3,7 @@ checked by the same schema and messages as the config file."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -10,6 +11,7 @@ import torch
 from . import config as config_mod
 from . import devices
 from .errors import UserError
+from .settings import RunConfig
 from .timing import measure
 from .train import hms, train_run
 
@@ -21,6 +23,13 @@ def _ints(text: str) -> list[int]:
 def _common(p, cache: bool = True) -> None:
     if cache:
         p.add_argument("--cache", required=True, type=Path, help="prepared data (.npz)")
+    p.add_argument(
+        "--run",
+        type=json.loads,
+        default=None,
+        help="the whole run description as JSON (what the workflow passes, from its "
+        "validated config); the run flags below are then not used",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
@@ -49,6 +58,13 @@ def _common(p, cache: bool = True) -> None:
 
 
 def _run_config(args):
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads {args.threads} is not allowed; give an integer >= 1")
+        torch.set_num_threads(args.threads)
+    if args.run is not None:
+        # the workflow validated the config this description comes from: trusted as is
+        return RunConfig.from_dict(args.run).on_this_machine()
     raw = {
         "heads": [args.head],
         "learning_rates": [args.lr],
@@ -74,10 +90,6 @@ def _run_config(args):
         "timing": {"enabled": False},
     }
     cfg = config_mod.validate(raw)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads {args.threads} is not allowed; give an integer >= 1")
-        torch.set_num_threads(args.threads)
     device = devices.resolve(args.device)
     return config_mod.run_config(cfg, args.head, args.lr, device, args.seed)
 

@@ -13,7 +13,7 @@ import json
 import math
 import reprlib
 import shlex
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import cache
 from pathlib import Path
 
@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 # Measured by benchmarks/train_throughput.py (BENCHMARKS.md): bf16 autocast is the
 # faster CPU choice on processors with AMX; elsewhere (AVX2, AVX512-BF16 alone) fp32.
-AUTO_PRECISION = {"cuda": "bf16", "mps": "fp32"}
 
 
 @cache
@@ -440,12 +439,9 @@ def timing_devices(cfg: dict) -> list[str]:
 
 
 def precision_for(cfg: dict, device: str) -> str:
+    """The precision a run on ``device`` trains in, resolved on this machine."""
     p = cfg["train"]["precision"]
-    if p != "auto":
-        return p
-    if device == "cpu":
-        return "bf16" if devices_mod.cpu_has_bf16() else "fp32"
-    return AUTO_PRECISION[device]
+    return devices_mod.auto_precision(device) if p == "auto" else p
 
 
 def data_tag(cfg: dict) -> str:
@@ -488,7 +484,11 @@ def data_identity(cfg: dict) -> str | None:
     return None
 
 
-def run_config(cfg: dict, head: str, lr: float, device: str, seed: int) -> RunConfig:
+def run_config(
+    cfg: dict, head: str, lr: float, device: str, seed: int, resolve: bool = True
+) -> RunConfig:
+    """One run's description. ``resolve=False`` keeps what depends on the machine that
+    runs the job (precision auto) for the job to resolve: what the workflow hands it."""
     t = cfg["train"]
     return RunConfig(
         lr=float(lr),
@@ -499,7 +499,7 @@ def run_config(cfg: dict, head: str, lr: float, device: str, seed: int) -> RunCo
         test_batch_size=t["test_batch_size"],
         momentum=t["momentum"],
         weight_decay=t["weight_decay"],
-        precision=precision_for(cfg, device),
+        precision=precision_for(cfg, device) if resolve else t["precision"],
         compile=t["compile"],
         deterministic=t["cuda_deterministic"],
         model=ModelSpec.from_config(cfg["model"], head=head),
@@ -510,7 +510,9 @@ def settings_hash(cfg: dict, device: str) -> str:
     """Short hash of everything that changes a run's result apart from the values
     already in its path (head, lr, device, seed): the output folder carries it, so a
     different configuration never overwrites a finished run."""
-    rc = run_config(cfg, "softmax", 1.0, device, 0)
+    # as configured, not as resolved on the planning host: on SLURM the login node's CPU
+    # must not decide a compute node's precision (the job resolves it, metrics.json says)
+    rc = run_config(cfg, "softmax", 1.0, device, 0, resolve=False)
     key = {
         "train": {k: v for k, v in rc.__dict__.items() if k not in ("lr", "seed", "device")},
         "data": data_tag(cfg),
@@ -588,20 +590,24 @@ def check_devices(cfg: dict, local: bool) -> None:
             )
 
 
-def train_flags(cfg: dict, head: str, lr: str, device: str, seed: str, hash: str) -> str:
-    """The `python -m repro train` flags of one run of the grid."""
+def run_description(cfg: dict, head: str, lr: str, device: str, seed: str, hash: str) -> str:
+    """The whole description of one run of the grid as JSON, handed to the train job as
+    it is (`python -m repro train --run`); the job resolves precision auto itself."""
     if hash != settings_hash(cfg, device):
         raise UserError(
             f"run folder hash {hash} does not match the current config "
             f"({settings_hash(cfg, device)}); request results/report.pdf instead of an old run"
         )
-    rc = run_config(cfg, head, float(lr), device, int(seed))
-    return run_flags(rc)
+    rc = run_config(cfg, head, float(lr), device, int(seed), resolve=False)
+    return json.dumps(asdict(rc), sort_keys=True)
 
 
-def timing_flags(cfg: dict, device: str) -> str:
-    rc = run_config(cfg, cfg["heads"][0], cfg["learning_rates"][0], device, cfg["seeds"][0])
-    return run_flags(rc, epochs=cfg["timing"]["epochs"])
+def timing_description(cfg: dict, device: str) -> str:
+    """The timing run of ``device``: the grid's first run, for timing.epochs epochs."""
+    rc = run_config(
+        cfg, cfg["heads"][0], cfg["learning_rates"][0], device, cfg["seeds"][0], resolve=False
+    )
+    return json.dumps(asdict(replace(rc, epochs=cfg["timing"]["epochs"])), sort_keys=True)
 
 
 def run_flags(rc: RunConfig, epochs: int | None = None) -> str:

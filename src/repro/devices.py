@@ -59,6 +59,18 @@ def _cpuinfo() -> str:
         return ""
 
 
+# bf16 autocast where it pays: cuda (tensor cores); mps keeps fp32 (its bf16 support
+# varies by chip and OS); a CPU only with AMX (cpu_has_bf16)
+AUTO_PRECISION = {"cuda": "bf16", "mps": "fp32"}
+
+
+def auto_precision(device: str) -> str:
+    """What precision ``auto`` means for ``device`` on this machine."""
+    if device == "cpu":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    return AUTO_PRECISION[device]
+
+
 def cpu_has_bf16() -> bool:
     """Whether bf16 autocast pays on this CPU: only with AMX tiles (amx_bf16). With
     AVX512-BF16 alone (no AMX) bf16 training ran at 0.48x of fp32 and a bf16 matmul at

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from .paper import WIDTHS as PAPER_WIDTHS
 
@@ -51,7 +51,7 @@ class RunConfig:
     test_batch_size: int = 128
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    precision: str = "fp32"  # fp32 | bf16 (autocast) | auto (resolved in the job)
     compile: bool | str = False  # False, True (inductor default) or one of COMPILE_MODES
     deterministic: bool = False  # cuda only; CPU runs are always deterministic
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -60,6 +60,16 @@ class RunConfig:
         """Hash of everything that changes the result (device-independent keys only)."""
         d = asdict(self)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def on_this_machine(self) -> RunConfig:
+        """The description with the settings that depend on the machine resolved here, in
+        the job: precision ``auto`` (bf16 on cuda, and on CPUs with AMX; fp32 else). The
+        run folder keeps the description's ``auto``; metrics.json records the result."""
+        if self.precision != "auto":
+            return self
+        from .devices import auto_precision
+
+        return replace(self, precision=auto_precision(self.device))
 
     @classmethod
     def from_dict(cls, d: dict) -> RunConfig:

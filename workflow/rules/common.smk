@@ -54,8 +54,8 @@ def timing_outputs():
     return expand("results/timing/{device}/timing.json", device=TIMING_DEVICES)
 
 
-def train_flags(wildcards):
-    return repro_config.train_flags(config, **wildcards)
+def run_description(wildcards):
+    return repro_config.run_description(config, **wildcards)
 
 
 def job_resource(kind, key):

@@ -23,12 +23,12 @@ rule train:
         gpu=job_resource("train", "gpu"),
         gpu_model=job_resource("train", "gpu_model"),
     params:
-        flags=train_flags,
+        run=run_description,
         outdir=lambda w, output: Path(output.metrics).parent,
         checkpoint=repro_progress.CHECKPOINT,
         progress=repro_progress.PROGRESS,
     shell:
-        "python -m repro train {params.flags} --threads {threads} --cache {input.cache:q}"
+        "python -m repro train --run {params.run:q} --threads {threads} --cache {input.cache:q}"
         " --out {params.outdir:q} --checkpoint {params.checkpoint:q}"
         " --progress {params.progress:q} 2> {log:q}"
 
@@ -51,7 +51,7 @@ rule timing:
         gpu=job_resource("timing", "gpu"),
         gpu_model=job_resource("timing", "gpu_model"),
     params:
-        flags=lambda w: repro_config.timing_flags(config, w.device),
+        run=lambda w: repro_config.timing_description(config, w.device),
     shell:
-        "python -m repro timing {params.flags} --threads {threads} --cache {input.cache:q}"
+        "python -m repro timing --run {params.run:q} --threads {threads} --cache {input.cache:q}"
         " --out {output:q} 2> {log:q}"

@@ -166,9 +166,9 @@ def findings(cfg, tables, study, reasons) -> list[str]:
     c = tables["claims.csv"]
     counts = {v: int((c.verdict == v).sum()) for v in claims_mod.VERDICTS}
     out.append(
-        f"Of the seed's {len(c)} checked claims, {counts[claims_mod.HOLDS]} hold,"
-        f" {counts[claims_mod.FAILS]} do not hold, {counts[claims_mod.INCONCLUSIVE]} are"
-        f" inconclusive and {counts[claims_mod.NOT_MEASURABLE]} are not measurable with this"
+        f"Of the seed's {len(c)} checked claims: {counts[claims_mod.HOLDS]} hold,"
+        f" {counts[claims_mod.FAILS]} do not hold, {counts[claims_mod.INCONCLUSIVE]}"
+        f" inconclusive, {counts[claims_mod.NOT_MEASURABLE]} not measurable with this"
         " config (Section 9)."
     )
     if reasons:

@@ -4,8 +4,10 @@ real data subset, real training, real PDF. Then what a rerun after a change rebu
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -173,8 +175,11 @@ def test_paper_config_plans_three_runs_of_150_epochs(project):
     assert planned_jobs(res)["train"] == 3
     assert "plan:" not in res.stdout + res.stderr  # a dry run neither estimates nor calibrates
     commands = [line for line in res.stdout.splitlines() if "python -m repro train" in line]
-    assert len(commands) == 3 and all("--epochs 150" in c for c in commands)
-    assert {re.search(r"--lr (\S+)", c)[1] for c in commands} == {"0.01", "0.005", "0.001"}
+    # each job gets its whole run description as one JSON argument
+    runs = [json.loads(shlex.split(c)[shlex.split(c).index("--run") + 1]) for c in commands]
+    assert len(runs) == 3 and all(r["epochs"] == 150 for r in runs)
+    assert {r["lr"] for r in runs} == {0.01, 0.005, 0.001}
+    assert {r["precision"] for r in runs} == {"auto"}, "resolved by the job, not here"
     assert planned_jobs(res)["prepare_data"] == 1  # the full data set: a cache of its own
 
 

@@ -333,3 +333,9 @@ def test_atomic_writes_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
     )
     files.write_atomic(tmp_path / "x.txt", "data")
     assert calls[:2] == ["fsync", "replace"] and (tmp_path / "x.txt").read_text() == "data"
+
+
+def test_timing_stage_leaves_only_its_json(tiny_runs):
+    """Seen in the SLURM test: the temporary run's lock file stayed in results/timing/."""
+    folder = tiny_runs["timing"][0].parent
+    assert sorted(p.name for p in folder.iterdir()) == ["timing.json"]

@@ -16,8 +16,10 @@ from .train import RunConfig, train_run
 def measure(cfg: RunConfig, cache: Path, out: Path) -> dict:
     """Run ``cfg`` (no checkpoints, no step log) and write ``out`` (timing JSON)."""
     with tempfile.TemporaryDirectory(prefix="timing-", dir=out.parent) as tmp:
-        m = train_run(cfg, cache, Path(tmp), checkpoint=None, write_steps=False)
-        epoch_times = (Path(tmp) / "epoch_times.csv").read_text()
+        # the run one level down: its lock file (beside the run folder) goes with tmp
+        run = Path(tmp) / "run"
+        m = train_run(cfg, cache, run, checkpoint=None, write_steps=False)
+        epoch_times = (run / "epoch_times.csv").read_text()
     rows = [line.split(",") for line in epoch_times.splitlines()[1:]]
     train_seconds = sum(float(r[2]) for r in rows)
     steady = rows[1:] or rows  # the epochs after the warm-up one (see below)

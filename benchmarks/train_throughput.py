@@ -36,8 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from repro import data as data_mod  # noqa: E402
 from repro.architecture import macs_per_image  # noqa: E402
-from repro.config import precision_for  # noqa: E402
-from repro.devices import cpu_has_bf16, device_name, resolve  # noqa: E402
+from repro.devices import auto_precision, cpu_has_bf16, device_name, resolve  # noqa: E402
 from repro.settings import ModelSpec  # noqa: E402
 from repro.throughput import matmul_flops, project_loop, reference_loop  # noqa: E402
 from repro.train import RunConfig  # noqa: E402
@@ -104,7 +103,7 @@ def main() -> None:
         torch.backends.cudnn.allow_tf32 = True
     precision = args.precision
     if precision == "auto":
-        precision = precision_for({"train": {"precision": "auto"}}, device.type)
+        precision = auto_precision(device.type)
         amx = "with" if cpu_has_bf16() else "without"
         where = f"this CPU ({amx} AMX bf16 units)" if device.type == "cpu" else device.type
         print(f"precision auto -> {precision} on {where}")

@@ -152,9 +152,10 @@ def test_a_later_session_finishes_the_runs_of_a_recording(tmp_path):
 
 def test_a_newer_schemas_mode_key_does_not_split_a_recording(tmp_path):
     """Seen: the first session's config had no ``recorded`` key, the second's had it as
-    null (the schema gained it in between); the runs are the same settings."""
+    null (the schema gained it in between); likewise ``estimate``, which shapes no run.
+    The runs are the same settings."""
     first = _tar(tmp_path / "1.tar.gz", _session(["0.01"], ["0.005"], {"train": {"lr": 1}}))
-    later = {"train": {"lr": 1}, "recorded": None}
+    later = {"train": {"lr": 1}, "recorded": None, "estimate": {"calibrate": True}}
     second = _tar(tmp_path / "2.tar.gz", _session(["0.005"], [], later))
     folder = record(first, tmp_path / "rec", "h100")
     record(second, tmp_path / "rec", "h100", add=True)

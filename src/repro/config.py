@@ -51,7 +51,6 @@ _SHORT.maxstring = _SHORT.maxother = 60
 # More nodes than any real config has; a walk stops here instead of expanding an alias bomb.
 MAX_CONFIG_NODES = 10_000
 # Seeds seed numpy-compatible 32-bit generators as well as torch's.
-MAX_SEED = 2**32 - 1
 
 
 def short(value) -> str:
@@ -286,7 +285,7 @@ def batch_size_problem(n_train: int, batch_size: int) -> str | None:
 def _check_batch_size(cfg: dict) -> None:
     n = train_images(cfg)
     problem = batch_size_problem(n or 0, cfg["train"]["batch_size"])
-    if problem and (n or cfg["train"]["batch_size"] < 2):
+    if problem:
         raise UserError(f"config key {problem}")
 
 
@@ -527,21 +526,15 @@ def settings_hash(cfg: dict, device: str) -> str:
 def runs(cfg: dict, auto: str | None = None) -> list[dict]:
     """Every training job: dict(head, lr, device, seed, hash); ``auto`` as in
     resolve_devices."""
-    out = []
-    for head in cfg["heads"]:
-        for lr in cfg["learning_rates"]:
-            for device in resolve_devices(cfg["devices"], auto):
-                for seed in cfg["seeds"]:
-                    out.append(
-                        dict(
-                            head=head,
-                            lr=lr_tag(lr),
-                            device=device,
-                            seed=seed,
-                            hash=settings_hash(cfg, device),
-                        )
-                    )
-    return out
+    devices = resolve_devices(cfg["devices"], auto)
+    hashes = {d: settings_hash(cfg, d) for d in devices}  # per device: it reads the data
+    return [
+        dict(head=head, lr=lr_tag(lr), device=device, seed=seed, hash=hashes[device])
+        for head in cfg["heads"]
+        for lr in cfg["learning_rates"]
+        for device in devices
+        for seed in cfg["seeds"]
+    ]
 
 
 RUN_DIR = "results/runs/{head}/lr{lr}/{device}/seed{seed}/{hash}"
@@ -608,27 +601,6 @@ def timing_description(cfg: dict, device: str) -> str:
         cfg, cfg["heads"][0], cfg["learning_rates"][0], device, cfg["seeds"][0], resolve=False
     )
     return json.dumps(asdict(replace(rc, epochs=cfg["timing"]["epochs"])), sort_keys=True)
-
-
-def run_flags(rc: RunConfig, epochs: int | None = None) -> str:
-    """The `python -m repro train` (and timing, step-time) flags that describe ``rc``."""
-    m = rc.model
-    join = lambda xs: ",".join(map(str, xs))  # noqa: E731
-    flags = [
-        f"--device {rc.device} --lr {rc.lr!r} --seed {rc.seed} --head {m.head}",
-        f"--epochs {epochs or rc.epochs} --batch-size {rc.batch_size}",
-        f"--test-batch-size {rc.test_batch_size} --momentum {rc.momentum!r}",
-        f"--weight-decay {rc.weight_decay!r} --precision {rc.precision}",
-        f"--widths {join(m.widths)} --kernel-sizes {join(m.kernel_sizes)}",
-        f"--pool-after {join(m.pool_after)} --hidden {m.hidden} --dropout {m.dropout!r}",
-    ]
-    if rc.compile is True:
-        flags.append("--compile")
-    elif rc.compile:
-        flags.append(f"--compile {rc.compile}")
-    if rc.deterministic:
-        flags.append("--cuda-deterministic")
-    return " ".join(flags)
 
 
 JOB_RESOURCE_KEYS = ("runtime", "mem_mb", "cpus_per_task", "gpu", "gpu_model")

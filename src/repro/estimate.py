@@ -90,8 +90,8 @@ def calibrate(cfg: dict, device: str, root: Path, timeout: float = CALIBRATION_T
     and return the result; None when it failed or ran out of time."""
     out = root / CACHE_DIR / f"{calibration_key(cfg, device)}.json"
     rc = config_mod.run_config(cfg, cfg["heads"][0], 0.01, device, 0)
-    flags = config_mod.run_flags(rc).split()
-    cmd = [sys.executable, "-m", "repro", "step-time", *flags, "--out", str(out)]
+    run = json.dumps(asdict(rc), sort_keys=True)
+    cmd = [sys.executable, "-m", "repro", "step-time", "--run", run, "--out", str(out)]
     t0 = time.perf_counter()
     try:
         subprocess.run(cmd, cwd=root, capture_output=True, timeout=timeout, check=True)

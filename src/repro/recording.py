@@ -16,6 +16,7 @@ import re
 import tarfile
 from pathlib import Path
 
+from .config import result_config
 from .errors import UserError
 from .files import write_atomic
 from .recorded import MAX_BYTES, RUN_FILES
@@ -123,9 +124,9 @@ def record(
 
 
 def _settings(config) -> dict:
-    """A recording's config without ``recorded``: that key chooses the workflow's mode,
-    it shapes no run (and a schema newer than the first session adds it as null)."""
-    return {k: v for k, v in (config or {}).items() if k != "recorded"}
+    """A recording's config without the keys that shape no run: ``recorded`` (the
+    workflow's mode) and config.NO_RESULT_KEYS; a newer schema adds them with defaults."""
+    return {k: v for k, v in result_config(config or {}).items() if k != "recorded"}
 
 
 SESSION_KEYS = ("commit", "commit_reported_by_device", "date", "gpu", "driver", "torch")

@@ -100,12 +100,11 @@ class Study:
         lowest common seed), for a paired test; None where a run saved no predictions."""
         seeds_a = set(self.select(head, device, lr_a).seed)
         common = sorted(seeds_a & set(self.select(head, device, lr_b).seed))
-        for seed in common[:1]:
-            a = self.correct.get((head, lr_a, device, seed))
-            b = self.correct.get((head, lr_b, device, seed))
-            if a is not None and b is not None and len(a) == len(b):
-                return a, b
-        return None
+        if not common:
+            return None
+        a = self.correct.get((head, lr_a, device, common[0]))
+        b = self.correct.get((head, lr_b, device, common[0]))
+        return (a, b) if a is not None and b is not None and len(a) == len(b) else None
 
     def deviations(self) -> list:
         """What this study changes against the seed, with the accuracy each may cost."""

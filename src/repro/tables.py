@@ -93,16 +93,13 @@ def test_accuracy(study: Study) -> pd.DataFrame:
     rows = []
     c = study.confidence
     tol = study.tolerance()
-    decided = not claims_mod.comparability(study.config)
+    judge = claims_mod.Judge(study)  # the same verdict function as the claims
     for head, device, lr, runs in study.groups():
         n_test = int(runs.n_test.iloc[0])
         fin = stats.summarize(runs.final_test_acc, c, n_test)
         best = stats.summarize(runs.best_test_acc, c, n_test)
         lo, hi, method = stats.prediction_interval(runs.final_test_acc, c, n_test, tol)
         paper = study.paper_accuracy(lr)
-        verdict = claims_mod.NOT_MEASURABLE
-        if not math.isnan(paper) and decided:
-            verdict = claims_mod.HOLDS if lo <= paper <= hi else claims_mod.FAILS
         rows.append(
             {
                 "head": head,
@@ -124,7 +121,7 @@ def test_accuracy(study: Study) -> pd.DataFrame:
                 "tolerance": tol,
                 "paper": paper,
                 "difference": fin.mean - paper,
-                "verdict": verdict if not math.isnan(paper) else "n/a",
+                "verdict": "n/a" if math.isnan(paper) else judge.verdict(lo <= paper <= hi),
             }
         )
     return pd.DataFrame(rows)

@@ -342,10 +342,10 @@ def _train_run(
         torch.manual_seed(cfg.seed)  # weight init and dropout
         model = Net(cfg.model).to(device).to(memory_format=torch.channels_last)
         opt = make_optimizer(model, cfg)
-        return model, opt, torch.Generator().manual_seed(cfg.seed)
+        state = {"epoch": 0, "epochs": [], "steps": [], "times": [], "elapsed": 0.0}
+        return model, opt, torch.Generator().manual_seed(cfg.seed), state
 
-    model, opt, gen = fresh()
-    state = {"epoch": 0, "epochs": [], "steps": [], "times": [], "elapsed": 0.0}
+    model, opt, gen, state = fresh()
     if ck is not None:
         try:
             model.load_state_dict(ck["model"])
@@ -363,8 +363,7 @@ def _train_run(
             prog.update(**_progress_fields(state))
         except Exception as e:  # noqa: BLE001 - a damaged checkpoint fails in many ways
             set_checkpoint_aside(checkpoint, f"damaged ({type(e).__name__}: {e})")
-            model, opt, gen = fresh()
-            state = {"epoch": 0, "epochs": [], "steps": [], "times": [], "elapsed": 0.0}
+            model, opt, gen, state = fresh()
     step, last_step = make_steps(model, opt, device, cfg)
     steps_per_epoch = math.ceil(dd.n_train / cfg.batch_size)
 

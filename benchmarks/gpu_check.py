@@ -41,7 +41,7 @@ def stop_and_resume(cfg: RunConfig, cache: Path, out: Path) -> tuple[bool, str]:
     desc = out / "resume.json"
     desc.write_text(json.dumps(dataclasses.asdict(cfg)))
     ckpt, run = out / "resume.ckpt", out / "resume"
-    args = [sys.executable, "-m", "repro", "train-run", "--run", str(desc)]
+    args = [sys.executable, "-m", "repro", "train", "--run", str(desc)]
     args += ["--cache", str(cache), "--out", str(run), "--checkpoint", str(ckpt)]
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     with open(out / "resume.log", "w") as log:

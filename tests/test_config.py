@@ -409,3 +409,52 @@ def test_docs_table_is_current():
 
 if __name__ == "__main__":
     print(render_table(), end="")
+
+
+@pytest.mark.parametrize(
+    "version_py, driver, visible, expected",
+    [
+        ("cuda: Optional[str] = '12.8'\nhip: Optional[str] = None\n", True, None, "cuda"),
+        ("cuda: Optional[str] = '12.8'\n", True, "", "cpu"),  # CUDA_VISIBLE_DEVICES=""
+        ("cuda: Optional[str] = '12.8'\n", True, "-1", "cpu"),
+        ("cuda: Optional[str] = '12.8'\n", False, None, "cpu"),  # no NVIDIA driver
+        ("cuda: Optional[str] = None\n", True, None, "cpu"),  # CPU-only torch on a GPU host
+    ],
+)
+def test_auto_device_is_guessed_without_importing_torch(
+    monkeypatch, tmp_path, version_py, driver, visible, expected
+):
+    """Planning resolves `auto` from torch's build (version.py read as text) and the
+    driver; the guess must say cpu wherever torch could not use the GPU."""
+    import importlib.machinery
+    import platform
+
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "version.py").write_text(version_py)
+    spec = importlib.machinery.ModuleSpec("torch", None, is_package=True)
+    spec.submodule_search_locations = [str(tmp_path / "torch")]
+    monkeypatch.setattr(devices.importlib.util, "find_spec", lambda name: spec)
+    monkeypatch.setattr(devices, "_nvidia_gpu", lambda: driver)
+    monkeypatch.setattr(platform, "system", lambda: "Linux")
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    devices._torch_build.cache_clear()
+    try:
+        assert devices.likely_auto() == expected
+    finally:
+        devices._torch_build.cache_clear()
+
+
+def test_a_wrong_auto_guess_stops_a_local_run_before_any_job(monkeypatch):
+    """The torch-free guess planned cuda folders, torch finds no GPU: one line, and the
+    fix (name the devices), from the start-up check that imports torch."""
+    cfg = config_mod.validate({"devices": ["auto"]}, check_devices=False)
+    assert config_mod.runs(cfg)[0]["device"] == devices.likely_auto()
+    monkeypatch.setattr(devices, "likely_auto", lambda: "cuda")
+    monkeypatch.setattr(devices, "available", lambda: ["cpu"])
+    with pytest.raises(UserError, match=r"auto was planned as cuda .* torch here finds cpu"):
+        config_mod.check_device_presence(cfg)
+    monkeypatch.setattr(devices, "likely_auto", lambda: "cpu")
+    config_mod.check_device_presence(cfg)  # a right guess passes

@@ -96,7 +96,8 @@ def test_planning_and_reporting_do_not_import_torch():
     code = (
         "import sys; import repro.config, repro.study, repro.tables, repro.figures, "
         "repro.report, repro.provenance, repro.recorded, repro.recording, repro.architecture, "
-        "repro.cli_report, repro.status, repro.progress, repro.estimate, repro.cli_status; "
+        "repro.cli, repro.status, repro.progress, repro.estimate, repro.settings, repro.schema; "
+        "repro.cli.build_parser('train'); "  # the run flags come from the schema, not torch
         "repro.provenance.this_host(); "  # the report host's GPU is asked without torch
         "print('torch' in sys.modules)"
     )

@@ -59,7 +59,7 @@ def train_cmd(cfg: dict, run: dict, cache: Path) -> str:
 
 
 def rows_by_lr() -> dict:
-    rows, total = status.collect([Path("tiny.yaml")])
+    rows, total = status.collect(status.plan([Path("tiny.yaml")]))
     return {r.lr: r for r in rows}, total
 
 

@@ -170,8 +170,14 @@ def test_snakemake_html_report(project):
     assert out.exists() and out.stat().st_size > 10_000
 
 
-def test_paper_config_plans_three_runs_of_150_epochs(project):
-    res = snakemake(project, "-n", "-p")
+def test_paper_config_plans_three_runs_of_150_epochs(project, tmp_path):
+    # planning is torch-free (devices: [auto] included): a torch that cannot be
+    # imported first on the path must not matter to a dry run
+    poisoned = tmp_path / "torch"
+    poisoned.mkdir()
+    (poisoned / "__init__.py").write_text("raise ImportError('planning imported torch')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    res = snakemake(project, "-n", "-p", env=env)
     assert planned_jobs(res)["train"] == 3
     assert "plan:" not in res.stdout + res.stderr  # a dry run neither estimates nor calibrates
     commands = [line for line in res.stdout.splitlines() if "python -m repro train" in line]

@@ -1,59 +1,548 @@
 """Command line: ``python -m repro <stage> ...``, one subcommand per workflow stage.
 
-Each stage module defines ``add_arguments(parser)`` and ``main(args)``; this file only
-wires them up. Problems the user can fix end as one line ``error: ...`` and exit 2.
+Every argparse definition of the project is here; each stage's ``run_<stage>`` unpacks
+its arguments into the plain function of the stage's module, imported only for the
+stage in use (planning, status and the reporting stages never import torch). The train
+and timing stages' run flags are made from the run description's fields
+(repro.settings), with the schema's defaults, allowed values and messages. Problems the
+user can fix end as one line ``error: ...`` and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
-import importlib
+import json
+import os
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 from .errors import UserError
 
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
 STAGES = {
-    "check": ("cli_check", "validate a config file (schema and semantic checks)"),
-    "prepare": ("cli_data", "prepare the CIFAR-10 cache (uint8 images + labels)"),
-    "train": ("cli_train", "train one (head, learning rate, device, seed) run"),
-    "timing": ("cli_train", "time the model for a few epochs on one device"),
-    "status": ("cli_status", "where the study's runs stand (from their files; --watch)"),
-    "estimate": ("cli_status", "the study's plan and estimated run time on this machine"),
-    "step-time": ("cli_train", "time a few training steps of one run's model (for estimate)"),
-    "write-config": ("cli_check", "write the resolved config as JSON"),
-    "device-run": ("device_run", "the paper grid on a lent GPU: calibrate, plan, train, pack"),
-    "calibrate": ("device_run", "measure training variants' throughput (for device-run)"),
-    "train-run": ("device_run", "train one run from a run description (JSON)"),
-    "timing-run": ("device_run", "the timing stage for a run description (JSON)"),
-    "record": ("recording", "a GPU machine's device-run tarball -> recorded/<label>/"),
-    "recorded": ("recorded", "copy recorded runs (recorded/<label>) instead of training"),
-    "tables": ("cli_report", "Tables 1-4, statistics and the paper's claims as CSV"),
-    "figures": ("cli_report", "Figs. 2-4 and the timing chart as SVG and PNG"),
-    "provenance": ("cli_report", "git, config, versions, data and hosts as JSON"),
-    "report": ("cli_report", "the PDF report (jinja2 -> HTML -> weasyprint)"),
+    "check": "validate a config file (schema and semantic checks)",
+    "prepare": "prepare the CIFAR-10 cache (uint8 images + labels)",
+    "train": "train one (head, learning rate, device, seed) run",
+    "timing": "time the model for a few epochs on one device",
+    "step-time": "time a few training steps of one run's model (for estimate)",
+    "status": "where the study's runs stand (from their files; --watch)",
+    "estimate": "the study's plan and estimated run time on this machine",
+    "device-run": "the paper grid on a lent GPU: calibrate, plan, train, pack",
+    "calibrate": "measure training variants' throughput (for device-run)",
+    "record": "a GPU machine's device-run tarball -> recorded/<label>/",
+    "recorded": "copy recorded runs (recorded/<label>) instead of training",
+    "tables": "Tables 1-4, statistics and the paper's claims as CSV",
+    "figures": "Figs. 2-4 and the timing chart as SVG and PNG",
+    "provenance": "git, config, versions, data and hosts as JSON",
+    "report": "the PDF report (jinja2 -> HTML -> weasyprint)",
 }
 
 
-def _hooks(stage: str):
-    """The stage module's (add_arguments, main); imported only for the stage in use."""
-    module = importlib.import_module(f"repro.{STAGES[stage][0]}")
-    suffix = stage.replace("-", "_")
-    add = getattr(module, f"add_arguments_{suffix}", None) or module.add_arguments
-    run = getattr(module, f"main_{suffix}", None) or module.main
-    return add, run
+# ---- check, prepare -------------------------------------------------------------------
+
+
+def args_check(p) -> None:
+    p.add_argument("configfile", type=Path, help="YAML config, e.g. config/config.yaml")
+    p.add_argument(
+        "--no-device-check",
+        action="store_true",
+        help="do not require explicitly listed devices on this host (cluster head nodes)",
+    )
+
+
+def run_check(a) -> None:
+    from . import config
+
+    cfg = config.load(a.configfile, check_devices=not a.no_device_check)
+    if cfg["recorded"]:
+        from . import recorded
+
+        plan = recorded.plan(cfg, config.recorded_expectations(cfg))
+        print(f"{a.configfile}: ok ({len(plan.runs)} recorded runs in {plan.folder})")
+        return
+    print(f"{a.configfile}: ok ({len(config.runs(cfg))} training runs)")
+
+
+def args_prepare(p) -> None:
+    p.add_argument("--source", default="auto", help="auto, archive, folder or torchvision")
+    p.add_argument("--archive", default="../shared/data/cifar10-jpeg.tar.gz")
+    p.add_argument("--archive-sha256", default=None, help="expected sha256 of the archive")
+    p.add_argument("--folder", default=None, help="ImageFolder-layout folder (source folder)")
+    p.add_argument("--download-root", default="resources/cifar10-download")
+    p.add_argument("--train-per-class", type=int, default=None, help="fixed subset size")
+    p.add_argument("--test-per-class", type=int, default=None, help="fixed subset size")
+    p.add_argument("--out", required=True, type=Path, help="cache file (.npz)")
+
+
+def run_prepare(a) -> None:
+    from . import config
+    from .data import prepare
+
+    data_cfg = {
+        "source": a.source,
+        "archive": a.archive,
+        "archive_sha256": a.archive_sha256,
+        "folder": a.folder,
+        "download_root": a.download_root,
+        "subset": {"train_per_class": a.train_per_class, "test_per_class": a.test_per_class},
+    }
+    data_cfg = config.validate({"data": data_cfg}, check_devices=False)["data"]
+    meta = prepare(data_cfg, a.out)
+    print(f"{a.out}: {meta['n_train']} train / {meta['n_test']} test images ({meta['source']})")
+
+
+# ---- train, timing, step-time ---------------------------------------------------------
+
+
+def _flag(path: str, key: str) -> str:
+    """A run setting's flag: the field's name for a grid axis (--lr, --seed, --device,
+    --head), else the config key's own name (--momentum, --cuda-deterministic)."""
+    from .settings import AXES
+
+    name = path.split(".")[-1] if key in AXES else key.split(".")[-1]
+    return "--" + name.replace("_", "-")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _run_flags(p, timing: bool) -> None:
+    """One flag per configurable field of the run description; unset flags take the
+    schema's default (shown in the help)."""
+    from . import schema
+    from .settings import AXES, config_keys
+
+    group = p.add_argument_group("run settings (ignored with --run; defaults: the config's)")
+    for path, key in config_keys().items():
+        node = schema.node(key)
+        default, allowed = node["default"], node["description"]
+        if key in AXES:  # a list in the config; a run takes one value (the first default)
+            node, default = node["items"], default[0]
+            node = schema.load()["$defs"]["device"] if "$ref" in node else node
+            allowed = f"one value of the config's {key}: {allowed}"
+        if timing and key == "train.epochs":
+            default = schema.default("timing.epochs")
+        kind = node.get("type")
+        flag = _flag(path, key)
+        kw: dict = {
+            "default": None,
+            "help": f"{allowed} (default: {default})",
+            "metavar": flag[2:].upper(),
+        }
+        if kind == "array":
+            kw.update(type=_ints, metavar="N,N,...")
+        elif kind == "boolean":
+            kw.update(action=argparse.BooleanOptionalAction)
+        elif kind is None:  # train.compile: a switch that may name a mode
+            kw.update(nargs="?", const=True)
+        else:
+            kw["type"] = {"integer": int, "number": float, "string": str}[kind]
+        if "action" in kw:
+            del kw["metavar"]
+        group.add_argument(flag, dest=path.replace(".", "__"), **kw)
+
+
+def _train_inputs(p, cache: bool = True, timing: bool = False) -> None:
+    if cache:
+        p.add_argument("--cache", required=True, type=Path, help="prepared data (.npz)")
+    p.add_argument(
+        "--run",
+        default=None,
+        help="the whole run description as JSON, or a file holding it (what the workflow "
+        "and device-run pass, from a validated config); the run flags are then not used",
+    )
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    _run_flags(p, timing)
+
+
+def _description(a, timing: bool = False):
+    """The run description: from --run as it is (trusted: the workflow validated the
+    config it comes from), or from the flags through the config's schema (the same
+    checks and messages as a config file); machine-dependent settings resolved here."""
+    from . import config, devices
+    from .settings import AXES, RunConfig, config_keys
+
+    if a.threads is not None and a.threads < 1:
+        raise UserError(f"--threads {a.threads} is not allowed; give an integer >= 1")
+    if a.run is not None:
+        rc = RunConfig.from_dict(_read_description(a.run))
+        devices.resolve(rc.device)  # present on this machine, or one line saying so
+    else:
+        raw: dict = {"timing": {"enabled": False}}
+        for path, key in config_keys().items():
+            value = getattr(a, path.replace(".", "__"))
+            if value is None:
+                continue
+            if key in AXES:
+                raw[key] = [value]
+            else:
+                section, name = key.split(".")
+                raw.setdefault(section, {})[name] = value
+        cfg = config.validate(raw)
+        device = devices.resolve(cfg["devices"][0])
+        rc = config.run_config(
+            cfg, cfg["heads"][0], cfg["learning_rates"][0], device, cfg["seeds"][0], False
+        )
+        if timing and a.epochs is None:
+            rc = replace(rc, epochs=cfg["timing"]["epochs"])
+    if a.threads is not None:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    return rc.on_this_machine()
+
+
+def _read_description(run: str) -> dict:
+    """--run: JSON text, or the path of a file holding it."""
+    text = run
+    if not run.lstrip().startswith("{"):
+        try:
+            text = Path(run).read_text()
+        except OSError as e:
+            why = f"cannot read it ({e.strerror})"
+            raise UserError(f"--run {run}: {why}; give the JSON or a file holding it") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"--run is not valid JSON ({e}); pass the workflow's description") from None
+
+
+def args_train(p) -> None:
+    _train_inputs(p)
+    p.add_argument("--out", required=True, type=Path, help="run folder for CSVs and weights")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="per-epoch checkpoint; an existing one of the same config is resumed",
+    )
+    p.add_argument(
+        "--progress",
+        type=Path,
+        default=None,
+        help="progress JSON rewritten every epoch (what `python -m repro status` reads)",
+    )
+
+
+def run_train(a) -> None:
+    rc = _description(a)
+    if not a.cache.exists():
+        raise UserError(f"data cache {a.cache} does not exist; run `python -m repro prepare`")
+    from .progress import hms
+    from .train import train_run
+
+    m = train_run(rc, a.cache, a.out, checkpoint=a.checkpoint, progress=a.progress)
+    # stdout, not the log: Snakemake shows it when the job ends
+    print(
+        f"run {m['head']} lr={m['lr']:g} {m['device']} seed={m['seed']}: {m['epochs']} epochs, "
+        f"final train acc {m['final_train_acc']:.4f}, test acc {m['final_test_acc']:.4f} "
+        f"(best {m['best_test_acc']:.4f} at epoch {m['best_epoch']}), "
+        f"{hms(m['train_seconds'])} training, {hms(m['wall_seconds_this_process'])} wall "
+        "in this process",
+        flush=True,
+    )
+
+
+def args_timing(p) -> None:
+    _train_inputs(p, timing=True)
+    p.add_argument("--out", required=True, type=Path, help="timing JSON")
+
+
+def run_timing(a) -> None:
+    if a.out.is_dir():
+        raise UserError(f"--out {a.out} is a folder; give the timing JSON's file path")
+    rc = _description(a, timing=True)
+    from .timing import measure
+
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    measure(rc, a.cache, a.out)
+
+
+def args_step_time(p) -> None:
+    _train_inputs(p, cache=False)
+    p.add_argument("--out", required=True, type=Path, help="calibration JSON")
+
+
+def run_step_time(a) -> None:
+    from .estimate import write_step_seconds
+
+    rec = write_step_seconds(_description(a), a.out)
+    print(f"{rec['step_s']:.3f} s per step of {rec['batch']} on {rec['device_name']}")
+
+
+# ---- status, estimate -----------------------------------------------------------------
+
+
+def _study(p) -> None:
+    p.add_argument(
+        "--configfile",
+        type=Path,
+        nargs="+",
+        action="extend",
+        default=[],
+        help="the config files of the snakemake call, merged over config/config.yaml",
+    )
+    p.add_argument(
+        "--directory",
+        "-d",
+        type=Path,
+        default=None,
+        help="the project folder the workflow runs in (default: here)",
+    )
+
+
+def _enter(directory: Path | None) -> None:
+    if directory is None:
+        return
+    if not directory.is_dir():
+        raise UserError(f"--directory {directory} is not a folder; give the project's folder")
+    os.chdir(directory)
+
+
+def args_status(p) -> None:
+    _study(p)
+    p.add_argument("--watch", action="store_true", help="redraw every --interval seconds")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between redraws")
+
+
+def run_status(a) -> None:
+    from .status import show
+
+    if a.interval <= 0:
+        raise UserError(f"--interval {a.interval} is not allowed; give seconds > 0")
+    _enter(a.directory)
+    show(a.configfile, watch=a.watch, interval=a.interval)
+
+
+def args_estimate(p) -> None:
+    _study(p)
+    p.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="use cached or recorded figures only (as estimate.calibrate: false)",
+    )
+
+
+def run_estimate(a) -> None:
+    from .estimate import for_study
+
+    _enter(a.directory)
+    print("\n".join(for_study(a.configfile, calibrate=not a.no_calibrate)))
+
+
+# ---- the GPU machine: device-run, calibrate; recording its tarball ---------------------
+
+
+def _subset(text: str) -> tuple[int | None, int | None]:
+    a, b = text.split(",")
+    return int(a), int(b)
+
+
+def args_device_run(p) -> None:
+    from .device_run import MODES, ROOT
+
+    p.add_argument("--archive", type=Path, default=ROOT / "resources/device/cifar10-jpeg.tar.gz")
+    p.add_argument("--out", type=Path, required=True, help="folder for the tarball")
+    p.add_argument("--work", type=Path, required=True, help="scratch folder")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--budget-s", type=float, default=560.0, help="wall-clock budget")
+    p.add_argument("--subset", type=_subset, default=(None, None), help="TRAIN,TEST per class")
+    p.add_argument("--epochs", type=int, default=None, help="instead of the paper's 150")
+    p.add_argument("--variants", nargs="+", default=["eager", "graphs"], choices=sorted(MODES))
+    p.add_argument("--calibration-steps", type=int, default=200)
+    p.add_argument(
+        "--reference-workers",
+        type=int,
+        nargs="+",
+        default=[2, 8],
+        help="DataLoader workers of the seed-style reference loop (one measurement each)",
+    )
+    p.add_argument("--commit", default="unknown")
+    p.add_argument(
+        "--lrs",
+        type=float,
+        nargs="+",
+        default=None,
+        help="train only these of the config's learning rates, in this priority order",
+    )
+    p.add_argument(
+        "--plan",
+        default=None,
+        choices=[f"{m}-{p}" for m in MODES for p in ("fp32", "bf16")],
+        help="skip the calibration and train with this variant (e.g. graphs-bf16)",
+    )
+    p.add_argument("--threads", type=int, default=4, help="CPU threads per training process")
+
+
+def run_device_run(a) -> None:
+    from .device_run import device_run
+
+    device_run(
+        a.out,
+        a.work,
+        archive=a.archive,
+        device=a.device,
+        budget_s=a.budget_s,
+        subset=a.subset,
+        epochs=a.epochs,
+        variants=tuple(a.variants),
+        calibration_steps=a.calibration_steps,
+        reference_workers=tuple(a.reference_workers),
+        commit=a.commit,
+        threads=a.threads,
+        lrs=tuple(a.lrs) if a.lrs else None,
+        fixed_plan=a.plan,
+    )
+
+
+def args_calibrate(p) -> None:
+    p.add_argument("--cache", type=Path, required=True)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--variants", nargs="+", required=True)
+
+
+def run_calibrate(a) -> None:
+    from .device_run import calibrate
+
+    calibrate(a.cache, a.device, a.variants, a.out, a.steps)
+
+
+def args_record(p) -> None:
+    p.add_argument("--tarball", type=Path, required=True, help="device-run.tar.gz")
+    p.add_argument("--label", required=True, help="e.g. h100-2026-11-26")
+    p.add_argument("--dest", type=Path, default=Path("recorded"))
+    p.add_argument("--commit", default=None, help="the commit the device ran")
+    p.add_argument(
+        "--add",
+        action="store_true",
+        help="add the runs to the existing folder of this label (same settings)",
+    )
+
+
+def run_record(a) -> None:
+    from .recording import record
+
+    print(f"recorded: {record(a.tarball, a.dest, a.label, a.commit, a.add)}")
+
+
+def args_recorded(parser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("run", help="copy one recorded run into a results run folder")
+    p.add_argument("--folder", required=True, type=Path, help="the recorded folder")
+    p.add_argument("--run", required=True, help="results/runs/... inside the recorded folder")
+    p.add_argument("--out", required=True, type=Path, help="run folder to write")
+    p = sub.add_parser("timing", help="copy one recorded timing JSON")
+    p.add_argument("--folder", required=True, type=Path, help="the recorded folder")
+    p.add_argument("--device", required=True, help="cpu, cuda or mps")
+    p.add_argument("--out", required=True, type=Path, help="timing JSON to write")
+    p = sub.add_parser("meta", help="the recording's provenance and data description")
+    p.add_argument("--folder", required=True, type=Path, help="the recorded folder")
+    p.add_argument("--runs", nargs="+", required=True, help="results/runs/... of every run")
+    p.add_argument("--out-dir", required=True, type=Path, help="folder to write them into")
+
+
+def run_recorded(a) -> None:
+    from . import recorded
+
+    if a.action == "run":
+        recorded.copy_run(a.folder, a.run, a.out)
+    elif a.action == "timing":
+        recorded.copy_timing(a.folder, a.device, a.out)
+    else:
+        recorded.write_meta(a.folder, a.runs, a.out_dir)
+
+
+# ---- reporting: tables, figures, provenance, report ------------------------------------
+
+
+def _study_inputs(p) -> None:
+    p.add_argument("--config", required=True, help="resolved config (results/config.json)")
+    p.add_argument("--runs", nargs="+", required=True, help="metrics.json of every run")
+    p.add_argument("--timing", nargs="*", default=[], help="timing.json per device")
+    p.add_argument("--data-meta", help="the data cache's .json (sha256, source)")
+
+
+def args_tables(p) -> None:
+    _study_inputs(p)
+    p.add_argument("--out-dir", required=True, help="folder for the CSV tables")
+
+
+def run_tables(a) -> None:
+    from . import tables
+
+    tables.build(a.config, a.runs, a.timing, a.data_meta, a.out_dir)
+
+
+def args_figures(p) -> None:
+    _study_inputs(p)
+    p.add_argument("--out-dir", required=True, help="folder for the SVG and PNG figures")
+
+
+def run_figures(a) -> None:
+    from . import figures
+
+    figures.build(a.config, a.runs, a.timing, a.out_dir)
+
+
+def args_provenance(p) -> None:
+    _study_inputs(p)
+    p.add_argument("--repo", default=".", help="git working tree to describe")
+    p.add_argument(
+        "--recorded", nargs="*", default=[], help="the recording's provenance, if runs were copied"
+    )
+    p.add_argument("--out", required=True, help="provenance JSON to write")
+
+
+def run_provenance(a) -> None:
+    from . import provenance
+
+    recorded = a.recorded[0] if a.recorded else None
+    provenance.build(a.config, a.runs, a.timing, a.data_meta, a.repo, recorded, a.out)
+
+
+def args_report(p) -> None:
+    _study_inputs(p)
+    p.add_argument("--tables-dir", required=True, help="folder with the tables' CSVs")
+    p.add_argument("--figures-dir", required=True, help="folder with the figures' SVGs")
+    p.add_argument("--provenance", required=True, help="provenance JSON")
+    p.add_argument("--out", required=True, help="PDF to write")
+    p.add_argument("--html", help="also write the intermediate HTML here (optional)")
+
+
+def run_report(a) -> None:
+    from . import report
+
+    report.build(
+        a.config,
+        a.runs,
+        a.timing,
+        a.tables_dir,
+        a.figures_dir,
+        a.provenance,
+        a.out,
+        html=a.html,
+    )
+
+
+# ---- wiring -----------------------------------------------------------------------------
 
 
 def build_parser(stage: str | None) -> argparse.ArgumentParser:
+    """Every stage is listed; only ``stage``'s arguments are defined (a stage's may
+    import the module that knows its choices)."""
     parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for name, (_, help_text) in STAGES.items():
+    for name, help_text in STAGES.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == stage:
-            add, run = _hooks(name)
-            add(p)
-            p.set_defaults(_main=run)
+            suffix = name.replace("-", "_")
+            globals()[f"args_{suffix}"](p)
+            p.set_defaults(_run=globals()[f"run_{suffix}"])
     return parser
 
 
@@ -62,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     stage = argv[0] if argv and argv[0] in STAGES else None
     args = build_parser(stage).parse_args(argv)
     try:
-        return args._main(args) or 0
+        args._run(args)
+        return 0
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -21,26 +21,14 @@ import yaml
 
 from . import devices as devices_mod
 from . import paper
+from . import schema as schema_mod
 from .data import OFFLINE_JPEG_Q75_SHA256, resolve_source, sha256_of
 from .errors import UserError
-from .settings import ModelSpec, RunConfig
+from .settings import RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
-# Measured by benchmarks/train_throughput.py (BENCHMARKS.md): bf16 autocast is the
-# faster CPU choice on processors with AMX; elsewhere (AVX2, AVX512-BF16 alone) fp32.
-
-
-@cache
-def schema() -> dict:
-    s = yaml.safe_load(SCHEMA.read_text())
-    # the paper's reported values are facts of the paper (paper.py), not written again
-    # in the schema: they only become the defaults a user may override
-    stated = s["properties"]["paper"]["properties"]
-    stated["test_accuracy"]["default"] = dict(paper.TEST_ACCURACY)
-    stated["epochs"]["default"] = paper.EPOCHS
-    stated["timing_minutes_5_epochs"]["default"] = dict(paper.TIMING_MINUTES_5_EPOCHS)
-    return s
+SCHEMA = schema_mod.PATH
+schema = schema_mod.load
 
 
 # Values quoted in messages are cut short: a config built from YAML aliases can be a
@@ -315,7 +303,8 @@ def _check_report_keys(cfg: dict) -> None:
 
 
 def check_device_presence(cfg: dict) -> None:
-    """Every explicitly named device (training and timing) exists on this host."""
+    """Every named device (training and timing) exists on this host, and `auto` means
+    here what the torch-free guess that planned the runs said (devices.likely_auto)."""
     if cfg.get("recorded"):
         return  # recorded runs are copied, not trained: a cuda run needs no GPU here
     lists = [("devices", cfg["devices"])]
@@ -330,6 +319,14 @@ def check_device_presence(cfg: dict) -> None:
                     f"(present: {', '.join(present)}); remove it, use auto, "
                     "or submit to a cluster where it exists (--profile profiles/slurm)"
                 )
+    if any("auto" in names for _, names in lists):
+        planned, actual = devices_mod.likely_auto(), devices_mod.resolve("auto")
+        if planned != actual:
+            raise UserError(
+                f"devices: auto was planned as {planned} from the driver and torch's build, "
+                f"but torch here finds {actual}; name the devices, e.g. --config "
+                f"'devices=[{actual}]' 'timing={{devices: [{actual}]}}'"
+            )
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -420,20 +417,26 @@ def lr_tag(lr: float) -> str:
 
 
 def resolve_devices(names: list[str], auto: str | None = None) -> list[str]:
-    """Device names with ``auto`` resolved: to ``auto`` when given (status resolves it
-    without torch), else on this host."""
+    """Device names with ``auto`` resolved: to ``auto`` when given (status takes it from
+    the run folders), else to what this host gives, guessed without torch
+    (devices.likely_auto; a local run's start checks the guess against torch)."""
+    auto = auto or devices_mod.likely_auto()
     out = []
     for name in names:
-        dev = (auto or devices_mod.resolve(name)) if name == "auto" else name
+        dev = auto if name == "auto" else name
         if dev not in out:
             out.append(dev)
     return out
 
 
 def timing_devices(cfg: dict) -> list[str]:
+    """The timing stage's devices: none when it is off; `auto` alone means every device
+    this host has (the CPU and its accelerator)."""
+    if not cfg["timing"]["enabled"]:
+        return []
     names = cfg["timing"]["devices"]
     if names == ["auto"]:
-        return [d for d in ("cpu", "cuda", "mps") if d in devices_mod.available()]
+        return resolve_devices(["cpu", "auto"])
     return resolve_devices(names)
 
 
@@ -488,21 +491,8 @@ def run_config(
 ) -> RunConfig:
     """One run's description. ``resolve=False`` keeps what depends on the machine that
     runs the job (precision auto) for the job to resolve: what the workflow hands it."""
-    t = cfg["train"]
-    return RunConfig(
-        lr=float(lr),
-        seed=int(seed),
-        device=device,
-        epochs=t["epochs"],
-        batch_size=t["batch_size"],
-        test_batch_size=t["test_batch_size"],
-        momentum=t["momentum"],
-        weight_decay=t["weight_decay"],
-        precision=precision_for(cfg, device) if resolve else t["precision"],
-        compile=t["compile"],
-        deterministic=t["cuda_deterministic"],
-        model=ModelSpec.from_config(cfg["model"], head=head),
-    )
+    rc = RunConfig.from_config(cfg, head, lr, device, seed)
+    return replace(rc, precision=precision_for(cfg, device)) if resolve else rc
 
 
 def settings_hash(cfg: dict, device: str) -> str:

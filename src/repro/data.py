@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import tarfile
 import zipfile
@@ -31,6 +30,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import UserError
+from .files import write_atomic
 
 CLASSES = (
     "airplane",
@@ -312,24 +312,15 @@ def prepare(data_cfg: dict, out: Path) -> dict:
         x, y = arrays[split]
         meta[f"n_{split}"] = int(len(y))
         meta[f"{split}_per_class"] = np.bincount(y, minlength=len(CLASSES)).tolist()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.npz")
-    try:
-        np.savez(
-            tmp,
-            x_train=arrays["train"][0],
-            y_train=arrays["train"][1],
-            x_test=arrays["test"][0],
-            y_test=arrays["test"][1],
-        )
-        meta_path = out.with_suffix(".json")
-        meta_tmp = meta_path.with_name(meta_path.name + ".tmp")
-        meta_tmp.write_text(json.dumps(meta, indent=2) + "\n")
-        os.replace(tmp, out)
-        os.replace(meta_tmp, meta_path)
-    finally:
-        for p in (tmp, out.with_suffix(".json.tmp")):
-            p.unlink(missing_ok=True)
+    arrays_by_name = {
+        "x_train": arrays["train"][0],
+        "y_train": arrays["train"][1],
+        "x_test": arrays["test"][0],
+        "y_test": arrays["test"][1],
+    }
+    # the cache before its description: a .json beside it means the cache is whole
+    write_atomic(out, lambda f: np.savez(f, **arrays_by_name))
+    write_atomic(out.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
     return meta
 
 

@@ -43,7 +43,7 @@ from . import data as data_mod
 from .architecture import macs_per_image
 from .devices import cpu_name
 from .files import write_atomic
-from .train import EPOCH_COLUMNS, RunConfig, read_checkpoint, train_run, versions, write_csv
+from .train import EPOCH_COLUMNS, RunConfig, read_checkpoint, versions, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER_CONFIG = ROOT / "config" / "config.yaml"
@@ -280,7 +280,7 @@ def run_grid(runs: list[Run], cache: Path, work: Path, clock: Clock, threads: in
         write_atomic(desc, json.dumps(dataclasses.asdict(r.rc), indent=2))
         r.proc = child(
             [
-                "train-run",
+                "train",
                 "--run",
                 str(desc),
                 "--cache",
@@ -472,7 +472,7 @@ def study(
         desc = work / "run-descriptions" / f"timing-{variant}.json"
         write_atomic(desc, json.dumps(dataclasses.asdict(rc), indent=2))
         out = work / "timing" / variant / "timing.json"
-        args = ["timing-run", "--run", str(desc), "--cache", str(cache), "--out", str(out)]
+        args = ["timing", "--run", str(desc), "--cache", str(cache), "--out", str(out)]
         args += ["--threads", str(threads)]
         code = run_child(args, logs / f"timing-{variant}.log", limit, threads)
         ok = code == 0 and out.exists()
@@ -686,111 +686,3 @@ def print_summary(s: dict, tarball: Path) -> None:
 
 
 # ---- command line ----------------------------------------------------------------
-
-
-def _subset(text: str) -> tuple[int | None, int | None]:
-    a, b = text.split(",")
-    return int(a), int(b)
-
-
-def add_arguments_device_run(p) -> None:
-    p.add_argument("--archive", type=Path, default=ROOT / "resources/device/cifar10-jpeg.tar.gz")
-    p.add_argument("--out", type=Path, required=True, help="folder for the tarball")
-    p.add_argument("--work", type=Path, required=True, help="scratch folder")
-    p.add_argument("--device", default="cuda")
-    p.add_argument("--budget-s", type=float, default=560.0, help="wall-clock budget")
-    p.add_argument("--subset", type=_subset, default=(None, None), help="TRAIN,TEST per class")
-    p.add_argument("--epochs", type=int, default=None, help="instead of the paper's 150")
-    p.add_argument("--variants", nargs="+", default=["eager", "graphs"], choices=sorted(MODES))
-    p.add_argument("--calibration-steps", type=int, default=200)
-    p.add_argument(
-        "--reference-workers",
-        type=int,
-        nargs="+",
-        default=[2, 8],
-        help="DataLoader workers of the seed-style reference loop (one measurement each)",
-    )
-    p.add_argument("--commit", default="unknown")
-    p.add_argument(
-        "--lrs",
-        type=float,
-        nargs="+",
-        default=None,
-        help="train only these of the config's learning rates, in this priority order",
-    )
-    p.add_argument(
-        "--plan",
-        default=None,
-        choices=[f"{m}-{p}" for m in MODES for p in ("fp32", "bf16")],
-        help="skip the calibration and train with this variant (e.g. graphs-bf16)",
-    )
-    p.add_argument("--threads", type=int, default=4, help="CPU threads per training process")
-
-
-def main_device_run(args) -> int:
-    device_run(
-        args.out,
-        args.work,
-        archive=args.archive,
-        device=args.device,
-        budget_s=args.budget_s,
-        subset=args.subset,
-        epochs=args.epochs,
-        variants=tuple(args.variants),
-        calibration_steps=args.calibration_steps,
-        reference_workers=tuple(args.reference_workers),
-        commit=args.commit,
-        threads=args.threads,
-        lrs=tuple(args.lrs) if args.lrs else None,
-        fixed_plan=args.plan,
-    )
-    return 0
-
-
-def add_arguments_calibrate(p) -> None:
-    p.add_argument("--cache", type=Path, required=True)
-    p.add_argument("--device", default="cuda")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--variants", nargs="+", required=True)
-
-
-def main_calibrate(args) -> int:
-    calibrate(args.cache, args.device, args.variants, args.out, args.steps)
-    return 0
-
-
-def _run_arguments(p) -> None:
-    p.add_argument("--run", type=Path, required=True, help="run description (JSON)")
-    p.add_argument("--cache", type=Path, required=True)
-    p.add_argument("--threads", type=int, default=None)
-
-
-def add_arguments_train_run(p) -> None:
-    _run_arguments(p)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--checkpoint", type=Path, default=None)
-
-
-def main_train_run(args) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    rc = RunConfig.from_dict(json.loads(args.run.read_text()))
-    train_run(rc, args.cache, args.out, checkpoint=args.checkpoint)
-    return 0
-
-
-def add_arguments_timing_run(p) -> None:
-    _run_arguments(p)
-    p.add_argument("--out", type=Path, required=True, help="timing JSON")
-
-
-def main_timing_run(args) -> int:
-    from .timing import measure
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    rc = RunConfig.from_dict(json.loads(args.run.read_text()))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    measure(rc, args.cache, args.out)
-    return 0

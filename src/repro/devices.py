@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import re
@@ -40,14 +41,44 @@ def resolve(name: str) -> str:
 
 
 def likely_auto() -> str:
-    """What `auto` would resolve to here, guessed without importing torch (for status
-    and the estimate): an NVIDIA driver means cuda, Apple silicon mps, else cpu."""
-    gpus = Path("/proc/driver/nvidia/gpus")
-    if (gpus.is_dir() and any(gpus.iterdir())) or Path("/dev/nvidia0").exists():
+    """What `auto` resolves to on this host, found without importing torch, so that
+    planning (`snakemake -n`), status and the estimate stay torch-free: cuda where the
+    installed torch is built for CUDA (or ROCm) and the kernel driver shows a GPU that
+    CUDA_VISIBLE_DEVICES does not hide; mps on Apple silicon; else cpu. A local run's
+    start checks the guess against torch (config.check_device_presence)."""
+    build = _torch_build()
+    if build.get("cuda") and _nvidia_gpu() and _cuda_visible():
         return "cuda"
+    if build.get("hip") and Path("/dev/kfd").exists() and _cuda_visible():
+        return "cuda"  # ROCm builds answer to the name cuda
     if platform.system() == "Darwin" and platform.machine() == "arm64":
         return "mps"
     return "cpu"
+
+
+def _nvidia_gpu() -> bool:
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return (gpus.is_dir() and any(gpus.iterdir())) or Path("/dev/nvidia0").exists()
+
+
+def _cuda_visible() -> bool:
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return hidden is None or not (hidden.strip() == "" or hidden.strip().startswith("-1"))
+
+
+@cache
+def _torch_build() -> dict:
+    """torch/version.py's cuda and hip strings, read as text: importing torch costs
+    seconds, which every dry run would pay."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    try:
+        text = (Path(spec.submodule_search_locations[0]) / "version.py").read_text()
+    except OSError:
+        return {}
+    found = re.findall(r"^(cuda|hip)\b[^=\n]*=\s*'([^']*)'", text, re.M)
+    return dict(found)
 
 
 @cache

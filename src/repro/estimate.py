@@ -24,9 +24,9 @@ from importlib import metadata
 from pathlib import Path
 
 from . import config as config_mod
-from . import devices
+from . import devices, paper
 from .files import write_atomic
-from .status import run_status
+from .status import load_config, planned_runs, run_status
 
 CACHE_DIR = Path("resources/calibration")
 CALIBRATION_TIMEOUT_S = 30.0
@@ -44,15 +44,14 @@ RECORDED = {
         "eager": 8.3,  # eager, bf16 autocast
     },
 }
-FULL_TRAIN, FULL_TEST = 50_000, 10_000
 # a test image costs about a third of a training image (forward only)
 EVAL_COST = 1 / 3
 
 
 def images(cfg: dict) -> tuple[int, int]:
     sub = cfg["data"]["subset"]
-    n_train = 10 * sub["train_per_class"] if sub["train_per_class"] else FULL_TRAIN
-    n_test = 10 * sub["test_per_class"] if sub["test_per_class"] else FULL_TEST
+    n_train = 10 * sub["train_per_class"] if sub["train_per_class"] else paper.N_TRAIN
+    n_test = 10 * sub["test_per_class"] if sub["test_per_class"] else paper.N_TEST
     return n_train, n_test
 
 
@@ -178,14 +177,15 @@ def hours(seconds: float) -> str:
     return f"{seconds / 3600:.0f} h ({seconds / 86400:.1f} days)"
 
 
-def timing_devices(cfg: dict) -> list[str]:
-    """The timing stage's devices, `auto` guessed without torch (repro.devices)."""
-    if not cfg["timing"]["enabled"]:
-        return []
-    names = cfg["timing"]["devices"]
-    if names == ["auto"]:
-        return sorted({"cpu", devices.likely_auto()})
-    return config_mod.resolve_devices(names, auto=devices.likely_auto())
+def for_study(configfiles: list[Path], calibrate: bool = True) -> list[str]:
+    """`python -m repro estimate`: the estimate for the study the config files describe
+    (as `status` reads them), run from the project folder."""
+    cfg = load_config(configfiles)
+    if cfg["recorded"]:
+        return [f"nothing trains: the runs are copied from {cfg['recorded']}"]
+    runs = planned_runs(cfg, Path("."))
+    timing = config_mod.timing_devices(cfg)
+    return lines(cfg, runs, timing, Path("."), True, calibrate and cfg["estimate"]["calibrate"])
 
 
 def lines(
@@ -235,7 +235,7 @@ def lines(
             f"  for scale: on {rec['name']}, compiled with CUDA graphs, these runs take "
             f"about {hours(full)}"
         )
-    if n_train == FULL_TRAIN:
+    if n_train == paper.N_TRAIN:
         out.append("  for a quick look: --configfile config/smoke.yaml (minutes on a CPU)")
     if cfg["estimate"]["calibrate"]:
         out.append("  to skip the calibration: --config 'estimate={calibrate: false}'")
@@ -244,7 +244,7 @@ def lines(
 
 def epoch_share(n_train: int, n_test: int) -> float:
     """An epoch on these images as a fraction of a full-data epoch."""
-    return (n_train + EVAL_COST * n_test) / (FULL_TRAIN + EVAL_COST * FULL_TEST)
+    return (n_train + EVAL_COST * n_test) / (paper.N_TRAIN + EVAL_COST * paper.N_TEST)
 
 
 def device_line(cfg, device, epochs_left, jobs, root, local, calibrate_now) -> str:

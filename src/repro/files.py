@@ -5,21 +5,27 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import UserError
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
+def write_atomic(path: Path, data: bytes | str | Callable[[BinaryIO], None]) -> None:
     """Write to a temporary name in the same folder, flush it to disk, then rename over
     ``path``: without the fsync a power loss after the rename can leave an empty or
-    truncated file under the final name."""
+    truncated file under the final name. ``data`` may be a function that writes into
+    the open file (the data cache's arrays, streamed rather than copied into bytes)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

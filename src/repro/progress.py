@@ -63,3 +63,11 @@ def read(path: Path) -> dict | None:
     if not isinstance(rec, dict) or rec.get("state") not in STATES:
         return None
     return rec
+
+
+def hms(seconds: float | None) -> str:
+    """Seconds as h:mm:ss (the logs, the outcome line and status); '-' for unknown."""
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"

@@ -14,7 +14,6 @@ The expected fingerprints come from ``repro.config.recorded_expectations``.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -428,29 +427,3 @@ def write_meta(folder: Path, runs: list[str], out_dir: Path) -> None:
 
 
 # ---- CLI ---------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", required=True)
-    p = sub.add_parser("run", help="copy one recorded run into a results run folder")
-    p.add_argument("--folder", required=True, type=Path, help="the recorded folder")
-    p.add_argument("--run", required=True, help="results/runs/... inside the recorded folder")
-    p.add_argument("--out", required=True, type=Path, help="run folder to write")
-    p = sub.add_parser("timing", help="copy one recorded timing JSON")
-    p.add_argument("--folder", required=True, type=Path, help="the recorded folder")
-    p.add_argument("--device", required=True, help="cpu, cuda or mps")
-    p.add_argument("--out", required=True, type=Path, help="timing JSON to write")
-    p = sub.add_parser("meta", help="the recording's provenance and data description")
-    p.add_argument("--folder", required=True, type=Path, help="the recorded folder")
-    p.add_argument("--runs", nargs="+", required=True, help="results/runs/... of every run")
-    p.add_argument("--out-dir", required=True, type=Path, help="folder to write them into")
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.action == "run":
-        copy_run(args.folder, args.run, args.out)
-    elif args.action == "timing":
-        copy_timing(args.folder, args.device, args.out)
-    else:
-        write_meta(args.folder, args.runs, args.out_dir)
-    return 0

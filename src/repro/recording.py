@@ -191,21 +191,3 @@ def _user_flags(argv) -> list[str]:
         else:
             out.append(str(a))
     return out
-
-
-def add_arguments(p) -> None:
-    p.add_argument("--tarball", type=Path, required=True, help="device-run.tar.gz")
-    p.add_argument("--label", required=True, help="e.g. h100-2026-11-26")
-    p.add_argument("--dest", type=Path, default=Path("recorded"))
-    p.add_argument("--commit", default=None, help="the commit the device ran")
-    p.add_argument(
-        "--add",
-        action="store_true",
-        help="add the runs to the existing folder of this label (same settings)",
-    )
-
-
-def main(args) -> int:
-    folder = record(args.tarball, args.dest, args.label, args.commit, args.add)
-    print(f"recorded: {folder}")
-    return 0

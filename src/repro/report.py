@@ -20,7 +20,7 @@ from . import paper, stats
 from .architecture import architecture_table
 from .figures import FIGURES
 from .files import read_json, require, write_atomic
-from .settings import ModelSpec
+from .settings import ModelSpec, RunConfig
 from .study import load_study
 from .tables import read_tables
 
@@ -91,7 +91,7 @@ def integer(value) -> str:
 
 
 def architecture(cfg: dict, head: str) -> dict:
-    spec = ModelSpec.from_config(cfg["model"], head=head)
+    spec = RunConfig.from_config(cfg, head, 1.0, "cpu", 0).model
     rows = architecture_table(spec)
     total = sum(r.params for r in rows)
     return {

@@ -20,8 +20,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from . import config as config_mod
 from . import devices
 from . import progress as progress_mod
@@ -60,20 +58,16 @@ def merge(base: dict, over: dict) -> dict:
 
 def load_config(configfiles: list[Path]) -> dict:
     """config/config.yaml with each of ``configfiles`` merged over it (the Snakefile's
-    `configfile:` and then the command line's, as Snakemake does), validated."""
+    `configfile:` and then the command line's, as Snakemake does), each read as strictly
+    as the workflow reads it (config.read_yaml), validated."""
     raw: dict = {}
     for path in [DEFAULT_CONFIG, *configfiles]:
-        path = Path(path)
-        if not path.exists():
+        if not Path(path).exists():
             raise UserError(
                 f"config file {path} does not exist; run status from the project folder "
                 "(or pass --directory) with the --configfile of the snakemake call"
             )
-        try:
-            layer = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            msg = str(e).splitlines()[0]
-            raise UserError(f"config file {path} is not valid YAML: {msg}") from None
+        layer = config_mod.read_yaml(path) or {}
         if not isinstance(layer, dict):
             raise UserError(
                 f"config file {path} is not a YAML mapping; start from {DEFAULT_CONFIG}"
@@ -177,7 +171,7 @@ def run_status(root: Path, run: dict, epochs: int, now: float) -> RunStatus:
             state = "stopped"
         elif alive is None and since_update > stale_after:
             state = "stopped"
-            st.detail = f"no update from {rec.get('host')} for {hms(since_update)}; "
+            st.detail = f"no update from {rec.get('host')} for {progress_mod.hms(since_update)}; "
     if state == "done":  # progress says done but the outputs are gone (removed or moved)
         state = "stopped"
     st.state = state
@@ -222,25 +216,24 @@ def total(rows: list[RunStatus]) -> Total:
     return Total(done, planned, counts, rate, None, "")
 
 
-def collect(configfiles: list[Path], root: Path = Path("."), now: float | None = None):
-    """The study's rows and total line, from the files under ``root``."""
+def plan(configfiles: list[Path], root: Path = Path(".")) -> tuple[list[dict], int]:
+    """The study's runs and epochs per run, from its config: once per status call, not
+    once per redraw (it reads the data to hash the run folders)."""
     cfg = load_config(configfiles)
     if cfg["recorded"]:
         raise UserError(
             f"this config copies recorded runs ({cfg['recorded']}); nothing trains, so there "
             "is no status to show: drop `recorded` to follow a training run"
         )
+    return planned_runs(cfg, root), cfg["train"]["epochs"]
+
+
+def collect(planned: tuple[list[dict], int], root: Path = Path("."), now: float | None = None):
+    """The study's rows and total line, from the files under ``root``."""
+    runs, epochs = planned
     now = time.time() if now is None else now
-    epochs = cfg["train"]["epochs"]
-    rows = [run_status(root, r, epochs, now) for r in planned_runs(cfg, root)]
+    rows = [run_status(root, r, epochs, now) for r in runs]
     return rows, total(rows)
-
-
-def hms(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 COLUMNS = ("head", "lr", "device", "seed", "state", "epoch", "train acc", "test acc", "s/epoch")
@@ -260,7 +253,7 @@ def cells(r: RunStatus) -> list[str]:
         pct(r.train_acc),
         pct(r.test_acc),
         "-" if r.seconds_per_epoch is None else f"{r.seconds_per_epoch:.1f}",
-        hms(r.eta_s) if r.state != "done" else "",
+        progress_mod.hms(r.eta_s) if r.state != "done" else "",
     ]
 
 
@@ -272,7 +265,7 @@ def total_line(t: Total) -> str:
     if t.eta_s is None:
         return line + "; ETA unknown until a run finishes an epoch"
     rate = f", {t.rate_epochs_per_s * 3600:.1f} epochs/h" if t.rate_epochs_per_s else ""
-    return line + f"; ETA {hms(t.eta_s)} ({t.eta_basis}{rate})"
+    return line + f"; ETA {progress_mod.hms(t.eta_s)} ({t.eta_basis}{rate})"
 
 
 def plain(rows: list[RunStatus], t: Total) -> str:
@@ -320,23 +313,24 @@ def show(
         except ImportError:  # a bare python without rich: the plain table
             console = None
     stamp = lambda: time.strftime("%H:%M:%S")  # noqa: E731
+    planned = plan(configfiles)
     try:
         if console is None:
             while True:
-                rows, t = collect(configfiles)
+                rows, t = collect(planned)
                 out.write((f"[{stamp()}]\n" if watch else "") + plain(rows, t))
                 out.flush()
                 if not watch:
                     return
                 time.sleep(interval)
         if not watch:
-            console.print(rich_table(*collect(configfiles), title))
+            console.print(rich_table(*collect(planned), title))
             return
         from rich.live import Live
 
         with Live(console=console, auto_refresh=False, screen=False) as live:
             while True:
-                live.update(rich_table(*collect(configfiles), f"{title} {stamp()}"), refresh=True)
+                live.update(rich_table(*collect(planned), f"{title} {stamp()}"), refresh=True)
                 time.sleep(interval)
     except KeyboardInterrupt:
         return

@@ -28,9 +28,7 @@ RUN = repro_config.RUN_DIR
 RUNS = repro_config.runs(config)
 CACHE = f"resources/data/cifar10-{repro_config.data_tag(config)}.npz"
 DATA_META = CACHE.replace(".npz", ".json")
-TIMING_DEVICES = (
-    repro_config.timing_devices(config) if config["timing"]["enabled"] else []
-)
+TIMING_DEVICES = repro_config.timing_devices(config)
 # recorded runs: checked against this config now, before any job; then copied, not trained
 RECORDED = None
 RUN_FILES = repro_recorded.RUN_FILES

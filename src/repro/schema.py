@@ -1,0 +1,40 @@
+"""The config's JSON schema (``workflow/schemas/config.schema.yaml``): the one source of
+the user's settings, their defaults and what each allows. Read by validation
+(repro.config), by the run description's defaults (repro.settings) and by the train
+command's flags (repro.cli); no torch, no jsonschema (the GPU machine lacks it).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from . import paper
+
+PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@cache
+def load() -> dict:
+    s = yaml.safe_load(PATH.read_text())
+    # the paper's reported values are facts of the paper (paper.py), not written again
+    # in the schema: they only become the defaults a user may override
+    stated = s["properties"]["paper"]["properties"]
+    stated["test_accuracy"]["default"] = dict(paper.TEST_ACCURACY)
+    stated["epochs"]["default"] = paper.EPOCHS
+    stated["timing_minutes_5_epochs"]["default"] = dict(paper.TIMING_MINUTES_5_EPOCHS)
+    return s
+
+
+def node(key: str) -> dict:
+    """The schema of a dotted config key such as ``train.epochs``."""
+    out = load()
+    for part in key.split("."):
+        out = out["properties"][part]
+    return out
+
+
+def default(key: str):
+    return node(key)["default"]

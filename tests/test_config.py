@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from repro import config as config_mod
 from repro import devices
 from repro.errors import UserError
+from repro.settings import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 ABSENT = next(d for d in ("cuda", "mps") if d not in devices.available())
@@ -241,11 +243,16 @@ def test_run_folder_names_the_data_set(tmp_path):
     hashes = {config_mod.settings_hash(c, "cpu") for c in (offline, moved)}
     assert len(hashes) == 2
     for name, size in (("a", 1), ("b", 2)):
-        (tmp_path / name / "train").mkdir(parents=True)
-        (tmp_path / name / "train" / "x.jpg").write_bytes(b"x" * size)
+        (tmp_path / name / "train" / "cat").mkdir(parents=True)
+        (tmp_path / name / "train" / "cat" / "x.jpg").write_bytes(b"x" * size)
         folder = {"source": "folder", "folder": str(tmp_path / name)}
         hashes.add(config_mod.settings_hash(config_mod.validate({"data": folder}), "cpu"))
     assert len(hashes) == 4
+    # what the cache does not read does not move the runs: Finder's files, notes
+    (tmp_path / "b" / ".DS_Store").write_bytes(b"finder")
+    (tmp_path / "b" / "train" / "cat" / "._x.jpg").write_bytes(b"fork")
+    (tmp_path / "b" / "README.txt").write_text("notes")
+    assert config_mod.settings_hash(config_mod.validate({"data": folder}), "cpu") in hashes
     recorded = config_mod.load(ROOT / "config" / "recorded.yaml", check_devices=False)
     assert {r["hash"] for r in config_mod.runs(recorded)} == {"c8c533c3"}
 
@@ -260,6 +267,10 @@ CLI_CASES = [
     (["--widths", "8,8"], "exactly 6"),
     (["--dropout", "1"], "model.dropout = 1.0"),
     (["--batch-size", "0"], "train.batch_size = 0"),
+    (["--run", "{not json"], "--run is not valid JSON"),
+    (["--run", "/nonexistent/run.json"], "--run /nonexistent/run.json: cannot read it"),
+    # a description planned for a device this machine lacks (a job on the wrong node)
+    (["--run", json.dumps(asdict(RunConfig(lr=0.01, device=ABSENT)))], "is not present"),
 ]
 
 
@@ -373,13 +384,18 @@ def render_table() -> str:
         "| a batch of exactly one image in the data at hand | the batch size, the image count,"
         " sizes that work |",
         "| `train --out` is an existing file, `timing --out` a folder | the path |",
+        "| `train --run` not JSON, or a file that cannot be read | the flag and the reason |",
+        "| the run's device is absent where the job runs | the device and the present ones |",
         "| a power loss during a write | files are fsync'd before the atomic rename |",
         "",
         "Workflow (tests/test_workflow.py): every path in a rule's shell command is quoted (a"
         " project path with a space or `$(...)` is one argument, never run); the resolved"
         " config is written in-process, not passed as one argument; config files are read"
-        " again strictly (a key written twice fails before any job). Run folders carry the"
-        " data's identity (archive sha256 or folder listing; the offline copy keeps its"
+        " again strictly (a key written twice fails before any job). `devices: [auto]` is"
+        " planned without torch; if torch then finds another device, a local run stops"
+        " before any job naming both and the fix (name the devices). Run folders carry the"
+        " data's identity (archive sha256 or the folder's image names and sizes; the"
+        " offline copy keeps its"
         " hash, so recorded runs stay valid); learning rates keep full precision in folder"
         " names and flags. `timing.enabled: false` builds the report without measurements"
         " (tests/test_tables.py).",

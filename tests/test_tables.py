@@ -419,6 +419,7 @@ def test_tables_of_the_recorded_runs_keep_their_bytes(tmp_path):
 
     cfg = config_mod.read_yaml(ROOT / "config" / "config.yaml")
     update_config(cfg, config_mod.read_yaml(ROOT / "config" / "recorded.yaml"))
+    cfg = config_mod.validate(cfg, check_devices=False)
     config_mod.write_resolved(cfg, tmp_path / "config.json")
     folder = ROOT / cfg["recorded"]
     runs = sorted((folder / "results").glob("runs/*/*/*/*/*/metrics.json"))

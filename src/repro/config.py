@@ -22,7 +22,7 @@ import yaml
 from . import devices as devices_mod
 from . import paper
 from . import schema as schema_mod
-from .data import OFFLINE_JPEG_Q75_SHA256, resolve_source, sha256_of
+from .data import OFFLINE_JPEG_Q75_SHA256, folder_images, resolve_source, sha256_of
 from .errors import UserError
 from .settings import RunConfig
 
@@ -398,11 +398,10 @@ def load(path: str | Path, check_devices: bool = True) -> dict:
 
 
 def write_resolved(cfg: dict, out: str | Path) -> None:
-    """The validated config with defaults, as the report stages read it (JSON)."""
+    """A validated config (defaults filled in), as the report stages read it (JSON)."""
     from .files import write_atomic
 
-    resolved = validate(cfg, check_devices=False)
-    write_atomic(Path(out), json.dumps(resolved, indent=2, sort_keys=True) + "\n")
+    write_atomic(Path(out), json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
 # ---- the run grid -----------------------------------------------------------------
@@ -464,7 +463,7 @@ def _archive_sha256(path: str, size: int, mtime_ns: int) -> str:
 
 def data_identity(cfg: dict) -> str | None:
     """Which data set the runs train on, beyond its source and subset sizes (data_tag):
-    the archive's sha256, or a folder's file names and sizes. None for the data the
+    the archive's sha256, or the names and sizes of a folder's images. None for the data the
     run folders have always meant: the official download and the offline copy (so the
     recorded runs and finished folders keep their hashes)."""
     d = cfg["data"]
@@ -477,10 +476,12 @@ def data_identity(cfg: dict) -> str | None:
         return None if digest == OFFLINE_JPEG_Q75_SHA256 else digest
     if source == "folder":
         root = Path(d["folder"])
+        images = folder_images(root)
         listing = sorted(
-            f"{p.relative_to(root).as_posix()}:{p.stat().st_size}"
-            for p in root.rglob("*")
-            if p.is_file()
+            f"{name}:{(root / name).stat().st_size}"
+            for classes in images.values()
+            for names in classes.values()
+            for name in names
         )
         return "folder:" + hashlib.sha256("\n".join(listing).encode()).hexdigest()
     return None

@@ -218,9 +218,15 @@ def _from_archive(path: Path, per_class: dict) -> dict:
         ) from None
 
 
-def _from_folder(root: Path, per_class: dict) -> dict:
+def folder_images(root: Path) -> dict:
+    """A folder's images as the cache reads them: split -> class -> names (no macOS
+    metadata, no .DS_Store or other file outside the layout)."""
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    names, _ = _layout(files, str(root))
+    return _layout(files, str(root))[0]
+
+
+def _from_folder(root: Path, per_class: dict) -> dict:
+    names = folder_images(root)
     chosen = _select(names, per_class, str(root))
 
     def read(name: str) -> bytes:

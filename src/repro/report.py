@@ -152,7 +152,7 @@ def findings(cfg, tables, study, reasons) -> list[str]:
     floor = tables["loss_floor.csv"]
     soft = floor[(floor.source == "measured") & (floor["head"] == "softmax")]
     if len(soft):
-        r, s = soft.iloc[0], seed_loss()
+        r, s = soft.iloc[0], seed_loss(floor)
         out.append(
             "With the faithful softmax head the loss cannot go below"
             f" {stats.softmax_ce_floor():.3f}; at lr {r.lr} our final test loss is"
@@ -212,17 +212,18 @@ def _listed(values) -> str:
     return ", ".join(map(str, values))
 
 
-def seed_loss() -> dict:
-    """The seed's final losses next to those a confident classifier at its accuracies has:
-    they match, which shows it applied CrossEntropyLoss to a Softmax output."""
-    train_acc, test_acc = paper.ACCURACY["train"][1], paper.TEST_ACCURACY[paper.SELECTED_LR]
+def seed_loss(floor) -> dict:
+    """The seed's final losses next to those a confident classifier at its accuracies has
+    (the loss-floor table's paper row): they match, which shows it applied
+    CrossEntropyLoss to a Softmax output."""
+    row = floor[floor.source == "paper"].iloc[0]
     return {
-        "train": paper.LOSS["train"][1],
-        "test": paper.LOSS["test"][1],
-        "train_acc": train_acc,
-        "test_acc": test_acc,
-        "expected_train": stats.softmax_ce_expected(train_acc),
-        "expected_test": stats.softmax_ce_expected(test_acc),
+        "train": row.final_train_loss,
+        "test": row.final_test_loss,
+        "train_acc": row.final_train_acc,
+        "test_acc": row.final_test_acc,
+        "expected_train": row.expected_train_loss,
+        "expected_test": row.expected_test_loss,
     }
 
 
@@ -337,7 +338,7 @@ def context(config, runs, timing, tables_dir, figures_dir, provenance) -> dict:
         "arch": architecture(cfg, heads[0]),
         "paper_parameters": paper.PARAMETERS,
         "paper": paper,
-        "seed_loss": seed_loss(),
+        "seed_loss": seed_loss(tables["loss_floor.csv"]),
         "ablation": ablation(study),
         "findings": findings(cfg, tables, study, reasons),
         "conf_head": conf_head,

@@ -271,6 +271,7 @@ CLI_CASES = [
     (["--run", "/nonexistent/run.json"], "--run /nonexistent/run.json: cannot read it"),
     # a description planned for a device this machine lacks (a job on the wrong node)
     (["--run", json.dumps(asdict(RunConfig(lr=0.01, device=ABSENT)))], "is not present"),
+    (["--run", "{}", "--seed", "0"], "--seed would be ignored"),
 ]
 
 

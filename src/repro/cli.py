@@ -115,7 +115,7 @@ def _run_flags(p, timing: bool) -> None:
     from . import schema
     from .settings import AXES, config_keys
 
-    group = p.add_argument_group("run settings (ignored with --run; defaults: the config's)")
+    group = p.add_argument_group("run settings (instead of --run; defaults: the config's)")
     for path, key in config_keys().items():
         node = schema.node(key)
         default, allowed = node["default"], node["description"]
@@ -167,6 +167,13 @@ def _description(a, timing: bool = False):
 
     if a.threads is not None and a.threads < 1:
         raise UserError(f"--threads {a.threads} is not allowed; give an integer >= 1")
+    flags = {_flag(p, k): getattr(a, p.replace(".", "__")) for p, k in config_keys().items()}
+    given = [flag for flag, value in flags.items() if value is not None]
+    if a.run is not None and given:
+        raise UserError(
+            f"--run is the whole run description; {', '.join(given)} would be ignored: "
+            "give either --run or the run flags"
+        )
     if a.run is not None:
         rc = RunConfig.from_dict(_read_description(a.run))
         devices.resolve(rc.device)  # present on this machine, or one line saying so

@@ -58,6 +58,15 @@ def hms(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
+# The augmentation is torchvision's RandomCrop(SIDE, padding=PAD) + RandomHorizontalFlip:
+# these three numbers go together. Each image is zero-padded by PAD on every side, and
+# a SIDE x SIDE window is cut from the padded (SIDE + 2 * PAD)-pixel square at row and
+# column offsets 0..MAX_OFFSET, so that a crop never leaves the padded image.
+SIDE = 32  # CIFAR-10's image side
+PAD = 4
+MAX_OFFSET = 2 * PAD
+
+
 class DeviceData:
     """The prepared data set on the training device, with batched augmentation."""
 
@@ -65,14 +74,16 @@ class DeviceData:
         self.device = device
         to_nchw = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).contiguous()  # noqa: E731
         # Zero padding happens once for the whole set; crops are gathered from it.
-        self.train_padded = nn.functional.pad(to_nchw(ds.x_train), (4, 4, 4, 4)).to(device)
+        self.train_padded = nn.functional.pad(to_nchw(ds.x_train), (PAD,) * 4).to(device)
         self.y_train = torch.from_numpy(ds.y_train).to(device)
         self.mean = torch.tensor(data_mod.MEAN, device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(data_mod.STD, device=device).view(1, 3, 1, 1) * 255
         self.x_test = self.normalize(to_nchw(ds.x_test).to(device))
         self.y_test = torch.from_numpy(ds.y_test).to(device)
         self.n_train = len(ds.y_train)
-        self.arange = torch.arange(32, device=device)
+        # a crop's pixel positions relative to its offset, left to right and mirrored
+        self.arange = torch.arange(SIDE, device=device)
+        self.arange_mirrored = (SIDE - 1) - self.arange
         self.channels = torch.arange(3, device=device).view(1, 3, 1, 1)
 
     def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
@@ -84,18 +95,29 @@ class DeviceData:
         (so they are the same on every device) and moved to the device once."""
         n = self.n_train
         perm = torch.randperm(n, generator=gen)
-        dy = torch.randint(0, 9, (n,), generator=gen)
-        dx = torch.randint(0, 9, (n,), generator=gen)
+        # randint's upper bound is exclusive: offsets 0..MAX_OFFSET
+        dy = torch.randint(0, MAX_OFFSET + 1, (n,), generator=gen)
+        dx = torch.randint(0, MAX_OFFSET + 1, (n,), generator=gen)
         flip = torch.randint(0, 2, (n,), generator=gen).bool()
         return tuple(t.to(self.device, non_blocking=True) for t in (perm, dy, dx, flip))
 
-    def batch(self, idx, dy, dx, flip) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = dy[:, None] + self.arange
-        cols = dx[:, None] + torch.where(flip[:, None], 31 - self.arange, self.arange)
-        x = self.train_padded[
-            idx[:, None, None, None], self.channels, rows[:, None, :, None], cols[:, None, None, :]
+    def crops(self, idx, dy, dx, flip) -> torch.Tensor:
+        """The uint8 crops (N, 3, SIDE, SIDE) of the padded training images ``idx`` at
+        offsets ``dy``, ``dx``, mirrored where ``flip``.
+
+        One advanced-indexing gather: image, channel, row and column indexes broadcast to
+        N x 3 x SIDE x SIDE, so a batch is cropped and flipped by one kernel, without a
+        loop over images or a second, masked copy for the flips."""
+        rows = dy[:, None] + self.arange  # (N, SIDE)
+        # a flipped crop reads its window's columns right to left
+        cols = dx[:, None] + torch.where(flip[:, None], self.arange_mirrored, self.arange)
+        image = idx[:, None, None, None]
+        return self.train_padded[
+            image, self.channels, rows[:, None, :, None], cols[:, None, None, :]
         ]
-        return self.normalize(x), self.y_train[idx]
+
+    def batch(self, idx, dy, dx, flip) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.normalize(self.crops(idx, dy, dx, flip)), self.y_train[idx]
 
 
 def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:

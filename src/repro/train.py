@@ -33,6 +33,7 @@ from .errors import UserError
 from .files import write_atomic
 from .model import Net, count_parameters
 from .progress import ProgressFile
+from .provenance import package_versions
 from .settings import COMPILE_MODES, RunConfig
 from .train_lock import Ancestry, RunLock
 
@@ -485,7 +486,7 @@ def _train_run(
         "fingerprint": cfg.fingerprint(),
         "data_content_sha256": data_id,
         "config": asdict(cfg),
-        "versions": versions(),
+        "versions": run_versions(),
     }
     write_csv(outdir / "epochs.csv", EPOCH_COLUMNS, state["epochs"])
     write_csv(outdir / "epoch_times.csv", TIME_COLUMNS, state["times"])
@@ -548,16 +549,22 @@ def predictions_csv(probs: torch.Tensor, labels: torch.Tensor) -> str:
     return head + "\n" + "\n".join(rows) + "\n"
 
 
-def versions() -> dict:
-    import platform
+# the packages a run's metrics.json names under "versions"
+RUN_PACKAGES = ("torch", "torchvision", "numpy")
 
+
+def run_versions() -> dict:
+    """The training packages' versions, with what only the imported torch knows on top:
+    the CUDA it was built for and the cuDNN it loads, and the builds' own version
+    strings. Those carry the local label (2.11.0+cu130) that a PyPI wheel's metadata
+    leaves out (2.11.0); the recordings and reports show it."""
     import torchvision
 
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {
-        "python": platform.python_version(),
+        **package_versions(RUN_PACKAGES),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
-        "numpy": np.__version__,
         "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cudnn": cudnn,
     }

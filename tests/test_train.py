@@ -25,6 +25,8 @@ from repro.train import (
     TIME_COLUMNS,
     DeviceData,
     RunConfig,
+    fit,
+    fresh_state,
     read_checkpoint,
     train_run,
 )
@@ -89,6 +91,24 @@ def test_epoch_plan_distribution(tiny_cache):
     assert sorted(perm.tolist()) == list(range(300))
     assert dy.min() == 0 and dy.max() == 8 and dx.min() == 0 and dx.max() == 8
     assert 0.35 < flip.float().mean() < 0.65
+
+
+def test_fit_returns_the_history_and_writes_nothing(tiny_cache, tmp_path, monkeypatch):
+    """The epoch loop alone: every epoch in the history, ``after_epoch`` called once the
+    epoch is recorded, no file written (the caller's callback does that)."""
+    monkeypatch.chdir(tmp_path)
+    rc = tiny_run(batch_size=100)
+    dd = DeviceData(load(tiny_cache), torch.device("cpu"))
+    state = fresh_state(rc, dd.device)
+    seen = []
+    history = fit(rc, dd, state, after_epoch=lambda s: seen.append(s.history["epoch"]))
+    assert history is state.history and seen == [1, 2] and history["epoch"] == 2
+    assert [row[0] for row in history["epochs"]] == [1, 2] and len(history["times"]) == 2
+    assert len(history["steps"]) == 2 * 3 and history["steps"][0][4] == rc.lr
+    assert len(history["confusions"]) == 2 and tuple(history["probs"].shape) == (100, 10)
+    assert history["elapsed"] == pytest.approx(sum(t[1] for t in history["times"]))
+    assert fit(rc, dd, state) is history and history["epoch"] == 2  # nothing left to do
+    assert not list(tmp_path.iterdir())
 
 
 def test_cpu_runs_are_byte_identical(tiny_cache, tmp_path):

@@ -43,7 +43,7 @@ from . import data as data_mod
 from .architecture import macs_per_image
 from .devices import cpu_name
 from .files import write_atomic
-from .train import EPOCH_COLUMNS, RunConfig, read_checkpoint, versions, write_csv
+from .train import EPOCH_COLUMNS, RunConfig, read_checkpoint, run_versions, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER_CONFIG = ROOT / "config" / "config.yaml"
@@ -350,7 +350,7 @@ def environment(device: str, commit: str) -> dict:
         "argv": sys.argv,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": platform.node(),
-        **versions(),
+        **run_versions(),
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
     }

@@ -68,9 +68,12 @@ def config_sha256(cfg: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def versions() -> dict:
+def package_versions(packages=PACKAGES) -> dict:
+    """Python's version and the installed ``packages``' versions, read from their
+    metadata without importing them (the reporting stages never import torch). The
+    training side adds what only the imported torch knows: repro.train.run_versions."""
     out = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in packages:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -165,7 +168,7 @@ def collect(config_path, run_paths, timing_paths, data_meta_path, repo, recorded
         "config_path": str(config_path),
         "config_sha256": config_sha256(cfg),
         "config": cfg,
-        "versions": versions(),
+        "versions": package_versions(),
         "data": {
             "source": meta.get("source", UNKNOWN),
             "path": meta.get("path", UNKNOWN),

@@ -6,41 +6,70 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from pathlib import Path
 
+from .devices import device_name
 from .files import write_atomic
-from .train import RunConfig, train_run
+from .train import (
+    DeviceData,
+    RunConfig,
+    RunState,
+    epoch_row,
+    fit,
+    fresh_state,
+    load_data,
+    log_epoch,
+    log_start,
+    run_versions,
+    setup_device,
+    stop_if_orphaned,
+    stoppable,
+    time_rows,
+)
+from .train_lock import Ancestry
 
 
 def measure(cfg: RunConfig, cache: Path, out: Path) -> dict:
-    """Run ``cfg`` (no checkpoints, no step log) and write ``out`` (timing JSON)."""
-    with tempfile.TemporaryDirectory(prefix="timing-", dir=out.parent) as tmp:
-        # the run one level down: its lock file (beside the run folder) goes with tmp
-        run = Path(tmp) / "run"
-        m = train_run(cfg, cache, run, checkpoint=None, write_steps=False)
-        epoch_times = (run / "epoch_times.csv").read_text()
-    rows = [line.split(",") for line in epoch_times.splitlines()[1:]]
-    train_seconds = sum(float(r[2]) for r in rows)
-    steady = rows[1:] or rows  # the epochs after the warm-up one (see below)
-    result = {
-        "device": cfg.device,
-        "device_name": m["device_name"],
-        "precision": cfg.precision,
-        "epochs": cfg.epochs,
-        "n_train": m["n_train"],
-        "seconds_total": m["train_seconds"],
-        "seconds_per_epoch": m["train_seconds"] / cfg.epochs,
-        # the first epoch carries warm-up (cudnn autotune, compile); report it apart
-        "seconds_first_epoch": float(rows[0][1]),
-        "train_images_per_s": m["n_train"] * cfg.epochs / train_seconds,
-        "seconds_per_epoch_after_first": sum(float(r[1]) for r in steady) / len(steady),
-        "train_images_per_s_after_first": m["n_train"]
-        * len(steady)
-        / sum(float(r[2]) for r in steady),
-        "finite": all(math.isfinite(v) for v in (m["final_train_loss"], m["final_test_loss"])),
-        "final_test_acc": m["final_test_acc"],
-        "versions": m["versions"],
-    }
+    """Train ``cfg`` from its start (no checkpoint, no step log, no run folder) and write
+    ``out`` (timing JSON)."""
+    cfg = cfg.on_this_machine()
+    ancestry = Ancestry()
+    dd = DeviceData(load_data(cfg, cache), setup_device(cfg))
+    state = fresh_state(cfg, dd.device)
+
+    def after_epoch(state: RunState) -> None:
+        log_epoch(state.history, cfg.epochs)
+        stop_if_orphaned(ancestry, state.history["epoch"], cfg.epochs)
+
+    with stoppable(lambda: f"timing {out} not written"):
+        log_start(cfg, dd)
+        history = fit(cfg, dd, state, keep_steps=False, after_epoch=after_epoch)
+    result = timing_result(cfg, history, dd.n_train)
     write_atomic(out, json.dumps(result, indent=2) + "\n")
     return result
+
+
+def timing_result(cfg: RunConfig, history: dict, n_train: int) -> dict:
+    """The timing JSON of a finished ``history`` of ``n_train`` images per epoch."""
+    times = time_rows(history)
+    steady = times[1:] or times  # the epochs after the warm-up one (see below)
+    last = epoch_row(history)
+    return {
+        "device": cfg.device,
+        "device_name": device_name(cfg.device),
+        "precision": cfg.precision,
+        "epochs": cfg.epochs,
+        "n_train": n_train,
+        "seconds_total": history["elapsed"],
+        "seconds_per_epoch": history["elapsed"] / cfg.epochs,
+        # the first epoch carries warm-up (cudnn autotune, compile); report it apart
+        "seconds_first_epoch": times[0]["seconds"],
+        "train_images_per_s": n_train * cfg.epochs / sum(t["train_seconds"] for t in times),
+        "seconds_per_epoch_after_first": sum(t["seconds"] for t in steady) / len(steady),
+        "train_images_per_s_after_first": n_train
+        * len(steady)
+        / sum(t["train_seconds"] for t in steady),
+        "finite": all(math.isfinite(last[k]) for k in ("train_loss", "test_loss")),
+        "final_test_acc": last["test_acc"],
+        "versions": run_versions(),
+    }

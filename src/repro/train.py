@@ -19,7 +19,8 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,8 @@ from .devices import device_name
 from .errors import UserError
 from .files import write_atomic
 from .model import Net, count_parameters
-from .progress import ProgressFile
+from .progress import ProgressFile, hms
+from .provenance import package_versions
 from .settings import COMPILE_MODES, RunConfig
 from .train_lock import Ancestry, RunLock
 
@@ -53,9 +55,13 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def hms(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+# The augmentation is torchvision's RandomCrop(SIDE, padding=PAD) + RandomHorizontalFlip:
+# these three numbers go together. Each image is zero-padded by PAD on every side, and
+# a SIDE x SIDE window is cut from the padded (SIDE + 2 * PAD)-pixel square at row and
+# column offsets 0..MAX_OFFSET, so that a crop never leaves the padded image.
+SIDE = 32  # CIFAR-10's image side
+PAD = 4
+MAX_OFFSET = 2 * PAD
 
 
 class DeviceData:
@@ -65,14 +71,16 @@ class DeviceData:
         self.device = device
         to_nchw = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).contiguous()  # noqa: E731
         # Zero padding happens once for the whole set; crops are gathered from it.
-        self.train_padded = nn.functional.pad(to_nchw(ds.x_train), (4, 4, 4, 4)).to(device)
+        self.train_padded = nn.functional.pad(to_nchw(ds.x_train), (PAD,) * 4).to(device)
         self.y_train = torch.from_numpy(ds.y_train).to(device)
         self.mean = torch.tensor(data_mod.MEAN, device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(data_mod.STD, device=device).view(1, 3, 1, 1) * 255
         self.x_test = self.normalize(to_nchw(ds.x_test).to(device))
         self.y_test = torch.from_numpy(ds.y_test).to(device)
         self.n_train = len(ds.y_train)
-        self.arange = torch.arange(32, device=device)
+        # a crop's pixel positions relative to its offset, left to right and mirrored
+        self.arange = torch.arange(SIDE, device=device)
+        self.arange_mirrored = (SIDE - 1) - self.arange
         self.channels = torch.arange(3, device=device).view(1, 3, 1, 1)
 
     def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
@@ -84,18 +92,29 @@ class DeviceData:
         (so they are the same on every device) and moved to the device once."""
         n = self.n_train
         perm = torch.randperm(n, generator=gen)
-        dy = torch.randint(0, 9, (n,), generator=gen)
-        dx = torch.randint(0, 9, (n,), generator=gen)
+        # randint's upper bound is exclusive: offsets 0..MAX_OFFSET
+        dy = torch.randint(0, MAX_OFFSET + 1, (n,), generator=gen)
+        dx = torch.randint(0, MAX_OFFSET + 1, (n,), generator=gen)
         flip = torch.randint(0, 2, (n,), generator=gen).bool()
         return tuple(t.to(self.device, non_blocking=True) for t in (perm, dy, dx, flip))
 
-    def batch(self, idx, dy, dx, flip) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = dy[:, None] + self.arange
-        cols = dx[:, None] + torch.where(flip[:, None], 31 - self.arange, self.arange)
-        x = self.train_padded[
-            idx[:, None, None, None], self.channels, rows[:, None, :, None], cols[:, None, None, :]
+    def crops(self, idx, dy, dx, flip) -> torch.Tensor:
+        """The uint8 crops (N, 3, SIDE, SIDE) of the padded training images ``idx`` at
+        offsets ``dy``, ``dx``, mirrored where ``flip``.
+
+        One advanced-indexing gather: image, channel, row and column indexes broadcast to
+        N x 3 x SIDE x SIDE, so a batch is cropped and flipped by one kernel, without a
+        loop over images or a second, masked copy for the flips."""
+        rows = dy[:, None] + self.arange  # (N, SIDE)
+        # a flipped crop reads its window's columns right to left
+        cols = dx[:, None] + torch.where(flip[:, None], self.arange_mirrored, self.arange)
+        image = idx[:, None, None, None]
+        return self.train_padded[
+            image, self.channels, rows[:, None, :, None], cols[:, None, None, :]
         ]
-        return self.normalize(x), self.y_train[idx]
+
+    def batch(self, idx, dy, dx, flip) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.normalize(self.crops(idx, dy, dx, flip)), self.y_train[idx]
 
 
 def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
@@ -279,6 +298,293 @@ def setup_device(cfg: RunConfig) -> torch.device:
     return device
 
 
+def load_data(cfg: RunConfig, cache: Path) -> data_mod.Dataset:
+    """The prepared data set, refused before any work when ``cfg``'s batch size would
+    leave a last batch of one image."""
+    ds = data_mod.load(cache)
+    problem = batch_size_problem(len(ds.y_train), cfg.batch_size)
+    if problem:
+        raise UserError(f"{problem} (data cache {cache})")
+    return ds
+
+
+@dataclass
+class RunState:
+    """A run between two epochs, as its checkpoint keeps it (with the global and the
+    device's RNG states, which dropout draws from): weights, optimizer, the generator of
+    data order and augmentation, and ``history``, the epochs done so far as a plain dict
+    (epoch, epochs, steps, times, elapsed; after an epoch also confusion, confusions
+    and probs)."""
+
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    gen: torch.Generator
+    history: dict
+
+
+def fresh_state(cfg: RunConfig, device: torch.device) -> RunState:
+    """A run before its first epoch, everything drawn from ``cfg.seed``."""
+    torch.manual_seed(cfg.seed)  # weight init and dropout
+    model = Net(cfg.model).to(device).to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, cfg)
+    history = {"epoch": 0, "epochs": [], "steps": [], "times": [], "elapsed": 0.0}
+    return RunState(model, opt, torch.Generator().manual_seed(cfg.seed), history)
+
+
+def restore_state(
+    cfg: RunConfig, device: torch.device, checkpoint: Path | None, data_id: str, cache: Path
+) -> RunState:
+    """Where the run continues: from ``checkpoint`` when it is one of ours, of this
+    configuration, trained on this data (``data_id``, the content hash of ``cache``) and
+    restorable; else from the start. An unreadable or damaged checkpoint is set aside."""
+    ck = read_checkpoint(checkpoint, set_aside=True) if checkpoint is not None else None
+    if ck is not None and ck["fingerprint"] != cfg.fingerprint():
+        log(f"ignoring {checkpoint}: it belongs to a different configuration")
+        ck = None
+    elif ck is not None and ck["data"] != data_id:
+        log(f"ignoring {checkpoint}: it was trained on different data ({cache} changed)")
+        ck = None
+    state = fresh_state(cfg, device)
+    if ck is None:
+        return state
+    try:
+        load_checkpoint(state, ck, device, cfg.epochs)
+    except Exception as e:  # noqa: BLE001 - a damaged checkpoint fails in many ways
+        set_checkpoint_aside(checkpoint, f"damaged ({type(e).__name__}: {e})")
+        return fresh_state(cfg, device)
+    log(f"resumed from {checkpoint} after epoch {state.history['epoch']}/{cfg.epochs}")
+    return state
+
+
+def load_checkpoint(state: RunState, ck: dict, device: torch.device, epochs: int) -> None:
+    """``ck`` into ``state`` and the RNGs; raises when any part does not fit (weights of
+    another model, a history that no run of ``epochs`` epochs has)."""
+    state.model.load_state_dict(ck["model"])
+    state.opt.load_state_dict(ck["optimizer"])
+    state.gen.set_state(ck["generator"])
+    torch.set_rng_state(ck["torch_rng"])
+    if device.type == "cuda" and ck.get("device_rng") is not None:
+        torch.cuda.set_rng_state(ck["device_rng"])
+    if device.type == "mps" and ck.get("device_rng") is not None:
+        torch.mps.set_rng_state(ck["device_rng"])
+    history = dict(ck["state"])
+    if not 0 <= history["epoch"] <= epochs or len(history["epochs"]) != history["epoch"]:
+        raise ValueError(f"epoch {history['epoch']} of {epochs}")
+    state.history = history
+
+
+def save_checkpoint(
+    path: Path, fingerprint: str, data_id: str, state: RunState, device: torch.device
+) -> None:
+    ck = {
+        "fingerprint": fingerprint,
+        "data": data_id,
+        "model": state.model.state_dict(),
+        "optimizer": state.opt.state_dict(),
+        "generator": state.gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "device_rng": device_rng_state(device),
+        "state": state.history,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, torch_bytes(ck))
+
+
+def fit(
+    cfg: RunConfig,
+    dd: DeviceData,
+    state: RunState,
+    keep_steps: bool = True,
+    after_epoch: Callable[[RunState], None] | None = None,
+) -> dict:
+    """Train ``state`` from its last completed epoch through ``cfg.epochs``; returns its
+    history. ``keep_steps``: keep every step's loss and accuracy (steps.csv).
+
+    ``state.history`` is complete for an epoch before ``after_epoch(state)`` runs (the
+    caller's checkpoint, progress file and log line), so that a stop between epochs
+    (SIGTERM, or ``Preempted`` raised by ``after_epoch``) leaves the epochs done."""
+    step, last_step = make_steps(state.model, state.opt, dd.device, cfg)
+    softmax_head = cfg.model.head == "softmax"
+    for epoch in range(state.history["epoch"] + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        state.model.train()
+        steps = train_epoch(step, last_step, dd, state.gen, cfg.batch_size)
+        t_train = time.perf_counter() - t0
+        test = evaluate(
+            state.model,
+            dd,
+            cfg.test_batch_size,
+            cfg.precision,
+            cfg.model.num_classes,
+            softmax_head,
+        )
+        seconds = time.perf_counter() - t0
+        step_lr = cfg.lr if keep_steps else None
+        record_epoch(state.history, epoch, steps, test, seconds, t_train, step_lr)
+        if after_epoch is not None:
+            after_epoch(state)
+    return state.history
+
+
+def record_epoch(
+    history: dict,
+    epoch: int,
+    steps: tuple[list, list, list],
+    test: tuple,
+    seconds: float,
+    train_seconds: float,
+    step_lr: float | None,
+) -> None:
+    """Epoch ``epoch`` into ``history``: ``steps`` as train_epoch gives them, ``test`` as
+    evaluate does; the steps themselves only with a ``step_lr`` (their lr column)."""
+    losses, corrects, sizes = steps
+    test_loss, test_acc, confusion, probs = test
+    n = sum(sizes)
+    train_loss = sum(v * s for v, s in zip(losses, sizes, strict=True)) / n
+    train_acc = sum(corrects) / n
+    if step_lr is not None:
+        history["steps"] += [
+            (epoch, i, losses[i - 1], corrects[i - 1] / sizes[i - 1], step_lr)
+            for i in range(1, len(sizes) + 1)
+        ]
+    history["epochs"].append((epoch, train_loss, train_acc, test_loss, test_acc))
+    history["times"].append((epoch, seconds, train_seconds, n / train_seconds))
+    history["confusion"] = confusion.tolist()
+    history.setdefault("confusions", []).append((epoch, *confusion.flatten().tolist()))
+    # only the last epoch's are written out; kept in the history so that a run stopped
+    # after its last epoch but before writing still has them
+    history["probs"] = probs
+    # the epoch count last: a stop before here is reported with the last checkpoint's
+    history["epoch"] = epoch
+    history["elapsed"] += seconds
+
+
+def epoch_row(history: dict, i: int = -1) -> dict:
+    """Epoch row ``i`` of ``history`` by column name (EPOCH_COLUMNS)."""
+    return dict(zip(EPOCH_COLUMNS, history["epochs"][i], strict=True))
+
+
+def time_rows(history: dict) -> list[dict]:
+    """Every epoch's times by column name (TIME_COLUMNS)."""
+    return [dict(zip(TIME_COLUMNS, row, strict=True)) for row in history["times"]]
+
+
+def log_start(cfg: RunConfig, dd: DeviceData) -> None:
+    log(
+        f"run lr={cfg.lr} seed={cfg.seed} on {device_name(cfg.device)} ({cfg.precision}): "
+        f"{dd.n_train} train / {len(dd.y_test)} test images, "
+        f"{math.ceil(dd.n_train / cfg.batch_size)} steps/epoch"
+    )
+
+
+def log_epoch(history: dict, epochs: int) -> None:
+    e = epoch_row(history)
+    seconds = history["times"][-1][1]
+    mean_epoch = history["elapsed"] / len(history["times"])
+    log(
+        f"epoch {e['epoch']}/{epochs} train loss {e['train_loss']:.4f} "
+        f"acc {e['train_acc']:.4f} | test loss {e['test_loss']:.4f} acc {e['test_acc']:.4f}"
+        f" | {seconds:.1f} s, elapsed {hms(history['elapsed'])}, "
+        f"ETA {hms(mean_epoch * (epochs - e['epoch']))}"
+    )
+
+
+def stop_if_orphaned(ancestry: Ancestry, epoch: int, epochs: int) -> None:
+    """Stop after ``epoch`` when the process that started this one is gone (a killed
+    workflow leaves its jobs running); after the last epoch the run just finishes."""
+    if epoch < epochs and ancestry.gone():
+        raise Preempted("the death of the process that started it (workflow killed?)")
+
+
+@contextlib.contextmanager
+def stoppable(what_is_kept: Callable[[], str]):
+    """SIGTERM (a scheduler's pre-emption) and ``Preempted`` inside end the process
+    with exit 143 and one log line, naming ``what_is_kept()``; the handler before is
+    put back however the block ends."""
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    except Preempted as e:
+        log(f"stopped by {e}; {what_is_kept()}")
+        raise SystemExit(143) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def summarise(
+    cfg: RunConfig,
+    history: dict,
+    n_train: int,
+    n_test: int,
+    parameters: int,
+    data_id: str,
+    wall_seconds: float,
+) -> dict:
+    """A finished run's metrics.json."""
+    last = epoch_row(history)
+    test_accs = [row[EPOCH_COLUMNS.index("test_acc")] for row in history["epochs"]]
+    best = int(np.argmax(test_accs))
+    return {
+        "lr": cfg.lr,
+        "seed": cfg.seed,
+        "device": cfg.device,
+        "device_name": device_name(cfg.device),
+        "head": cfg.model.head,
+        "precision": cfg.precision,
+        "epochs": cfg.epochs,
+        "n_train": n_train,
+        "n_test": n_test,
+        "steps_per_epoch": math.ceil(n_train / cfg.batch_size),
+        "test_steps_per_epoch": math.ceil(n_test / cfg.test_batch_size),
+        "parameters": parameters,
+        "final_test_acc": last["test_acc"],
+        "best_test_acc": test_accs[best],
+        "best_epoch": best + 1,
+        "final_train_acc": last["train_acc"],
+        "final_train_loss": last["train_loss"],
+        "final_test_loss": last["test_loss"],
+        "train_seconds": history["elapsed"],
+        "wall_seconds_this_process": wall_seconds,
+        "seconds_per_epoch": history["elapsed"] / cfg.epochs,
+        "fingerprint": cfg.fingerprint(),
+        "data_content_sha256": data_id,
+        "config": asdict(cfg),
+        "versions": run_versions(),
+    }
+
+
+def write_run(
+    outdir: Path,
+    history: dict,
+    metrics: dict,
+    weights: dict,
+    test_labels: torch.Tensor,
+    write_steps: bool,
+) -> None:
+    """The run folder: per-epoch, per-step and timing CSVs, the last epoch's confusion
+    matrix and predictions, every epoch's confusion counts, weights and metrics."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    write_csv(outdir / "epochs.csv", EPOCH_COLUMNS, history["epochs"])
+    write_csv(outdir / "epoch_times.csv", TIME_COLUMNS, history["times"])
+    if write_steps:
+        write_csv(outdir / "steps.csv", STEP_COLUMNS, history["steps"])
+    classes = list(data_mod.CLASSES)
+    write_csv(
+        outdir / "confusion.csv",
+        ["true"] + classes,
+        [(c, *row) for c, row in zip(classes, history["confusion"], strict=True)],
+    )
+    n_cls = len(history["confusion"])
+    write_csv(
+        outdir / "confusion_by_epoch.csv",
+        ["epoch"] + [f"t{t}p{p}" for t in range(n_cls) for p in range(n_cls)],
+        history["confusions"],
+    )
+    write_atomic(outdir / "predictions.csv", predictions_csv(history["probs"], test_labels))
+    write_atomic(outdir / "model.pt", torch_bytes(weights))
+    write_atomic(outdir / "metrics.json", json.dumps(metrics, indent=2))
+
+
 def train_run(
     cfg: RunConfig,
     cache: Path,
@@ -291,6 +597,7 @@ def train_run(
     and, with ``progress``, the run's state there after every epoch (repro.progress).
     One process at a time per run (a lock next to the checkpoint): a second trainer is
     refused before it touches the progress file the first one writes."""
+    cfg = cfg.on_this_machine()  # precision auto, as the train command resolves it
     outdir = Path(outdir)
     check_outputs(outdir, checkpoint)
     with RunLock(lock_path(outdir, checkpoint), str(outdir)):
@@ -323,181 +630,46 @@ def _train_run(
 ) -> dict:
     t_start = time.perf_counter()
     ancestry = Ancestry()
-    ds = data_mod.load(cache)
-    problem = batch_size_problem(len(ds.y_train), cfg.batch_size)
-    if problem:
-        raise UserError(f"{problem} (data cache {cache})")
+    ds = load_data(cfg, cache)
     data_id = data_mod.content_hash(ds)
-    device = setup_device(cfg)
-    dd = DeviceData(ds, device)
-    ck = read_checkpoint(checkpoint, set_aside=True) if checkpoint is not None else None
-    if ck is not None and ck["fingerprint"] != cfg.fingerprint():
-        log(f"ignoring {checkpoint}: it belongs to a different configuration")
-        ck = None
-    elif ck is not None and ck["data"] != data_id:
-        log(f"ignoring {checkpoint}: it was trained on different data ({cache} changed)")
-        ck = None
+    dd = DeviceData(ds, setup_device(cfg))
+    state = restore_state(cfg, dd.device, checkpoint, data_id, cache)
+    if state.history["epoch"] > 0:
+        prog.update(**_progress_fields(state.history))
 
-    def fresh():
-        torch.manual_seed(cfg.seed)  # weight init and dropout
-        model = Net(cfg.model).to(device).to(memory_format=torch.channels_last)
-        opt = make_optimizer(model, cfg)
-        state = {"epoch": 0, "epochs": [], "steps": [], "times": [], "elapsed": 0.0}
-        return model, opt, torch.Generator().manual_seed(cfg.seed), state
+    def after_epoch(state: RunState) -> None:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, cfg.fingerprint(), data_id, state, dd.device)
+        prog.update(**_progress_fields(state.history))
+        log_epoch(state.history, cfg.epochs)
+        stop_if_orphaned(ancestry, state.history["epoch"], cfg.epochs)
 
-    model, opt, gen, state = fresh()
-    if ck is not None:
-        try:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            gen.set_state(ck["generator"])
-            torch.set_rng_state(ck["torch_rng"])
-            if device.type == "cuda" and ck.get("device_rng") is not None:
-                torch.cuda.set_rng_state(ck["device_rng"])
-            if device.type == "mps" and ck.get("device_rng") is not None:
-                torch.mps.set_rng_state(ck["device_rng"])
-            state = dict(ck["state"])
-            if not 0 <= state["epoch"] <= cfg.epochs or len(state["epochs"]) != state["epoch"]:
-                raise ValueError(f"epoch {state['epoch']} of {cfg.epochs}")
-            log(f"resumed from {checkpoint} after epoch {state['epoch']}/{cfg.epochs}")
-            prog.update(**_progress_fields(state))
-        except Exception as e:  # noqa: BLE001 - a damaged checkpoint fails in many ways
-            set_checkpoint_aside(checkpoint, f"damaged ({type(e).__name__}: {e})")
-            model, opt, gen, state = fresh()
-    step, last_step = make_steps(model, opt, device, cfg)
-    steps_per_epoch = math.ceil(dd.n_train / cfg.batch_size)
+    kept = lambda: f"checkpoint after epoch {state.history['epoch']} kept at {checkpoint}"  # noqa: E731
+    with stoppable(kept):
+        log_start(cfg, dd)
+        history = fit(cfg, dd, state, write_steps, after_epoch)
 
-    def save_checkpoint():
-        ck = {
-            "fingerprint": cfg.fingerprint(),
-            "data": data_id,
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "generator": gen.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "device_rng": device_rng_state(device),
-            "state": state,
-        }
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(checkpoint, torch_bytes(ck))
-
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    log(
-        f"run lr={cfg.lr} seed={cfg.seed} on {device_name(cfg.device)} ({cfg.precision}): "
-        f"{dd.n_train} train / {len(dd.y_test)} test images, {steps_per_epoch} steps/epoch"
-    )
-    try:
-        for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            model.train()
-            loss_v, corr_v, sizes = train_epoch(step, last_step, dd, gen, cfg.batch_size)
-            t_train = time.perf_counter() - t0
-            test_loss, test_acc, confusion, probs = evaluate(
-                model,
-                dd,
-                cfg.test_batch_size,
-                cfg.precision,
-                cfg.model.num_classes,
-                cfg.model.head == "softmax",
-            )
-            seconds = time.perf_counter() - t0
-            n = sum(sizes)
-            train_loss = sum(v * s for v, s in zip(loss_v, sizes, strict=True)) / n
-            train_acc = sum(corr_v) / n
-            if write_steps:
-                state["steps"] += [
-                    (epoch, i, loss_v[i - 1], corr_v[i - 1] / sizes[i - 1], cfg.lr)
-                    for i in range(1, len(sizes) + 1)
-                ]
-            state["epochs"].append((epoch, train_loss, train_acc, test_loss, test_acc))
-            state["times"].append((epoch, seconds, t_train, n / t_train))
-            state["confusion"] = confusion.tolist()
-            state.setdefault("confusions", []).append((epoch, *confusion.flatten().tolist()))
-            # only the last epoch's are written out; kept in the state so that a run
-            # stopped after its last epoch but before writing still has them
-            state["probs"] = probs
-            state["epoch"] = epoch
-            state["elapsed"] += seconds
-            if checkpoint is not None:
-                save_checkpoint()
-            prog.update(**_progress_fields(state))
-            mean_epoch = state["elapsed"] / len(state["times"])
-            log(
-                f"epoch {epoch}/{cfg.epochs} train loss {train_loss:.4f} acc {train_acc:.4f} | "
-                f"test loss {test_loss:.4f} acc {test_acc:.4f} | {seconds:.1f} s, "
-                f"elapsed {hms(state['elapsed'])}, ETA {hms(mean_epoch * (cfg.epochs - epoch))}"
-            )
-            if epoch < cfg.epochs and ancestry.gone():
-                raise Preempted("the death of the process that started it (workflow killed?)")
-    except Preempted as e:
-        log(f"stopped by {e}; checkpoint after epoch {state['epoch']} kept at {checkpoint}")
-        raise SystemExit(143) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-    outdir.mkdir(parents=True, exist_ok=True)
-    accs = [row[4] for row in state["epochs"]]
-    best = int(np.argmax(accs))
-    metrics = {
-        "lr": cfg.lr,
-        "seed": cfg.seed,
-        "device": cfg.device,
-        "device_name": device_name(cfg.device),
-        "head": cfg.model.head,
-        "precision": cfg.precision,
-        "epochs": cfg.epochs,
-        "n_train": dd.n_train,
-        "n_test": len(dd.y_test),
-        "steps_per_epoch": steps_per_epoch,
-        "test_steps_per_epoch": math.ceil(len(dd.y_test) / cfg.test_batch_size),
-        "parameters": count_parameters(model),
-        "final_test_acc": accs[-1],
-        "best_test_acc": accs[best],
-        "best_epoch": best + 1,
-        "final_train_acc": state["epochs"][-1][2],
-        "final_train_loss": state["epochs"][-1][1],
-        "final_test_loss": state["epochs"][-1][3],
-        "train_seconds": state["elapsed"],
-        "wall_seconds_this_process": time.perf_counter() - t_start,
-        "seconds_per_epoch": state["elapsed"] / cfg.epochs,
-        "fingerprint": cfg.fingerprint(),
-        "data_content_sha256": data_id,
-        "config": asdict(cfg),
-        "versions": versions(),
-    }
-    write_csv(outdir / "epochs.csv", EPOCH_COLUMNS, state["epochs"])
-    write_csv(outdir / "epoch_times.csv", TIME_COLUMNS, state["times"])
-    if write_steps:
-        write_csv(outdir / "steps.csv", STEP_COLUMNS, state["steps"])
-    classes = list(data_mod.CLASSES)
-    write_csv(
-        outdir / "confusion.csv",
-        ["true"] + classes,
-        [(c, *row) for c, row in zip(classes, state["confusion"], strict=True)],
-    )
-    n_cls = cfg.model.num_classes
-    write_csv(
-        outdir / "confusion_by_epoch.csv",
-        ["epoch"] + [f"t{t}p{p}" for t in range(n_cls) for p in range(n_cls)],
-        state["confusions"],
-    )
-    write_atomic(outdir / "predictions.csv", predictions_csv(state["probs"], dd.y_test.cpu()))
-    write_atomic(outdir / "model.pt", torch_bytes(model.state_dict()))
-    write_atomic(outdir / "metrics.json", json.dumps(metrics, indent=2))
+    n_test = len(dd.y_test)
+    wall_seconds = time.perf_counter() - t_start
+    parameters = count_parameters(state.model)
+    metrics = summarise(cfg, history, dd.n_train, n_test, parameters, data_id, wall_seconds)
+    weights = state.model.state_dict()
+    write_run(outdir, history, metrics, weights, dd.y_test.cpu(), write_steps)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return metrics
 
 
-def _progress_fields(state: dict) -> dict:
-    """What a progress file says about the epochs done so far (``state`` as checkpointed)."""
-    last = state["epochs"][-1] if state["epochs"] else None
+def _progress_fields(history: dict) -> dict:
+    """What a progress file says about the epochs done so far."""
+    last = epoch_row(history) if history["epochs"] else None
+    times, elapsed = history["times"], history["elapsed"]
     return {
-        "epoch": state["epoch"],
-        "train_acc": last[2] if last else None,
-        "test_acc": last[4] if last else None,
-        "seconds_per_epoch": state["elapsed"] / len(state["times"]) if state["times"] else None,
-        "elapsed": state["elapsed"],
+        "epoch": history["epoch"],
+        "train_acc": last["train_acc"] if last else None,
+        "test_acc": last["test_acc"] if last else None,
+        "seconds_per_epoch": elapsed / len(times) if times else None,
+        "elapsed": elapsed,
     }
 
 
@@ -526,16 +698,22 @@ def predictions_csv(probs: torch.Tensor, labels: torch.Tensor) -> str:
     return head + "\n" + "\n".join(rows) + "\n"
 
 
-def versions() -> dict:
-    import platform
+# the packages a run's metrics.json names under "versions"
+RUN_PACKAGES = ("torch", "torchvision", "numpy")
 
+
+def run_versions() -> dict:
+    """The training packages' versions, with what only the imported torch knows on top:
+    the CUDA it was built for and the cuDNN it loads, and the builds' own version
+    strings. Those carry the local label (2.11.0+cu130) that a PyPI wheel's metadata
+    leaves out (2.11.0); the recordings and reports show it."""
     import torchvision
 
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {
-        "python": platform.python_version(),
+        **package_versions(RUN_PACKAGES),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
-        "numpy": np.__version__,
         "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cudnn": cudnn,
     }

@@ -38,7 +38,9 @@ NEW_OUTPUTS = ("predictions.csv", "confusion_by_epoch.csv")
 
 
 def tiny_run(**kw) -> RunConfig:
-    return RunConfig(**{"lr": 0.01, "epochs": 2, "batch_size": 64, "model": TINY, **kw})
+    # fp32 named: the schema's default (auto) would train bf16 on a CPU with AMX
+    base = {"lr": 0.01, "epochs": 2, "batch_size": 64, "precision": "fp32", "model": TINY}
+    return RunConfig(**{**base, **kw})
 
 
 def test_outputs_and_schemas(tiny_cache, tmp_path):

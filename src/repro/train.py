@@ -479,7 +479,7 @@ def log_start(cfg: RunConfig, dd: DeviceData) -> None:
 
 def log_epoch(history: dict, epochs: int) -> None:
     e = epoch_row(history)
-    seconds = history["times"][-1][1]
+    seconds = time_rows(history)[-1]["seconds"]
     mean_epoch = history["elapsed"] / len(history["times"])
     log(
         f"epoch {e['epoch']}/{epochs} train loss {e['train_loss']:.4f} "

@@ -358,6 +358,7 @@ def test_atomic_writes_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
 
 
 def test_timing_stage_leaves_only_its_json(tiny_runs):
-    """Seen in the SLURM test: the temporary run's lock file stayed in results/timing/."""
+    """The timing stage writes its JSON and nothing else (once, a temporary run's lock
+    file stayed in results/timing/; the stage now trains without a run folder)."""
     folder = tiny_runs["timing"][0].parent
     assert sorted(p.name for p in folder.iterdir()) == ["timing.json"]

@@ -20,12 +20,12 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
-from importlib import metadata
 from pathlib import Path
 
 from . import config as config_mod
 from . import devices, paper
 from .files import write_atomic
+from .provenance import package_versions
 from .status import load_config, planned_runs, run_status
 
 CACHE_DIR = Path("resources/calibration")
@@ -58,14 +58,10 @@ def images(cfg: dict) -> tuple[int, int]:
 def calibration_key(cfg: dict, device: str) -> str:
     """This machine, this torch and every setting that changes a step's cost."""
     rc = config_mod.run_config(cfg, cfg["heads"][0], 0.01, device, 0)
-    try:
-        torch_version = metadata.version("torch")
-    except metadata.PackageNotFoundError:
-        torch_version = "none"
     key = {
         "host": socket.gethostname(),
         "cpu": devices.cpu_name(),
-        "torch": torch_version,
+        "torch": package_versions(("torch",))["torch"],
         "device": device,
         "batch": rc.batch_size,
         "precision": rc.precision,

@@ -32,6 +32,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from repro.devices import cpu_name  # noqa: E402
+
 # any import of torch in a Snakemake process of the project fails with this message
 POISON = "raise ImportError('torch imported while planning or reporting')\n"
 
@@ -93,7 +97,7 @@ def main() -> None:
     built = best_and_median(report, args.repeat)
     shutil.rmtree(work)
 
-    print(f"host: {cpu()}; load average {os.getloadavg()[0]:.2f} at the end")
+    print(f"host: {cpu_name()}; load average {os.getloadavg()[0]:.2f} at the end")
     print(f"scontrol stubbed: {args.stub_scontrol}; torch importable: no (poisoned)")
     print(f"{'':38s} {'best':>7s} {'median':>7s} {'/ floor':>8s} target")
     for name, (b, m), target in (
@@ -102,16 +106,6 @@ def main() -> None:
         ("recorded report from clean results/", built, "< 20 s"),
     ):
         print(f"{name:38s} {b:6.2f}s {m:6.2f}s {b / floor[0]:7.2f}x {target}")
-
-
-def cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return f"unknown CPU ({os.cpu_count()} cores)"
 
 
 if __name__ == "__main__":

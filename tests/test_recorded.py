@@ -6,6 +6,7 @@ oversized files) stop with one line."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -275,9 +276,9 @@ def test_copy_run_is_byte_identical_and_has_no_weights(folder, tmp_path):
 # ---- the whole workflow ----------------------------------------------------------------
 
 
-def snakemake(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
 
 
 def job_stats(text: str) -> dict[str, int]:
@@ -319,8 +320,12 @@ def test_mismatch_stops_with_one_line_before_any_job(project):
 
 
 @pytest.mark.integration
-def test_report_from_recorded_runs_trains_nothing(project, tiny_runs):
-    res = snakemake(project, *CONFIG)
+def test_report_from_recorded_runs_trains_nothing(project, tiny_runs, tmp_path):
+    # reporting is torch-free: every job here runs with a torch that cannot be imported
+    (tmp_path / "torch").mkdir()
+    poison = "raise ImportError('reporting imported torch')\n"
+    (tmp_path / "torch" / "__init__.py").write_text(poison)
+    res = snakemake(project, *CONFIG, env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     jobs = job_stats(res.stdout + res.stderr)
     assert jobs["recorded_run"] == 6 and jobs["recorded_timing"] == 1

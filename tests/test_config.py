@@ -385,8 +385,10 @@ def render_table() -> str:
         "| a batch of exactly one image in the data at hand | the batch size, the image count,"
         " sizes that work |",
         "| `train --out` is an existing file, `timing --out` a folder | the path |",
-        "| `train --run` not JSON, or a file that cannot be read | the flag and the reason |",
-        "| the run's device is absent where the job runs | the device and the present ones |",
+        "| `train --run` not JSON, a file that cannot be read, or with run flags too"
+        " (tests/test_config.py) | the flag and the reason; the flags that would be ignored |",
+        "| the run's device is absent where the job runs (tests/test_config.py) |"
+        " the device and the present ones |",
         "| a power loss during a write | files are fsync'd before the atomic rename |",
         "",
         "Workflow (tests/test_workflow.py): every path in a rule's shell command is quoted (a"

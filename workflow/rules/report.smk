@@ -8,17 +8,18 @@ STUDY = {
 
 
 rule write_config:
-    # in this process, not a shell: the whole config as one argument can pass the
-    # system's limit on argument length. The param is never passed to a command: it
-    # makes Snakemake rerun this rule (and the report) when the config changes.
+    # the param also makes Snakemake rerun this rule (and the report) when the config
+    # changes; keys that shape no result are left out
     output:
         "results/config.json",
     log:
         "logs/write_config.log",
     params:
-        cfg=json.dumps(repro_config.result_config(config), sort_keys=True),
-    run:
-        repro_config.write_resolved(repro_config.result_config(config), output[0])
+        cfg=repro_config.result_config(config),
+    conda:
+        "../../envs/repro.yaml"
+    script:
+        "../scripts/write_config.py"
 
 
 rule tables:

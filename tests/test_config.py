@@ -393,7 +393,7 @@ def render_table() -> str:
         "",
         "Workflow (tests/test_workflow.py): every path in a rule's shell command is quoted (a"
         " project path with a space or `$(...)` is one argument, never run); the resolved"
-        " config is written in-process, not passed as one argument; config files are read"
+        " config reaches its job in a script file, never as one argument; config files are read"
         " again strictly (a key written twice fails before any job). `devices: [auto]` is"
         " planned without torch; if torch then finds another device, a local run stops"
         " before any job naming both and the fix (name the devices). Run folders carry the"

@@ -14,10 +14,10 @@ rule write_config:
         "results/config.json",
     log:
         "logs/write_config.log",
-    params:
-        cfg=repro_config.result_config(config),
     conda:
         "../../envs/repro.yaml"
+    params:
+        cfg=repro_config.result_config(config),
     script:
         "../scripts/write_config.py"
 

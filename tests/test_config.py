@@ -272,6 +272,8 @@ CLI_CASES = [
     # a description planned for a device this machine lacks (a job on the wrong node)
     (["--run", json.dumps(asdict(RunConfig(lr=0.01, device=ABSENT)))], "is not present"),
     (["--run", "{}", "--seed", "0"], "--seed would be ignored"),
+    (["--run", '{"lr": 0.01}'], "--run is not a run description (KeyError"),
+    (["--run", '{"lr": 0.01, "model": {}, "speed": 9}'], "--run is not a run description"),
 ]
 
 
@@ -385,8 +387,9 @@ def render_table() -> str:
         "| a batch of exactly one image in the data at hand | the batch size, the image count,"
         " sizes that work |",
         "| `train --out` is an existing file, `timing --out` a folder | the path |",
-        "| `train --run` not JSON, a file that cannot be read, or with run flags too"
-        " (tests/test_config.py) | the flag and the reason; the flags that would be ignored |",
+        "| `train --run` not JSON, not a run description, a file that cannot be read or is"
+        " over 1 MiB (not read), or with run flags too (tests/test_config.py) | the flag and"
+        " the reason; the flags that would be ignored |",
         "| the run's device is absent where the job runs (tests/test_config.py) |"
         " the device and the present ones |",
         "| a power loss during a write | files are fsync'd before the atomic rename |",
@@ -477,3 +480,13 @@ def test_a_wrong_auto_guess_stops_a_local_run_before_any_job(monkeypatch):
         config_mod.check_device_presence(cfg)
     monkeypatch.setattr(devices, "likely_auto", lambda: "cpu")
     config_mod.check_device_presence(cfg)  # a right guess passes
+
+
+def test_an_oversized_run_description_file_is_refused_unread(tmp_path, capsys):
+    from repro.cli import main
+
+    big = tmp_path / "run.json"
+    big.write_bytes(b" " * ((1 << 20) + 1))
+    args = ["train", "--cache", "c.npz", "--out", str(tmp_path / "out"), "--run", str(big)]
+    assert main(args) == 2
+    assert "is over 1 MiB" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .errors import UserError
 
+MAX_DESCRIPTION_BYTES = 1 << 20
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
 STAGES = {
     "check": "validate a config file (schema and semantic checks)",
@@ -152,7 +153,7 @@ def _train_inputs(p, cache: bool = True, timing: bool = False) -> None:
         "--run",
         default=None,
         help="the whole run description as JSON, or a file holding it (what the workflow "
-        "and device-run pass, from a validated config); the run flags are then not used",
+        "and device-run pass, from a validated config); instead of the run flags",
     )
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     _run_flags(p, timing)
@@ -175,7 +176,13 @@ def _description(a, timing: bool = False):
             "give either --run or the run flags"
         )
     if a.run is not None:
-        rc = RunConfig.from_dict(_read_description(a.run))
+        try:
+            rc = RunConfig.from_dict(_read_description(a.run))
+        except (KeyError, TypeError, AttributeError) as e:
+            raise UserError(
+                f"--run is not a run description ({type(e).__name__}: {e}); pass the one "
+                "the workflow writes (python -m repro train --help lists the fields)"
+            ) from None
         devices.resolve(rc.device)  # present on this machine, or one line saying so
     else:
         raw: dict = {"timing": {"enabled": False}}
@@ -207,9 +214,11 @@ def _read_description(run: str) -> dict:
     text = run
     if not run.lstrip().startswith("{"):
         try:
+            if Path(run).stat().st_size > MAX_DESCRIPTION_BYTES:
+                raise UserError(f"--run {run} is over 1 MiB; a run description is a few lines")
             text = Path(run).read_text()
-        except OSError as e:
-            why = f"cannot read it ({e.strerror})"
+        except (OSError, UnicodeDecodeError) as e:
+            why = f"cannot read it ({getattr(e, 'strerror', None) or type(e).__name__})"
             raise UserError(f"--run {run}: {why}; give the JSON or a file holding it") from None
     try:
         return json.loads(text)

@@ -66,14 +66,29 @@ def run_check(a) -> None:
     print(f"{a.configfile}: ok ({len(config.runs(cfg))} training runs)")
 
 
+# the config keys under data: that the prepare flags set (flag: the key's last part)
+PREPARE_KEYS = (
+    "source",
+    "archive",
+    "archive_sha256",
+    "folder",
+    "download_root",
+    "subset.train_per_class",
+    "subset.test_per_class",
+)
+
+
 def args_prepare(p) -> None:
-    p.add_argument("--source", default="auto", help="auto, archive, folder or torchvision")
-    p.add_argument("--archive", default="../shared/data/cifar10-jpeg.tar.gz")
-    p.add_argument("--archive-sha256", default=None, help="expected sha256 of the archive")
-    p.add_argument("--folder", default=None, help="ImageFolder-layout folder (source folder)")
-    p.add_argument("--download-root", default="resources/cifar10-download")
-    p.add_argument("--train-per-class", type=int, default=None, help="fixed subset size")
-    p.add_argument("--test-per-class", type=int, default=None, help="fixed subset size")
+    """One flag per data setting; an unset flag takes the schema's default."""
+    from . import schema
+
+    for key in PREPARE_KEYS:
+        node = schema.node(f"data.{key}")
+        node = schema.load()["$defs"]["per_class"] if "$ref" in node else node
+        kind = int if "integer" in node.get("type", []) else str
+        help_text = f"{node['description']} (default: {node['default']})"
+        flag = "--" + key.rpartition(".")[2].replace("_", "-")
+        p.add_argument(flag, type=kind, default=None, help=help_text)
     p.add_argument("--out", required=True, type=Path, help="cache file (.npz)")
 
 
@@ -81,14 +96,12 @@ def run_prepare(a) -> None:
     from . import config
     from .data import prepare
 
-    data_cfg = {
-        "source": a.source,
-        "archive": a.archive,
-        "archive_sha256": a.archive_sha256,
-        "folder": a.folder,
-        "download_root": a.download_root,
-        "subset": {"train_per_class": a.train_per_class, "test_per_class": a.test_per_class},
-    }
+    data_cfg: dict = {}
+    for key in PREPARE_KEYS:
+        section, _, name = key.rpartition(".")
+        value = getattr(a, name)
+        if value is not None:
+            (data_cfg.setdefault(section, {}) if section else data_cfg)[name] = value
     data_cfg = config.validate({"data": data_cfg}, check_devices=False)["data"]
     meta = prepare(data_cfg, a.out)
     print(f"{a.out}: {meta['n_train']} train / {meta['n_test']} test images ({meta['source']})")
@@ -168,11 +181,16 @@ def _description(a, timing: bool = False):
 
     if a.threads is not None and a.threads < 1:
         raise UserError(f"--threads {a.threads} is not allowed; give an integer >= 1")
-    flags = {_flag(p, k): getattr(a, p.replace(".", "__")) for p, k in config_keys().items()}
-    given = [flag for flag, value in flags.items() if value is not None]
+    # field path -> (config key, the flag's value); None: not given
+    given = {
+        path: (key, getattr(a, path.replace(".", "__")))
+        for path, key in config_keys().items()
+        if getattr(a, path.replace(".", "__")) is not None
+    }
     if a.run is not None and given:
         raise UserError(
-            f"--run is the whole run description; {', '.join(given)} would be ignored: "
+            f"--run is the whole run description; "
+            f"{', '.join(_flag(path, key) for path, (key, _) in given.items())} would be ignored: "
             "give either --run or the run flags"
         )
     if a.run is not None:
@@ -186,10 +204,7 @@ def _description(a, timing: bool = False):
         devices.resolve(rc.device)  # present on this machine, or one line saying so
     else:
         raw: dict = {"timing": {"enabled": False}}
-        for path, key in config_keys().items():
-            value = getattr(a, path.replace(".", "__"))
-            if value is None:
-                continue
+        for key, value in given.values():
             if key in AXES:
                 raw[key] = [value]
             else:

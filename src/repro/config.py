@@ -27,7 +27,6 @@ from .errors import UserError
 from .settings import RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = schema_mod.PATH
 schema = schema_mod.load
 
 
@@ -38,7 +37,6 @@ _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 2, 6, 6
 _SHORT.maxstring = _SHORT.maxother = 60
 # More nodes than any real config has; a walk stops here instead of expanding an alias bomb.
 MAX_CONFIG_NODES = 10_000
-# Seeds seed numpy-compatible 32-bit generators as well as torch's.
 
 
 def short(value) -> str:
@@ -475,16 +473,22 @@ def data_identity(cfg: dict) -> str | None:
             digest = _archive_sha256(str(Path(d["archive"]).resolve()), st.st_size, st.st_mtime_ns)
         return None if digest == OFFLINE_JPEG_Q75_SHA256 else digest
     if source == "folder":
-        root = Path(d["folder"])
-        images = folder_images(root)
-        listing = sorted(
-            f"{name}:{(root / name).stat().st_size}"
-            for classes in images.values()
-            for names in classes.values()
-            for name in names
-        )
-        return "folder:" + hashlib.sha256("\n".join(listing).encode()).hexdigest()
+        return _folder_identity(str(Path(d["folder"]).resolve()))
     return None
+
+
+@cache
+def _folder_identity(root: str) -> str:
+    """Once per process: planning asks for it again for every job's description, and a
+    full CIFAR-10 folder is 60,000 files."""
+    images = folder_images(Path(root))
+    listing = sorted(
+        f"{name}:{(Path(root) / name).stat().st_size}"
+        for classes in images.values()
+        for names in classes.values()
+        for name in names
+    )
+    return "folder:" + hashlib.sha256("\n".join(listing).encode()).hexdigest()
 
 
 def run_config(

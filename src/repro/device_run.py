@@ -683,6 +683,3 @@ def print_summary(s: dict, tarball: Path) -> None:
         + (f" = {rate:.2f} epochs/s aggregate" if rate else "")
     )
     print(f"packed: {tarball}")
-
-
-# ---- command line ----------------------------------------------------------------

@@ -479,7 +479,7 @@ def log_start(cfg: RunConfig, dd: DeviceData) -> None:
 
 def log_epoch(history: dict, epochs: int) -> None:
     e = epoch_row(history)
-    seconds = time_rows(history)[-1]["seconds"]
+    seconds = history["times"][-1][TIME_COLUMNS.index("seconds")]
     mean_epoch = history["elapsed"] / len(history["times"])
     log(
         f"epoch {e['epoch']}/{epochs} train loss {e['train_loss']:.4f} "
@@ -698,10 +698,6 @@ def predictions_csv(probs: torch.Tensor, labels: torch.Tensor) -> str:
     return head + "\n" + "\n".join(rows) + "\n"
 
 
-# the packages a run's metrics.json names under "versions"
-RUN_PACKAGES = ("torch", "torchvision", "numpy")
-
-
 def run_versions() -> dict:
     """The training packages' versions, with what only the imported torch knows on top:
     the CUDA it was built for and the cuDNN it loads, and the builds' own version
@@ -709,11 +705,13 @@ def run_versions() -> dict:
     leaves out (2.11.0); the recordings and reports show it."""
     import torchvision
 
+    installed = package_versions(("numpy",))
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {
-        **package_versions(RUN_PACKAGES),
+        "python": installed["python"],
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
+        "numpy": installed["numpy"],
         "cuda": torch.version.cuda,
         "cudnn": cudnn,
     }

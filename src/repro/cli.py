@@ -84,7 +84,6 @@ def args_prepare(p) -> None:
 
     for key in PREPARE_KEYS:
         node = schema.node(f"data.{key}")
-        node = schema.load()["$defs"]["per_class"] if "$ref" in node else node
         kind = int if "integer" in node.get("type", []) else str
         help_text = f"{node['description']} (default: {node['default']})"
         flag = "--" + key.rpartition(".")[2].replace("_", "-")
@@ -134,8 +133,7 @@ def _run_flags(p, timing: bool) -> None:
         node = schema.node(key)
         default, allowed = node["default"], node["description"]
         if key in AXES:  # a list in the config; a run takes one value (the first default)
-            node, default = node["items"], default[0]
-            node = schema.load()["$defs"]["device"] if "$ref" in node else node
+            node, default = schema.resolve(node["items"]), default[0]
             allowed = f"one value of the config's {key}: {allowed}"
         if timing and key == "train.epochs":
             default = schema.default("timing.epochs")

@@ -56,8 +56,7 @@ def _rule(error) -> str:
     for part in list(error.absolute_schema_path)[:-1]:
         node = node[part]
         if isinstance(node, dict):
-            if "$ref" in node:
-                node = _resolve_ref(node["$ref"])
+            node = schema_mod.resolve(node)
             rule = node.get("description", rule)
     return rule or error.message
 
@@ -81,18 +80,10 @@ def _describe(error) -> str:
     return f"config key {key} = {short(error.instance)} is not allowed; allowed: {rule}"
 
 
-def _resolve_ref(ref: str) -> dict:
-    node = schema()
-    for part in ref.lstrip("#/").split("/"):
-        node = node[part]
-    return node
-
-
 def _coerce(node: dict, value):
     """Numbers and booleans typed on the command line (`--config learning_rates=[0.1]`)
     arrive as strings; turn them into numbers and booleans where the schema wants them."""
-    if "$ref" in node:
-        node = _resolve_ref(node["$ref"])
+    node = schema_mod.resolve(node)
     types = node.get("type", [])
     types = [types] if isinstance(types, str) else types
     if isinstance(value, dict):
@@ -115,8 +106,7 @@ def _coerce(node: dict, value):
 
 def _fill_defaults(node: dict, cfg: dict) -> None:
     for key, sub in node.get("properties", {}).items():
-        if "$ref" in sub:
-            sub = {**_resolve_ref(sub["$ref"]), **{k: v for k, v in sub.items() if k != "$ref"}}
+        sub = schema_mod.resolve(sub)
         if key not in cfg and "default" in sub:
             cfg[key] = copy.deepcopy(sub["default"])
         if sub.get("type") == "object" and isinstance(cfg.get(key), dict):
@@ -203,7 +193,7 @@ def _semantic_checks(cfg: dict, check_devices: bool) -> None:
     if 32 >> len(m["pool_after"]) < 1:
         raise UserError("config key model.pool_after pools a 32x32 image below 1x1; use at most 5")
     d = cfg["data"]
-    for split, available in (("train", 5000), ("test", 1000)):
+    for split, available in (("train", paper.TRAIN_PER_CLASS), ("test", paper.TEST_PER_CLASS)):
         n = d["subset"][f"{split}_per_class"]
         if n is not None and n > available:
             raise UserError(
@@ -232,13 +222,20 @@ def _semantic_checks(cfg: dict, check_devices: bool) -> None:
         check_device_presence(cfg)
 
 
+def subset_images(cfg: dict) -> dict[str, int]:
+    """Images per split (train, test) the config asks for: its subset, else all of
+    CIFAR-10 (an archive or folder of the whole set is taken to hold exactly that)."""
+    sub = cfg["data"]["subset"]
+    full = {"train": paper.TRAIN_PER_CLASS, "test": paper.TEST_PER_CLASS}
+    return {s: paper.N_CLASSES * (sub[f"{s}_per_class"] or full[s]) for s in full}
+
+
 def train_images(cfg: dict) -> int | None:
     """The number of training images, where the config alone decides it (a subset, or
     the official data set); None for a whole archive or folder of unknown size."""
-    per_class = cfg["data"]["subset"]["train_per_class"]
-    if per_class:
-        return per_class * 10
-    return paper.N_TRAIN if resolve_source(cfg["data"]) == "torchvision" else None
+    if cfg["data"]["subset"]["train_per_class"] or resolve_source(cfg["data"]) == "torchvision":
+        return subset_images(cfg)["train"]
+    return None
 
 
 def batch_size_problem(n_train: int, batch_size: int) -> str | None:
@@ -288,7 +285,7 @@ def _check_report_keys(cfg: dict) -> None:
                 "rate; allowed: learning rates (numbers > 0) mapped to accuracies in percent"
             )
     palette = cfg["figures"]["palette"]
-    if palette != schema()["properties"]["figures"]["properties"]["palette"]["default"]:
+    if palette != schema_mod.default("figures.palette"):
         import seaborn as sns  # only for a palette other than the default: slow to import
 
         try:
@@ -497,7 +494,7 @@ def run_config(
     """One run's description. ``resolve=False`` keeps what depends on the machine that
     runs the job (precision auto) for the job to resolve: what the workflow hands it."""
     rc = RunConfig.from_config(cfg, head, lr, device, seed)
-    return replace(rc, precision=precision_for(cfg, device)) if resolve else rc
+    return rc.on_this_machine() if resolve else rc
 
 
 def settings_hash(cfg: dict, device: str) -> str:
@@ -608,7 +605,7 @@ def job_resources(cfg: dict, kind: str, device: str) -> dict:
     """SLURM (and local) resources of one `train` or `timing` job."""
     epochs = cfg["timing"]["epochs"] if kind == "timing" else cfg["train"]["epochs"]
     per_class = cfg["data"]["subset"]["train_per_class"]
-    fraction = min(1.0, (per_class or 5000) / 5000)
+    fraction = min(1.0, (per_class or paper.TRAIN_PER_CLASS) / paper.TRAIN_PER_CLASS)
     runtime = 10 + math.ceil(epochs * fraction * MINUTES_PER_FULL_EPOCH[device])
     return {
         "runtime": runtime,

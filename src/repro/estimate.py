@@ -49,15 +49,19 @@ EVAL_COST = 1 / 3
 
 
 def images(cfg: dict) -> tuple[int, int]:
-    sub = cfg["data"]["subset"]
-    n_train = 10 * sub["train_per_class"] if sub["train_per_class"] else paper.N_TRAIN
-    n_test = 10 * sub["test_per_class"] if sub["test_per_class"] else paper.N_TEST
-    return n_train, n_test
+    n = config_mod.subset_images(cfg)
+    return n["train"], n["test"]
+
+
+def calibration_run(cfg: dict, device: str):
+    """The run a calibration times: the config's model, batch and precision on
+    ``device`` (lr and seed change no step's cost)."""
+    return config_mod.run_config(cfg, cfg["heads"][0], 0.01, device, 0)
 
 
 def calibration_key(cfg: dict, device: str) -> str:
     """This machine, this torch and every setting that changes a step's cost."""
-    rc = config_mod.run_config(cfg, cfg["heads"][0], 0.01, device, 0)
+    rc = calibration_run(cfg, device)
     key = {
         "host": socket.gethostname(),
         "cpu": devices.cpu_name(),
@@ -84,8 +88,7 @@ def calibrate(cfg: dict, device: str, root: Path, timeout: float = CALIBRATION_T
     """Time a few training steps in a child process (`python -m repro step-time`), cache
     and return the result; None when it failed or ran out of time."""
     out = root / CACHE_DIR / f"{calibration_key(cfg, device)}.json"
-    rc = config_mod.run_config(cfg, cfg["heads"][0], 0.01, device, 0)
-    run = json.dumps(asdict(rc), sort_keys=True)
+    run = json.dumps(asdict(calibration_run(cfg, device)), sort_keys=True)
     cmd = [sys.executable, "-m", "repro", "step-time", "--run", run, "--out", str(out)]
     t0 = time.perf_counter()
     try:

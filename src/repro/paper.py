@@ -13,6 +13,8 @@ from __future__ import annotations
 N_TRAIN = 50_000  # CIFAR-10 training images
 N_TEST = 10_000
 N_CLASSES = 10
+TRAIN_PER_CLASS = N_TRAIN // N_CLASSES
+TEST_PER_CLASS = N_TEST // N_CLASSES
 
 # Table 4: final test accuracy (percent) per learning rate, one run each
 TEST_ACCURACY = {"0.01": 89.55, "0.005": 87.56, "0.001": 87.44}

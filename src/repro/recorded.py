@@ -23,8 +23,10 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .config import subset_images
 from .errors import UserError
 from .files import write_atomic
+from .settings import config_keys
 
 MAX_BYTES = 64 * 2**20
 # what a run folder holds once recorded; the weights (model.pt) are not recorded
@@ -63,23 +65,7 @@ METRIC_TYPES = {"head": str, "device": str, "fingerprint": str, "config": dict}
 TIMING_KEYS = ("device", "device_name", "epochs", "n_train", "seconds_total")
 TIMING_KEYS += ("seconds_per_epoch", "train_images_per_s")
 DEVICES = ("cpu", "cuda", "mps")
-# RunConfig field -> the config key that sets it, to name a difference in config terms
-SETTING_KEYS = {
-    "lr": "learning_rates",
-    "seed": "seeds",
-    "device": "devices",
-    "epochs": "train.epochs",
-    "batch_size": "train.batch_size",
-    "test_batch_size": "train.test_batch_size",
-    "momentum": "train.momentum",
-    "weight_decay": "train.weight_decay",
-    "precision": "train.precision",
-    "compile": "train.compile",
-    "deterministic": "train.cuda_deterministic",
-    "head": "heads",
-}
 HASH = re.compile(r"[0-9a-f]{8}")
-FULL = {"train": 5000, "test": 1000}  # CIFAR-10 images per class
 FIX = "use config/recorded.yaml unchanged, or set recorded: null to train"
 
 
@@ -185,9 +171,9 @@ def run_name(r: dict) -> str:
 
 
 def _flat(settings: dict) -> dict:
+    """A run description's fields by path (``momentum``, ``model.head``)."""
     out = {k: v for k, v in settings.items() if k != "model"}
-    for k, v in (settings.get("model") or {}).items():
-        out["head" if k == "head" else f"model.{k}"] = v
+    out.update({f"model.{k}": v for k, v in (settings.get("model") or {}).items()})
     return out
 
 
@@ -198,17 +184,13 @@ def _norm(value):
 def differences(recorded: dict, expected: dict) -> list[str]:
     """Settings that differ, as 'key: recorded X, this config Y'."""
     rec, exp = _flat(recorded), _flat(expected)
+    keys = config_keys()  # named as the config names them: lr -> learning_rates
     out = []
     for k in sorted(set(rec) | set(exp)):
         a, b = _norm(rec.get(k, "missing")), _norm(exp.get(k, "missing"))
         if a != b:
-            out.append(f"{SETTING_KEYS.get(k, k)}: recorded {a}, this config {b}")
+            out.append(f"{keys.get(k, k)}: recorded {a}, this config {b}")
     return out
-
-
-def expected_images(cfg: dict) -> dict:
-    sub = cfg["data"]["subset"]
-    return {s: 10 * (sub[f"{s}_per_class"] or FULL[s]) for s in ("train", "test")}
 
 
 def _metrics(folder: Path, rel: str) -> dict:
@@ -361,7 +343,7 @@ def plan(cfg: dict, expected: list[dict]) -> Plan:
         )
     prov = read_json(folder, "provenance.json")
     check_data(folder, prov, cfg)
-    images = expected_images(cfg)
+    images = subset_images(cfg)
     runs = [{**_grid_keys(r), "hash": find_run(folder, prov, r, images)} for r in expected]
     return Plan(str(folder), runs, plan_timing(folder, cfg))
 
@@ -424,6 +406,3 @@ def write_meta(folder: Path, runs: list[str], out_dir: Path) -> None:
     recorded = {**prov, "folder": str(folder)}
     write_atomic(out_dir / "provenance.json", json.dumps(recorded, indent=2) + "\n")
     write_atomic(out_dir / "data.json", json.dumps(data_meta(prov, metrics), indent=2) + "\n")
-
-
-# ---- CLI ---------------------------------------------------------------------------

@@ -28,11 +28,22 @@ def load() -> dict:
     return s
 
 
+def resolve(node: dict) -> dict:
+    """``node`` with its ``$ref`` (``#/$defs/device``) followed; its own keys next to the
+    reference (a description, a default) are kept over the shared definition's."""
+    if "$ref" not in node:
+        return node
+    target = load()
+    for part in node["$ref"].lstrip("#/").split("/"):
+        target = target[part]
+    return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+
+
 def node(key: str) -> dict:
-    """The schema of a dotted config key such as ``train.epochs``."""
+    """The schema of a dotted config key such as ``train.epochs`` (references followed)."""
     out = load()
     for part in key.split("."):
-        out = out["properties"][part]
+        out = resolve(out["properties"][part])
     return out
 
 

@@ -198,9 +198,8 @@ class Total:
 def total(rows: list[RunStatus]) -> Total:
     done = sum(r.epoch for r in rows)
     planned = sum(r.epochs for r in rows)
-    counts = {s: sum(r.state == s for r in rows) for s in ("running", "stopped", "failed")}
-    counts = {"done": sum(r.state == "done" for r in rows), **counts}
-    counts["waiting"] = sum(r.state == "waiting" for r in rows)
+    states = ("done", "running", "stopped", "failed", "waiting")  # the total line's order
+    counts = {s: sum(r.state == s for r in rows) for s in states}
     rate = sum(
         1 / r.seconds_per_epoch for r in rows if r.state == "running" and r.seconds_per_epoch
     )

@@ -23,10 +23,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .config import subset_images
 from .errors import UserError
 from .files import write_atomic
-from .settings import config_keys
 
 MAX_BYTES = 64 * 2**20
 # what a run folder holds once recorded; the weights (model.pt) are not recorded
@@ -183,6 +181,8 @@ def _norm(value):
 
 def differences(recorded: dict, expected: dict) -> list[str]:
     """Settings that differ, as 'key: recorded X, this config Y'."""
+    from .settings import config_keys  # here: the copying jobs need no schema (yaml)
+
     rec, exp = _flat(recorded), _flat(expected)
     keys = config_keys()  # named as the config names them: lr -> learning_rates
     out = []
@@ -335,6 +335,8 @@ def plan_timing(folder: Path, cfg: dict) -> list[str]:
 def plan(cfg: dict, expected: list[dict]) -> Plan:
     """Check ``cfg["recorded"]`` against the runs the config plans (``expected``: dicts
     with head, lr, device, seed, hash, fingerprint, settings) and return what to copy."""
+    from .config import subset_images  # here: the copying jobs need no numpy or PIL
+
     folder = Path(cfg["recorded"])
     if not folder.is_dir():
         raise UserError(

@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from repro import data as data_mod  # noqa: E402
-from repro.train import RunConfig, train_run  # noqa: E402
+from repro.engine import data as data_mod  # noqa: E402
+from repro.engine.train import RunConfig, train_run  # noqa: E402
 
 ARCHIVE = ROOT / "resources/device/cifar10-jpeg.tar.gz"
 

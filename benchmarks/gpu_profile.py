@@ -20,11 +20,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from repro import data as data_mod  # noqa: E402
-from repro.device_run import MODES  # noqa: E402
-from repro.model import Net  # noqa: E402
-from repro.throughput import sync  # noqa: E402
-from repro.train import (  # noqa: E402
+from repro.engine import data as data_mod  # noqa: E402
+from repro.engine.device_run import MODES  # noqa: E402
+from repro.engine.model import Net  # noqa: E402
+from repro.engine.throughput import sync  # noqa: E402
+from repro.engine.train import (  # noqa: E402
     DeviceData,
     RunConfig,
     evaluate,

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from repro.devices import cpu_name  # noqa: E402
+from repro.plan.machine import cpu_name  # noqa: E402
 
 # any import of torch in a Snakemake process of the project fails with this message
 POISON = "raise ImportError('torch imported while planning or reporting')\n"

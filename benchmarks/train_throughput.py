@@ -7,7 +7,7 @@ images, one after the other:
 * reference: torchvision-style dataset of PIL images + DataLoader + RandomCrop /
   RandomHorizontalFlip / ToTensor / Normalize transforms, NCHW fp32, ``loss.item()``
   every step (what the seed's notebook did);
-* project: repro.train's loop (uint8 data resident on the device, batched crop+flip
+* project: repro.engine.train's loop (uint8 data resident on the device, batched crop+flip
   gather, channels_last, the workflow's precision for this machine, no per-step sync),
   and any --variants to compare with it (layout, compile, threads);
 * ceiling: a 2048^3 fp32 matrix product (sgemm), and bf16 where the CPU has bf16 units.
@@ -34,12 +34,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from repro import data as data_mod  # noqa: E402
-from repro.architecture import macs_per_image  # noqa: E402
-from repro.devices import auto_precision, cpu_has_bf16, device_name, resolve  # noqa: E402
-from repro.settings import ModelSpec  # noqa: E402
-from repro.throughput import matmul_flops, project_loop, reference_loop  # noqa: E402
-from repro.train import RunConfig  # noqa: E402
+from repro.engine import data as data_mod  # noqa: E402
+from repro.engine.devices import device_name, resolve  # noqa: E402
+from repro.engine.throughput import matmul_flops, project_loop, reference_loop  # noqa: E402
+from repro.engine.train import RunConfig  # noqa: E402
+from repro.plan.architecture import macs_per_image  # noqa: E402
+from repro.plan.machine import auto_precision, cpu_has_bf16  # noqa: E402
+from repro.plan.settings import ModelSpec  # noqa: E402
 
 
 def parse_variant(name: str, base: dict) -> dict:

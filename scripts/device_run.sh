@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper's grid on a lent GPU, in one command (src/repro/device_run.py says how):
+# The paper's grid on a lent GPU, in one command (src/repro/engine/device_run.py says how):
 #   bash scripts/device_run.sh OUT_DIR --commit SHA [python -m repro device-run options]
 # It runs under the machine's own python3 (or $PYTHON) and needs only torch, torchvision,
 # numpy, pillow and pyyaml: no set-up, no network. The data archive must be at

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from repro import config as config_mod
-from repro.data import prepare
-from repro.train import train_run
+from repro.engine.data import prepare
+from repro.engine.train import train_run
+from repro.plan import config as config_mod
+from repro.plan import grid
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVE = (ROOT / ".." / "shared" / "data" / "cifar10-jpeg.tar.gz").resolve()
@@ -77,19 +78,19 @@ def tiny_runs(tiny_cache, tmp_path_factory) -> dict:
 
     Returns dict(config=<resolved config>, config_path, runs=[metrics.json paths],
     timing=[timing.json paths], data_meta=<cache JSON path>, root=<folder>)."""
-    from repro.timing import measure
+    from repro.engine.timing import measure
 
     root = tmp_path_factory.mktemp("study")
     cfg = tiny_config(seeds=[0, 1])
     metrics = []
-    for r in config_mod.runs(cfg):
-        rc = config_mod.run_config(cfg, r["head"], float(r["lr"]), r["device"], r["seed"])
-        out = root / config_mod.RUN_DIR.format(**r)
+    for r in grid.runs(cfg):
+        rc = grid.run_config(cfg, r["head"], float(r["lr"]), r["device"], r["seed"])
+        out = root / grid.RUN_DIR.format(**r)
         train_run(rc, tiny_cache, out)
         metrics.append(out / "metrics.json")
     timing_out = root / "results" / "timing" / "cpu" / "timing.json"
     timing_out.parent.mkdir(parents=True)
-    rc = config_mod.run_config(cfg, "softmax", cfg["learning_rates"][0], "cpu", 0)
+    rc = grid.run_config(cfg, "softmax", cfg["learning_rates"][0], "cpu", 0)
     measure(rc, tiny_cache, timing_out)
     config_path = root / "results" / "config.json"
     config_path.write_text(json.dumps(cfg, indent=2))

@@ -4,7 +4,7 @@ Every argparse definition of the project is here; each stage's ``run_<stage>`` u
 its arguments into the plain function of the stage's module, imported only for the
 stage in use (planning, status and the reporting stages never import torch). The train
 and timing stages' run flags are made from the run description's fields
-(repro.settings), with the schema's defaults, allowed values and messages. Problems the
+(repro.plan.settings), with the schema's defaults, allowed values and messages. Problems the
 user can fix end as one line ``error: ...`` and exit 2.
 """
 
@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from .errors import UserError
 
-MAX_DESCRIPTION_BYTES = 1 << 20
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
 STAGES = {
     "check": "validate a config file (schema and semantic checks)",
@@ -54,16 +51,14 @@ def args_check(p) -> None:
 
 
 def run_check(a) -> None:
-    from . import config
+    from .plan.check import check
 
-    cfg = config.load(a.configfile, check_devices=not a.no_device_check)
-    if cfg["recorded"]:
-        from . import recorded
+    cfg, summary = check(a.configfile)
+    if not a.no_device_check:
+        from .engine.devices import check_presence
 
-        plan = recorded.plan(cfg, config.recorded_expectations(cfg))
-        print(f"{a.configfile}: ok ({len(plan.runs)} recorded runs in {plan.folder})")
-        return
-    print(f"{a.configfile}: ok ({len(config.runs(cfg))} training runs)")
+        check_presence(cfg)
+    print(summary)
 
 
 # the config keys under data: that the prepare flags set (flag: the key's last part)
@@ -80,7 +75,7 @@ PREPARE_KEYS = (
 
 def args_prepare(p) -> None:
     """One flag per data setting; an unset flag takes the schema's default."""
-    from . import schema
+    from .plan import schema
 
     for key in PREPARE_KEYS:
         node = schema.node(f"data.{key}")
@@ -92,30 +87,15 @@ def args_prepare(p) -> None:
 
 
 def run_prepare(a) -> None:
-    from . import config
-    from .data import prepare
+    from .engine.data import prepare
+    from .plan.config import data_settings
 
-    data_cfg: dict = {}
-    for key in PREPARE_KEYS:
-        section, _, name = key.rpartition(".")
-        value = getattr(a, name)
-        if value is not None:
-            (data_cfg.setdefault(section, {}) if section else data_cfg)[name] = value
-    data_cfg = config.validate({"data": data_cfg}, check_devices=False)["data"]
+    data_cfg = data_settings({key: getattr(a, key.rpartition(".")[2]) for key in PREPARE_KEYS})
     meta = prepare(data_cfg, a.out)
     print(f"{a.out}: {meta['n_train']} train / {meta['n_test']} test images ({meta['source']})")
 
 
 # ---- train, timing, step-time ---------------------------------------------------------
-
-
-def _flag(path: str, key: str) -> str:
-    """A run setting's flag: the field's name for a grid axis (--lr, --seed, --device,
-    --head), else the config key's own name (--momentum, --cuda-deterministic)."""
-    from .settings import AXES
-
-    name = path.split(".")[-1] if key in AXES else key.split(".")[-1]
-    return "--" + name.replace("_", "-")
 
 
 def _ints(text: str) -> list[int]:
@@ -125,8 +105,9 @@ def _ints(text: str) -> list[int]:
 def _run_flags(p, timing: bool) -> None:
     """One flag per configurable field of the run description; unset flags take the
     schema's default (shown in the help)."""
-    from . import schema
-    from .settings import AXES, config_keys
+    from .plan import schema
+    from .plan.description import flag_name
+    from .plan.settings import AXES, config_keys
 
     group = p.add_argument_group("run settings (instead of --run; defaults: the config's)")
     for path, key in config_keys().items():
@@ -138,7 +119,7 @@ def _run_flags(p, timing: bool) -> None:
         if timing and key == "train.epochs":
             default = schema.default("timing.epochs")
         kind = node.get("type")
-        flag = _flag(path, key)
+        flag = flag_name(path, key)
         kw: dict = {
             "default": None,
             "help": f"{allowed} (default: {default})",
@@ -171,11 +152,10 @@ def _train_inputs(p, cache: bool = True, timing: bool = False) -> None:
 
 
 def _description(a, timing: bool = False):
-    """The run description: from --run as it is (trusted: the workflow validated the
-    config it comes from), or from the flags through the config's schema (the same
-    checks and messages as a config file); machine-dependent settings resolved here."""
-    from . import config, devices
-    from .settings import AXES, RunConfig, config_keys
+    """The run description from --run or the run flags, resolved on this machine."""
+    from .engine import devices
+    from .plan.description import run_description
+    from .plan.settings import config_keys
 
     if a.threads is not None and a.threads < 1:
         raise UserError(f"--threads {a.threads} is not allowed; give an integer >= 1")
@@ -185,58 +165,9 @@ def _description(a, timing: bool = False):
         for path, key in config_keys().items()
         if getattr(a, path.replace(".", "__")) is not None
     }
-    if a.run is not None and given:
-        raise UserError(
-            f"--run is the whole run description; "
-            f"{', '.join(_flag(path, key) for path, (key, _) in given.items())} would be ignored: "
-            "give either --run or the run flags"
-        )
-    if a.run is not None:
-        try:
-            rc = RunConfig.from_dict(_read_description(a.run))
-        except (KeyError, TypeError, AttributeError) as e:
-            raise UserError(
-                f"--run is not a run description ({type(e).__name__}: {e}); pass the one "
-                "the workflow writes (python -m repro train --help lists the fields)"
-            ) from None
-        devices.resolve(rc.device)  # present on this machine, or one line saying so
-    else:
-        raw: dict = {"timing": {"enabled": False}}
-        for key, value in given.values():
-            if key in AXES:
-                raw[key] = [value]
-            else:
-                section, name = key.split(".")
-                raw.setdefault(section, {})[name] = value
-        cfg = config.validate(raw)
-        device = devices.resolve(cfg["devices"][0])
-        rc = config.run_config(
-            cfg, cfg["heads"][0], cfg["learning_rates"][0], device, cfg["seeds"][0], False
-        )
-        if timing and a.epochs is None:
-            rc = replace(rc, epochs=cfg["timing"]["epochs"])
-    if a.threads is not None:
-        import torch
-
-        torch.set_num_threads(a.threads)
+    rc = run_description(a.run, given, timing, devices)
+    devices.use_threads(a.threads)
     return rc.on_this_machine()
-
-
-def _read_description(run: str) -> dict:
-    """--run: JSON text, or the path of a file holding it."""
-    text = run
-    if not run.lstrip().startswith("{"):
-        try:
-            if Path(run).stat().st_size > MAX_DESCRIPTION_BYTES:
-                raise UserError(f"--run {run} is over 1 MiB; a run description is a few lines")
-            text = Path(run).read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            why = f"cannot read it ({getattr(e, 'strerror', None) or type(e).__name__})"
-            raise UserError(f"--run {run}: {why}; give the JSON or a file holding it") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(f"--run is not valid JSON ({e}); pass the workflow's description") from None
 
 
 def args_train(p) -> None:
@@ -260,19 +191,11 @@ def run_train(a) -> None:
     rc = _description(a)
     if not a.cache.exists():
         raise UserError(f"data cache {a.cache} does not exist; run `python -m repro prepare`")
-    from .progress import hms
-    from .train import train_run
+    from .engine.train import result_line, train_run
 
     m = train_run(rc, a.cache, a.out, checkpoint=a.checkpoint, progress=a.progress)
     # stdout, not the log: Snakemake shows it when the job ends
-    print(
-        f"run {m['head']} lr={m['lr']:g} {m['device']} seed={m['seed']}: {m['epochs']} epochs, "
-        f"final train acc {m['final_train_acc']:.4f}, test acc {m['final_test_acc']:.4f} "
-        f"(best {m['best_test_acc']:.4f} at epoch {m['best_epoch']}), "
-        f"{hms(m['train_seconds'])} training, {hms(m['wall_seconds_this_process'])} wall "
-        "in this process",
-        flush=True,
-    )
+    print(result_line(m), flush=True)
 
 
 def args_timing(p) -> None:
@@ -284,7 +207,7 @@ def run_timing(a) -> None:
     if a.out.is_dir():
         raise UserError(f"--out {a.out} is a folder; give the timing JSON's file path")
     rc = _description(a, timing=True)
-    from .timing import measure
+    from .engine.timing import measure
 
     a.out.parent.mkdir(parents=True, exist_ok=True)
     measure(rc, a.cache, a.out)
@@ -296,7 +219,7 @@ def args_step_time(p) -> None:
 
 
 def run_step_time(a) -> None:
-    from .estimate import write_step_seconds
+    from .engine.calibrate import write_step_seconds
 
     rec = write_step_seconds(_description(a), a.out)
     print(f"{rec['step_s']:.3f} s per step of {rec['batch']} on {rec['device_name']}")
@@ -338,7 +261,7 @@ def args_status(p) -> None:
 
 
 def run_status(a) -> None:
-    from .status import show
+    from .plan.status import show
 
     if a.interval <= 0:
         raise UserError(f"--interval {a.interval} is not allowed; give seconds > 0")
@@ -356,7 +279,7 @@ def args_estimate(p) -> None:
 
 
 def run_estimate(a) -> None:
-    from .estimate import for_study
+    from .plan.estimate import for_study
 
     _enter(a.directory)
     print("\n".join(for_study(a.configfile, calibrate=not a.no_calibrate)))
@@ -371,7 +294,7 @@ def _subset(text: str) -> tuple[int | None, int | None]:
 
 
 def args_device_run(p) -> None:
-    from .device_run import MODES, ROOT
+    from .engine.device_run import MODES, ROOT
 
     p.add_argument("--archive", type=Path, default=ROOT / "resources/device/cifar10-jpeg.tar.gz")
     p.add_argument("--out", type=Path, required=True, help="folder for the tarball")
@@ -407,7 +330,7 @@ def args_device_run(p) -> None:
 
 
 def run_device_run(a) -> None:
-    from .device_run import device_run
+    from .engine.device_run import device_run
 
     device_run(
         a.out,
@@ -436,7 +359,7 @@ def args_calibrate(p) -> None:
 
 
 def run_calibrate(a) -> None:
-    from .device_run import calibrate
+    from .engine.device_run import calibrate
 
     calibrate(a.cache, a.device, a.variants, a.out, a.steps)
 
@@ -454,7 +377,7 @@ def args_record(p) -> None:
 
 
 def run_record(a) -> None:
-    from .recording import record
+    from .plan.recording import record
 
     print(f"recorded: {record(a.tarball, a.dest, a.label, a.commit, a.add)}")
 
@@ -476,7 +399,7 @@ def args_recorded(parser) -> None:
 
 
 def run_recorded(a) -> None:
-    from . import recorded
+    from .plan import recorded
 
     if a.action == "run":
         recorded.copy_run(a.folder, a.run, a.out)
@@ -502,7 +425,7 @@ def args_tables(p) -> None:
 
 
 def run_tables(a) -> None:
-    from . import tables
+    from .report import tables
 
     tables.build(a.config, a.runs, a.timing, a.data_meta, a.out_dir)
 
@@ -513,7 +436,7 @@ def args_figures(p) -> None:
 
 
 def run_figures(a) -> None:
-    from . import figures
+    from .report import figures
 
     figures.build(a.config, a.runs, a.timing, a.out_dir)
 
@@ -528,7 +451,7 @@ def args_provenance(p) -> None:
 
 
 def run_provenance(a) -> None:
-    from . import provenance
+    from .report import provenance
 
     recorded = a.recorded[0] if a.recorded else None
     provenance.build(a.config, a.runs, a.timing, a.data_meta, a.repo, recorded, a.out)
@@ -544,7 +467,7 @@ def args_report(p) -> None:
 
 
 def run_report(a) -> None:
-    from . import report
+    from .report import pdf as report
 
     report.build(
         a.config,

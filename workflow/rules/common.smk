@@ -1,4 +1,4 @@
-# Validation and the run grid. The logic lives in the `repro` package (src/repro/config.py);
+# Validation and the run grid. The logic lives in the `repro` package (src/repro/plan/);
 # this file only turns it into paths, flags and resources for the rules.
 import json
 import sys
@@ -8,35 +8,36 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from repro import config as repro_config
-from repro import estimate as repro_estimate
-from repro import progress as repro_progress
-from repro import recorded as repro_recorded
+from repro.plan import config as repro_config
+from repro.plan import dataset as repro_dataset
+from repro.plan import grid as repro_grid
+from repro.plan import resources as repro_resources
+from repro.plan import estimate as repro_estimate
+from repro.plan import progress as repro_progress
+from repro.plan import recorded as repro_recorded
 from repro.errors import UserError
 
 try:
     # Snakemake read the config files with plain YAML; read them strictly (duplicate keys)
     repro_config.check_files(workflow.configfiles)
     # device presence is checked in onstart, where Snakemake knows the executor
-    _checked = repro_config.validate(config, check_devices=False)
+    _checked = repro_config.validate(config)
 except UserError as e:
     sys.exit(f"error: {e}")
 config.update(_checked)
 validate(config, "../schemas/config.schema.yaml")
 
-RUN = repro_config.RUN_DIR
-RUNS = repro_config.runs(config)
-CACHE = f"resources/data/cifar10-{repro_config.data_tag(config)}.npz"
+RUN = repro_grid.RUN_DIR
+RUNS = repro_grid.runs(config)
+CACHE = f"resources/data/cifar10-{repro_dataset.data_tag(config)}.npz"
 DATA_META = CACHE.replace(".npz", ".json")
-TIMING_DEVICES = repro_config.timing_devices(config)
+TIMING_DEVICES = repro_grid.timing_devices(config)
 # recorded runs: checked against this config now, before any job; then copied, not trained
 RECORDED = None
 RUN_FILES = repro_recorded.RUN_FILES
 if config["recorded"]:
     try:
-        RECORDED = repro_recorded.plan(
-            config, repro_config.recorded_expectations(config)
-        )
+        RECORDED = repro_recorded.plan(config, repro_grid.recorded_expectations(config))
     except UserError as e:
         sys.exit(f"error: {e}")
     RUNS = RECORDED.runs
@@ -53,21 +54,27 @@ def timing_outputs():
 
 
 def run_description(wildcards):
-    return repro_config.run_description(config, **wildcards)
+    return repro_grid.run_description(config, **wildcards)
 
 
 def job_resource(kind, key):
-    return lambda wildcards: repro_config.job_resources(config, kind, wildcards.device)[
-        key
-    ]
+    return lambda wildcards: repro_resources.job_resources(
+        config, kind, wildcards.device
+    )[key]
 
 
-PARTITION = repro_config.partition_resource(config)
+PARTITION = repro_resources.partition_resource(config)
 
 
 onstart:
     try:
-        repro_config.check_devices(config, local=workflow.local_exec)
+        if not workflow.local_exec:
+            repro_grid.check_cluster_devices(config)
+        elif not RECORDED:
+            # torch, to check the devices this host really has: only when jobs will run
+            from repro.engine.devices import check_presence
+
+            check_presence(config)
     except UserError as e:
         sys.exit(f"error: {e}")
     # what this run will do and how long it takes; never stops it

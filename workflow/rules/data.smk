@@ -2,7 +2,7 @@ rule prepare_data:
     input:
         archive=lambda w: (
             [config["data"]["archive"]]
-            if repro_config.data_tag(config).startswith("archive")
+            if repro_dataset.data_tag(config).startswith("archive")
             else []
         ),
     output:
@@ -16,6 +16,6 @@ rule prepare_data:
         mem_mb=4000,
         runtime=30,
     params:
-        flags=repro_config.prepare_flags(config),
+        flags=repro_resources.prepare_flags(config),
     shell:
         "python -m repro prepare {params.flags} --out {output.cache:q} 2> {log:q}"

@@ -1,6 +1,6 @@
 # Recorded runs (config key `recorded`): copy each run, timing and the recording's
 # provenance from the recorded folder instead of training. common.smk has already
-# checked the folder against the config; repro.recorded refuses unsafe files again.
+# checked the folder against the config; repro.plan.recorded refuses unsafe files again.
 
 
 localrules:

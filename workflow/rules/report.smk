@@ -17,7 +17,7 @@ rule write_config:
     conda:
         "../../envs/repro.yaml"
     params:
-        cfg=repro_config.result_config(config),
+        cfg=repro_grid.result_config(config),
     script:
         "../scripts/write_config.py"
 

@@ -51,7 +51,7 @@ rule timing:
         gpu=job_resource("timing", "gpu"),
         gpu_model=job_resource("timing", "gpu_model"),
     params:
-        run=lambda w: repro_config.timing_description(config, w.device),
+        run=lambda w: repro_grid.timing_description(config, w.device),
     shell:
         "python -m repro timing --run {params.run:q} --threads {threads} --cache {input.cache:q}"
         " --out {output:q} 2> {log:q}"

@@ -1,0 +1,155 @@
+"""The run grid: which runs a config asks for (head x learning rate x device x seed), each
+run's folder and hash, and the one run description a training job receives."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, replace
+
+from ..errors import UserError
+from . import machine
+from .dataset import data_identity, data_tag
+from .settings import RunConfig
+
+
+def lr_tag(lr: float) -> str:
+    """A learning rate as run folders and flags spell it: the shortest text that reads
+    back as the same float, so distinct rates never share a folder (`:g` made
+    0.01000001 and 0.01000002 both lr0.01) and a run trains at its configured rate."""
+    text = repr(float(lr))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def resolve_devices(names: list[str], auto: str | None = None) -> list[str]:
+    """Device names with ``auto`` resolved: to ``auto`` when given (status takes it from
+    the run folders), else to what this host gives, guessed without torch
+    (machine.likely_auto; a local run's start checks the guess against torch)."""
+    auto = auto or machine.likely_auto()
+    out = []
+    for name in names:
+        dev = auto if name == "auto" else name
+        if dev not in out:
+            out.append(dev)
+    return out
+
+
+def timing_devices(cfg: dict) -> list[str]:
+    """The timing stage's devices: none when it is off; `auto` alone means every device
+    this host has (the CPU and its accelerator)."""
+    if not cfg["timing"]["enabled"]:
+        return []
+    names = cfg["timing"]["devices"]
+    if names == ["auto"]:
+        return resolve_devices(["cpu", "auto"])
+    return resolve_devices(names)
+
+
+def precision_for(cfg: dict, device: str) -> str:
+    """The precision a run on ``device`` trains in, resolved on this machine."""
+    p = cfg["train"]["precision"]
+    return machine.auto_precision(device) if p == "auto" else p
+
+
+def run_config(
+    cfg: dict, head: str, lr: float, device: str, seed: int, resolve: bool = True
+) -> RunConfig:
+    """One run's description. ``resolve=False`` keeps what depends on the machine that
+    runs the job (precision auto) for the job to resolve: what the workflow hands it."""
+    rc = RunConfig.from_config(cfg, head, lr, device, seed)
+    return rc.on_this_machine() if resolve else rc
+
+
+def settings_hash(cfg: dict, device: str) -> str:
+    """Short hash of everything that changes a run's result apart from the values
+    already in its path (head, lr, device, seed): the output folder carries it, so a
+    different configuration never overwrites a finished run."""
+    # as configured, not as resolved on the planning host: on SLURM the login node's CPU
+    # must not decide a compute node's precision (the job resolves it, metrics.json says)
+    rc = run_config(cfg, "softmax", 1.0, device, 0, resolve=False)
+    key = {
+        "train": {k: v for k, v in rc.__dict__.items() if k not in ("lr", "seed", "device")},
+        "data": data_tag(cfg),
+    }
+    key["train"]["model"] = {k: v for k, v in rc.model.__dict__.items() if k != "head"}
+    identity = data_identity(cfg)
+    if identity is not None:  # absent for the offline copy: its folders keep their hash
+        key["data_identity"] = identity
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def runs(cfg: dict, auto: str | None = None) -> list[dict]:
+    """Every training job: dict(head, lr, device, seed, hash); ``auto`` as in
+    resolve_devices."""
+    devices = resolve_devices(cfg["devices"], auto)
+    hashes = {d: settings_hash(cfg, d) for d in devices}  # per device: it reads the data
+    return [
+        dict(head=head, lr=lr_tag(lr), device=device, seed=seed, hash=hashes[device])
+        for head in cfg["heads"]
+        for lr in cfg["learning_rates"]
+        for device in devices
+        for seed in cfg["seeds"]
+    ]
+
+
+RUN_DIR = "results/runs/{head}/lr{lr}/{device}/seed{seed}/{hash}"
+
+
+def recorded_expectations(cfg: dict) -> list[dict]:
+    """Every run of the grid with the fingerprint and settings (asdict of RunConfig) its
+    recorded copy must have; repro.plan.recorded checks them without importing torch."""
+    if "auto" in cfg["devices"]:
+        raise UserError(
+            f"config key devices = {cfg['devices']} uses auto, which would resolve on this "
+            "host, not where the runs were recorded; with recorded runs name the devices, "
+            "e.g. devices: [cuda] as in config/recorded.yaml"
+        )
+    out = []
+    for r in runs(cfg):
+        rc = run_config(cfg, r["head"], float(r["lr"]), r["device"], r["seed"])
+        out.append({**r, "fingerprint": rc.fingerprint(), "settings": asdict(rc)})
+    return out
+
+
+# keys that change no result: left out of results/config.json's inputs, so that
+# changing them reruns nothing
+NO_RESULT_KEYS = ("estimate",)
+
+
+def result_config(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k not in NO_RESULT_KEYS}
+
+
+def run_description(cfg: dict, head: str, lr: str, device: str, seed: str, hash: str) -> str:
+    """The whole description of one run of the grid as JSON, handed to the train job as
+    it is (`python -m repro train --run`); the job resolves precision auto itself."""
+    if hash != settings_hash(cfg, device):
+        raise UserError(
+            f"run folder hash {hash} does not match the current config "
+            f"({settings_hash(cfg, device)}); request results/report.pdf instead of an old run"
+        )
+    rc = run_config(cfg, head, float(lr), device, int(seed), resolve=False)
+    return json.dumps(asdict(rc), sort_keys=True)
+
+
+def timing_description(cfg: dict, device: str) -> str:
+    """The timing run of ``device``: the grid's first run, for timing.epochs epochs."""
+    rc = run_config(
+        cfg, cfg["heads"][0], cfg["learning_rates"][0], device, cfg["seeds"][0], resolve=False
+    )
+    return json.dumps(asdict(replace(rc, epochs=cfg["timing"]["epochs"])), sort_keys=True)
+
+
+def check_cluster_devices(cfg: dict) -> None:
+    """On a cluster the jobs run elsewhere, but `auto` would resolve on the submit host
+    (usually without a GPU), so there the devices must be named. (Locally the engine
+    checks that every named device is present: engine.devices.check_presence.)"""
+    if cfg.get("recorded"):
+        return  # nothing trains: recorded runs are copied on the submit host
+    for key, names in (("devices", cfg["devices"]), ("timing.devices", cfg["timing"]["devices"])):
+        if "auto" in names and (key == "devices" or cfg["timing"]["enabled"]):
+            raise UserError(
+                f"config key {key} = {names} uses auto, which would resolve on this submit "
+                f"host; on a cluster name the devices, e.g. --config 'devices=[cuda]' "
+                "'timing={devices: [cuda]}'"
+            )

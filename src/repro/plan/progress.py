@@ -1,0 +1,73 @@
+"""A training run's progress file: one small JSON, rewritten atomically after every epoch
+and when the run stops, fails or ends, so that `repro status` can read the study from
+files alone (a SLURM login node sees the compute nodes' runs only through the shared
+file system). No torch here: status and the workflow's estimate read it.
+
+The file is kept apart from the run folder: it holds wall times and a host name, and
+the run folder's CSVs stay byte-identical between two CPU runs of one seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from ..files import write_atomic
+
+# where the workflow puts a run's checkpoint, progress file and log (train.smk)
+CHECKPOINT = "results/checkpoints/{head}/lr{lr}/{device}/seed{seed}/{hash}.pt"
+PROGRESS = "results/progress/{head}/lr{lr}/{device}/seed{seed}/{hash}.json"
+TRAIN_LOG = "logs/train/{head}/lr{lr}/{device}/seed{seed}/{hash}.log"
+
+STATES = ("running", "stopped", "failed", "done")
+
+
+class ProgressFile:
+    """Writes one run's progress; ``path`` None writes nothing (runs outside the
+    workflow that did not ask for one)."""
+
+    def __init__(self, path: Path | None, epochs: int):
+        self.path = Path(path) if path is not None else None
+        self.record = {
+            "state": "running",
+            "epoch": 0,
+            "epochs": epochs,
+            "train_acc": None,
+            "test_acc": None,
+            "seconds_per_epoch": None,
+            "elapsed": 0.0,
+            "error": None,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": time.time(),
+            "updated": time.time(),
+        }
+
+    def update(self, **fields) -> None:
+        if self.path is None:
+            return
+        self.record.update(fields, updated=time.time())
+        write_atomic(self.path, json.dumps(self.record, indent=1) + "\n")
+
+
+def read(path: Path) -> dict | None:
+    """The progress record, or None when there is none or it is not one of ours (a
+    half-written file cannot occur: it is replaced atomically)."""
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict) or rec.get("state") not in STATES:
+        return None
+    return rec
+
+
+def hms(seconds: float | None) -> str:
+    """Seconds as h:mm:ss (the logs, the outcome line and status); '-' for unknown."""
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"

@@ -1,0 +1,193 @@
+"""`record`: turn the tarball a GPU machine sent back (``scripts/device_run.sh``) into a
+recorded folder, ``recorded/<label>/``, that the workflow builds the report from
+without training (``repro.plan.recorded``), with its provenance.
+
+The tarball is untrusted input: only members of the known layout are taken (run CSVs
+and JSON, the timing JSON, the calibration, plan, environment and summary, the logs
+and the histories of stopped runs), each a regular file of bounded size, written under
+the new folder by names built here, never by the member's own path. Nothing is executed
+or unpickled; no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from pathlib import Path
+
+from ..errors import UserError
+from ..files import write_atomic
+from .grid import result_config
+from .recorded import MAX_BYTES, RUN_FILES
+
+_RUN = re.compile(
+    r"results/runs/(softmax|logits)/lr([0-9.e+-]+)/(cpu|cuda|mps)/seed(\d+)/([0-9a-f]{8})/"
+    r"(" + "|".join(re.escape(f) for f in RUN_FILES) + r")"
+)
+_OTHER = re.compile(
+    r"results/timing/(cpu|cuda|mps)/timing\.json|(calibration|plan|environment|summary)\.json"
+    r"|data/cifar10\.json|logs/[A-Za-z0-9_.-]+\.log|partial/lr[0-9.e+-]+/epochs\.csv"
+)
+# the config's data archive, as a user's checkout has it (the GPU machine's path is not)
+DEFAULT_ARCHIVE = "../shared/data/cifar10-jpeg.tar.gz"
+
+
+def _members(tarball: Path) -> dict[str, bytes]:
+    """The known members of ``tarball`` by name (bounded reads; anything else skipped)."""
+    out: dict[str, bytes] = {}
+    try:
+        with tarfile.open(tarball) as tar:
+            for m in tar:
+                name = m.name.removeprefix("./")
+                if not (_RUN.fullmatch(name) or _OTHER.fullmatch(name)):
+                    continue
+                if not m.isreg():
+                    raise UserError(f"{tarball}: member {name} is not a regular file; refused")
+                if m.size > MAX_BYTES:
+                    raise UserError(
+                        f"{tarball}: member {name} has {m.size} bytes, more than "
+                        f"{MAX_BYTES // 2**20} MiB; refused"
+                    )
+                data = tar.extractfile(m).read(MAX_BYTES + 1)
+                if len(data) > MAX_BYTES:
+                    raise UserError(f"{tarball}: member {name} is larger than declared")
+                out[name] = data
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise UserError(f"cannot read {tarball}: {e}; fetch the device's files again") from None
+    for needed in ("summary.json", "environment.json", "plan.json"):
+        if needed not in out:
+            raise UserError(
+                f"{tarball} has no {needed}: the device run did not finish its summary; "
+                "look at its device-run.log"
+            )
+    return out
+
+
+def _json(members: dict[str, bytes], name: str) -> dict:
+    try:
+        value = json.loads(members[name])
+    except (ValueError, RecursionError):
+        raise UserError(f"member {name} of the device tarball is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise UserError(f"member {name} of the device tarball is not a JSON object")
+    return value
+
+
+def record(
+    tarball: Path, dest: Path, label: str, commit: str | None = None, add: bool = False
+) -> Path:
+    """Write ``dest/label`` from ``tarball``; return the folder. ``commit`` overrides the
+    commit the device reported (its copy of the checkout may carry an older .git).
+    ``add``: the folder exists, and the tarball finishes runs of the same settings that
+    an earlier session left undone (``device_run --plan ... --lrs ...``); its complete
+    runs join the folder and the provenance lists both sessions."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", label):
+        raise UserError(f"label {label!r} is not allowed; use letters, digits, '.', '_', '-'")
+    folder = Path(dest) / label
+    if folder.exists() and not add:
+        raise UserError(f"{folder} exists; choose another label, or --add to finish its runs")
+    if add and not (folder / "provenance.json").is_file():
+        raise UserError(f"{folder} has no provenance.json to add to; record without --add")
+    members = _members(Path(tarball))
+    summary = _json(members, "summary.json")
+    env = _json(members, "environment.json")
+    plan = _json(members, "plan.json")
+    config = plan.get("config", {})
+    if config.get("data", {}).get("archive"):
+        config["data"]["archive"] = DEFAULT_ARCHIVE
+    prov = _provenance(members, summary, env, plan, config, label, dest, commit)
+    complete = {r["folder"] for r in summary.get("runs", []) if r.get("complete")}
+    if add:
+        earlier = json.loads((folder / "provenance.json").read_text())
+        hashes = {Path(r.get("folder", "")).name for r in earlier.get("runs", [])}
+        hashes |= {Path(c).name for c in complete}
+        if _settings(earlier.get("config")) != _settings(config) or len(hashes) > 1:
+            raise UserError(
+                f"{tarball} was trained with other settings than {folder} "
+                "(provenance config or run hash differs); record it under its own label"
+            )
+        clash = sorted(c for c in complete if (folder / c).exists())
+        if clash:
+            raise UserError(f"{folder} already holds {clash[0]}; nothing was added")
+        prov = _merged(earlier, prov)
+        prefix = f"sessions/{len(prov['sessions'])}/"  # this session's own files
+    else:
+        prefix = ""
+    for name, data in members.items():
+        m = _RUN.fullmatch(name)
+        if m and name.rsplit("/", 1)[0] not in complete:
+            continue  # a run that did not finish has no outputs to record
+        write_atomic(folder / (name if m else prefix + name), data)
+    write_atomic(folder / "provenance.json", json.dumps(prov, indent=2) + "\n")
+    return folder
+
+
+def _settings(config) -> dict:
+    """A recording's config without the keys that shape no run: ``recorded`` (the
+    workflow's mode) and grid.NO_RESULT_KEYS; a newer schema adds them with defaults."""
+    return {k: v for k, v in result_config(config or {}).items() if k != "recorded"}
+
+
+SESSION_KEYS = ("commit", "commit_reported_by_device", "date", "gpu", "driver", "torch")
+SESSION_KEYS += ("torchvision", "cuda", "cudnn", "python", "host", "command", "plan")
+
+
+def _merged(earlier: dict, new: dict) -> dict:
+    """The earlier provenance, its runs updated by the new session's complete ones, and
+    each session's machine and command listed under ``sessions``."""
+    out = dict(earlier)
+    sessions = out.get("sessions") or [{k: earlier.get(k) for k in SESSION_KEYS}]
+    out["sessions"] = [*sessions, {k: new.get(k) for k in SESSION_KEYS}]
+    n = len(out["sessions"])
+    done = {r["lr"]: {**r, "session": n} for r in new["runs"] if r.get("complete")}
+    runs = [done.pop(r["lr"], r) for r in earlier.get("runs", [])]
+    out["runs"] = runs + list(done.values())
+    return out
+
+
+def _provenance(members, summary, env, plan, config, label, dest, commit) -> dict:
+    data = config.get("data", {})
+    meta = _json(members, "data/cifar10.json") if "data/cifar10.json" in members else {}
+    return {
+        "label": label,
+        "folder": f"{Path(dest).name}/{label}",
+        "commit": commit or env.get("commit"),
+        "commit_reported_by_device": env.get("commit"),
+        "date": env.get("date"),
+        "gpu": env.get("gpu"),
+        "driver": env.get("driver"),
+        "nvidia_smi": env.get("nvidia_smi"),
+        "torch": env.get("torch"),
+        "torchvision": env.get("torchvision"),
+        "cuda": env.get("cuda"),
+        "cudnn": env.get("cudnn"),
+        "python": env.get("python"),
+        "host": f"{env.get('host')} ({env.get('cpu')})",
+        "command": "bash scripts/device_run.sh $OUT " + " ".join(_user_flags(env.get("argv"))),
+        "data_sha256": meta.get("sha256") or data.get("archive_sha256"),
+        "data_source": meta.get("source", "archive"),
+        "plan": {k: v for k, v in plan.items() if k not in ("config", "alternatives")},
+        "runs": summary.get("runs", []),
+        "grid_wall_seconds": summary.get("grid_wall_seconds"),
+        "aggregate_epochs_per_s": summary.get("aggregate_epochs_per_s"),
+        "calibration": summary.get("calibration", {}),
+        "ceiling": summary.get("calibration_raw", {}).get("ceiling"),
+        "flop_per_training_image": summary.get("flop_per_training_image"),
+        "config": config,
+    }
+
+
+def _user_flags(argv) -> list[str]:
+    """The flags the caller gave (the script adds --out, --work and --commit itself)."""
+    if not isinstance(argv, list):
+        return []
+    out, skip = [], False
+    for a in argv[2:]:
+        if skip:
+            skip = False
+        elif a in ("--out", "--work", "--commit"):
+            skip = True
+        else:
+            out.append(str(a))
+    return out

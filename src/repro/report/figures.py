@@ -1,0 +1,223 @@
+"""Stage 5: Figs. 2-5 as SVG (vector, for the PDF) and PNG.
+
+Fig. 2 loss and Fig. 3 accuracy per epoch (mean over seeds, band = +-1 standard
+deviation), one panel per head, test solid and train dashed; Fig. 4 the confusion
+heatmap in percent per true class; Fig. 5 minutes per 5 epochs next to the paper's.
+Each learning rate keeps one colour in every figure. SVGs carry no date and fixed ids,
+so the same results give the same bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from ..plan import paper  # noqa: E402
+from . import stats  # noqa: E402
+from .study import load_study  # noqa: E402
+from .tables import timing  # noqa: E402
+
+FIGURES = ("fig2_loss", "fig3_accuracy", "fig4_confusion", "fig5_timing")
+RC = {
+    "font.size": 9,
+    "axes.titlesize": 9.5,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "svg.hashsalt": "repro",
+    "svg.fonttype": "path",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def lr_colors(study) -> dict[str, tuple]:
+    """One colour per learning rate, from the configured palette, in config order."""
+    lrs = study.lr_order()
+    palette = sns.color_palette(study.config["figures"]["palette"], max(len(lrs), 3))
+    return dict(zip(lrs, palette, strict=False))
+
+
+def _figsize(study, scale_h: float = 1.0) -> tuple[float, float]:
+    f = study.config["figures"]
+    return float(f["width"]), float(f["height"]) * scale_h
+
+
+# What the seed's text states about its curves (paper.py), drawn as markers so that
+# paper and ours share a picture.
+SEED_STATED = {"loss": paper.LOSS, "acc": paper.ACCURACY}
+
+
+def _seed_markers(ax, study, metric: str) -> None:
+    last = int(study.config["paper"]["epochs"])
+    epochs = [1, last] if study.runs.epochs.max() >= last else [1]
+    for split, marker in (("test", "o"), ("train", "s")):
+        values = SEED_STATED[metric][split][: len(epochs)]
+        ax.plot(
+            epochs,
+            values,
+            marker,
+            ms=5,
+            mfc="none",
+            mec="black",
+            mew=1.0,
+            ls="none",
+            label=f"seed {split} (stated)",
+            zorder=5,
+        )
+
+
+def _curves(study, metric: str, ylabel: str, floor: bool = False):
+    heads = study.heads()
+    colors = lr_colors(study)
+    fig, axes = plt.subplots(1, len(heads), figsize=_figsize(study), squeeze=False)
+    for ax, head in zip(axes[0], heads, strict=True):
+        for device in study.devices():
+            for lr in study.lr_order():
+                h = study.mean_history(head, device, lr)
+                if h.empty:
+                    continue
+                for split, style in (("test", "-"), ("train", "--")):
+                    col = f"{split}_{metric}"
+                    mean, sd = h[col].to_numpy(), h[f"{col}_std"].to_numpy()
+                    label = f"lr {lr} {split}"
+                    ax.plot(h.epoch, mean, style, color=colors[lr], lw=1.4, label=label)
+                    if h.n.min() > 1:
+                        ax.fill_between(h.epoch, mean - sd, mean + sd, color=colors[lr], alpha=0.18)
+        if head == "softmax":
+            _seed_markers(ax, study, metric)
+        if floor and head == "softmax":
+            ax.axhline(stats.softmax_ce_floor(), color="0.35", lw=0.9, ls=":")
+            ax.annotate(
+                "floor 1.461",
+                (1, stats.softmax_ce_floor()),
+                xycoords=("axes fraction", "data"),
+                ha="right",
+                va="bottom",
+                fontsize=7.5,
+                color="0.3",
+            )
+        title = "Softmax head (faithful)" if head == "softmax" else "Logits head (ablation)"
+        ax.set_title(title if len(heads) > 1 else "")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, lw=0.4, alpha=0.5)
+        if study.runs.epochs.max() <= 10:
+            ax.set_xticks(range(1, int(study.runs.epochs.max()) + 1))
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    ncol = max(1, len(labels) // 2)  # column-major: each column one lr, test above train
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False)
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
+    return fig
+
+
+def fig_loss(study):
+    return _curves(study, "loss", "cross-entropy loss", floor=True)
+
+
+def fig_accuracy(study):
+    return _curves(study, "acc", "accuracy (%)")
+
+
+def fig_confusion(study):
+    head, device, lr = study.reference()  # the model the cat/dog claims judge
+    conf = study.summed_confusion(head, device, lr)
+    m = conf.to_numpy(dtype=float)
+    pct = 100 * m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    w, _ = _figsize(study)
+    fig, ax = plt.subplots(figsize=(w, w * 0.78))
+    sns.heatmap(
+        pct,
+        annot=True,
+        fmt=".0f",
+        cmap="Blues",
+        vmin=0,
+        vmax=100,
+        square=True,
+        xticklabels=conf.columns,
+        yticklabels=conf.index,
+        cbar_kws={"label": "% of true class", "shrink": 0.8},
+        annot_kws={"fontsize": 7.5},
+        ax=ax,
+    )
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.tick_params(axis="x", rotation=45)
+    plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
+    fig.tight_layout()
+    return fig
+
+
+def fig_timing(study):
+    t = timing(study)
+    labels = [
+        f"{r.device_name}\n(paper)" if r.source == "paper" else f"{r.device}: {r.device_name}"
+        for r in t.itertuples()
+    ]
+    labels = [_wrap(s, 34) for s in labels]
+    measured = sns.color_palette(study.config["figures"]["palette"], 10)[4:]
+    colors = [
+        "0.65" if r.source == "paper" else measured[i % 6] for i, r in enumerate(t.itertuples())
+    ]
+    w, h = _figsize(study)
+    fig, ax = plt.subplots(figsize=(w, max(h * 0.6, 0.55 * len(t) + 0.9)))
+    y = np.arange(len(t))
+    bars = ax.barh(y, t.minutes_per_5_epochs, color=colors)
+    for bar, r in zip(bars, t.itertuples(), strict=True):
+        if r.source == "measured" and r.n_train < paper.N_TRAIN:
+            bar.set_hatch("///")
+            bar.set_edgecolor("white")
+        ax.annotate(
+            f"{r.minutes_per_5_epochs:,.1f} min",
+            (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(
+        f"minutes per 5 epochs on {paper.N_TRAIN:,} images\n(hatched: scaled from a subset)"
+    )
+    ax.set_xlim(0, t.minutes_per_5_epochs.max() * 1.2)
+    ax.grid(True, axis="x", lw=0.4, alpha=0.5)
+    fig.tight_layout()
+    return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def save(fig, out_dir: Path, name: str, dpi: int) -> list[Path]:
+    paths = [out_dir / f"{name}.svg", out_dir / f"{name}.png"]
+    fig.savefig(paths[0], format="svg", metadata={"Date": None})
+    fig.savefig(paths[1], format="png", dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+    return paths
+
+
+def make_all(study, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dpi = int(study.config["figures"]["dpi"])
+    makers = dict(zip(FIGURES, (fig_loss, fig_accuracy, fig_confusion, fig_timing), strict=True))
+    written = []
+    with sns.axes_style("ticks"), plt.rc_context(RC):
+        for name, make in makers.items():
+            written += save(make(study), out_dir, name, dpi)
+    return written
+
+
+def build(config, runs, timing, out_dir) -> list[Path]:
+    """The figures stage: Figs. 2-5 of the study into ``out_dir``."""
+    return make_all(load_study(config, runs, timing), Path(out_dir))

@@ -1,0 +1,405 @@
+"""Stage 7: the PDF report. Tables (CSV), figures (SVG), provenance (JSON) and the
+runs' histories go through a jinja2 template to HTML, which weasyprint turns into a
+PDF with a table of contents, page numbers and vector figures.
+
+The report reads the CSVs the tables stage wrote, so the PDF shows the same numbers
+as ``results/tables``; it recomputes only what is purely descriptive (the logits-head
+ablation summary and the architecture table).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import jinja2
+
+from ..files import read_json, require, write_atomic
+from ..plan import paper
+from ..plan.architecture import architecture_table
+from ..plan.settings import ModelSpec, RunConfig
+from . import claims as claims_mod
+from . import stats
+from .figures import FIGURES
+from .study import load_study
+from .tables import read_tables
+
+ROOT = Path(__file__).resolve().parents[3]
+TEMPLATES = ROOT / "report_templates"
+
+CAPTIONS = {
+    "fig2_loss": "Fig. 2: Training and test loss per epoch",
+    "fig3_accuracy": "Fig. 3: Training and test accuracy per epoch",
+    "fig4_confusion": "Fig. 4: Test performance (confusion heatmap)",
+    "fig5_timing": "Fig. 5: Training time per 5 epochs by device",
+}
+
+
+# ---- formatting helpers (jinja filters) ------------------------------------------
+
+
+def num(value, digits: int = 2) -> str:
+    """A number with fixed decimals; blank-safe ('-' for missing)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value) if value not in (None, "") else "–"
+    if math.isnan(v):
+        return "–"
+    return f"{v:,.{digits}f}"
+
+
+def signed(value, digits: int = 2) -> str:
+    text = num(value, digits)
+    return text if text.startswith(("-", "–")) else "+" + text
+
+
+def pval(value) -> str:
+    v = float(value)
+    if math.isnan(v):
+        return "–"
+    return "< 0.001" if v < 0.001 else f"{v:.3f}"
+
+
+def basename(path) -> str:
+    """A file's name without the folders: the report names files, not local paths."""
+    return Path(str(path)).name
+
+
+def project_path(path) -> str:
+    """A path inside the project as given (results/config.json); an absolute one, which
+    would show a local folder, by its name only."""
+    return Path(str(path)).name if Path(str(path)).is_absolute() else str(path)
+
+
+def public_config(cfg: dict) -> dict:
+    """The resolved config as Appendix A prints it: file paths of the data that lie
+    outside the project (an absolute archive path names a local folder) by name only."""
+    out = json.loads(json.dumps(cfg))
+    data = out.get("data") or {}
+    for key in ("archive", "folder", "download_root"):
+        if data.get(key):
+            data[key] = project_path(data[key])
+    return out
+
+
+def integer(value) -> str:
+    return f"{int(value):,}"
+
+
+# ---- content ------------------------------------------------------------------------
+
+
+def architecture(cfg: dict, head: str) -> dict:
+    spec = RunConfig.from_config(cfg, head, 1.0, "cpu", 0).model
+    rows = architecture_table(spec)
+    total = sum(r.params for r in rows)
+    return {
+        "rows": rows,
+        "params": total,
+        "macs": sum(r.macs for r in rows),
+        "default_widths": spec.widths == ModelSpec().widths and spec.hidden == ModelSpec().hidden,
+    }
+
+
+def ablation(study) -> list[dict]:
+    """Softmax vs logits head per learning rate: accuracy, loss scale, convergence."""
+    if len(study.heads()) < 2:
+        return []
+    rows = []
+    for head, device, lr, runs in study.groups():
+        h = study.mean_history(head, device, lr)
+        target = 0.95 * h.test_acc.max()
+        rows.append(
+            {
+                "head": head,
+                "device": device,
+                "lr": lr,
+                "final_test_acc": runs.final_test_acc.mean(),
+                "final_train_loss": runs.final_train_loss.mean(),
+                "final_test_loss": runs.final_test_loss.mean(),
+                "epochs_to_95": int(h.epoch[h.test_acc >= target].iloc[0]),
+                "epochs": int(h.epoch.max()),
+            }
+        )
+    lrs, heads = study.lr_order(), study.heads()
+    return sorted(rows, key=lambda r: (r["device"], lrs.index(r["lr"]), heads.index(r["head"])))
+
+
+def findings(cfg, tables, study, reasons) -> list[str]:
+    out = []
+    acc = tables["test_accuracy.csv"]
+    first = acc[acc["head"] == study.heads()[0]]
+    best = first.loc[first.final_mean.idxmax()]
+    inside = (first.verdict == claims_mod.HOLDS).sum()
+    judged = first.verdict.isin([claims_mod.HOLDS, claims_mod.FAILS]).sum()
+    out.append(
+        f"Best mean final test accuracy ({best['head']} head): {best.final_mean:.2f} % at"
+        f" lr {best.lr} over {int(best.n_seeds)} seed(s), against the paper's"
+        f" {num(best.paper)} % for that rate; the paper's single run lies where one more run of"
+        f" ours would land ({cfg['report']['confidence']:.0%} interval, Table 4) for {inside} of"
+        f" {judged} learning rates."
+    )
+    comp = tables["lr_comparison.csv"]
+    comp = comp[comp["head"] == study.heads()[0]]
+    if len(comp):
+        sig = comp[~comp.conclusion.str.startswith("inconclusive")]
+        out.append(
+            f"Pairwise learning-rate comparison ({comp.test.iloc[0].split(' (')[0]},"
+            f" Holm-adjusted): {len(sig)} of {len(comp)} pairs differ beyond noise"
+            + (": " + "; ".join(sig.conclusion) if len(sig) else ".")
+        )
+    floor = tables["loss_floor.csv"]
+    soft = floor[(floor.source == "measured") & (floor["head"] == "softmax")]
+    if len(soft):
+        r, s = soft.iloc[0], seed_loss(floor)
+        out.append(
+            "With the faithful softmax head the loss cannot go below"
+            f" {stats.softmax_ce_floor():.3f}; at lr {r.lr} our final test loss is"
+            f" {r.final_test_loss:.3f} where a confident"
+            f" classifier with the measured {r.final_test_acc:.1f} % accuracy would have"
+            f" {r.expected_test_loss:.3f}. The seed's {s['train']} / {s['test']} match the"
+            f" expected {s['expected_train']:.3f} / {s['expected_test']:.3f} at its"
+            f" {s['train_acc']:g} % / {s['test_acc']} % accuracy, so it evidently applied"
+            " CrossEntropyLoss to a Softmax output."
+        )
+    c = tables["claims.csv"]
+    counts = {v: int((c.verdict == v).sum()) for v in claims_mod.VERDICTS}
+    out.append(
+        f"Of the seed's {len(c)} checked claims: {counts[claims_mod.HOLDS]} hold,"
+        f" {counts[claims_mod.FAILS]} do not hold, {counts[claims_mod.INCONCLUSIVE]}"
+        f" inconclusive, {counts[claims_mod.NOT_MEASURABLE]} not measurable with this"
+        " config (Section 9)."
+    )
+    if reasons:
+        out.append(
+            "This run is not comparable to the paper ("
+            + "; ".join(reasons)
+            + "): its numbers test the pipeline, not the paper's results."
+        )
+    return out
+
+
+RECORDED_FIELDS = ("label", "folder", "gpu", "commit", "date", "driver", "torch", "cuda")
+RECORDED_FIELDS += ("cudnn", "python", "command", "data_sha256")
+
+
+def recorded(prov: dict) -> dict | None:
+    """What page 1 and Appendix A say about recorded runs; None when the runs were trained.
+    A recording finished over several GPU sessions lists each (commit, date, command)."""
+    rec = prov.get("recorded")
+    if not isinstance(rec, dict):
+        return None
+    out = {k: str(rec.get(k) or "unknown") for k in RECORDED_FIELDS}
+    sessions = rec.get("sessions") or [rec]
+    by_session: dict[int, list[str]] = {}
+    for r in rec.get("runs") or []:
+        if r.get("complete"):
+            by_session.setdefault(int(r.get("session") or 1), []).append(str(r.get("lr")))
+    out["sessions"] = [
+        {
+            "commit": str(x.get("commit") or "unknown")[:12],
+            "date": str(x.get("date") or "unknown"),
+            "command": str(x.get("command") or "unknown"),
+            "lrs": ", ".join(by_session.get(i, [])) or "none finished",
+        }
+        for i, x in enumerate(sessions, start=1)
+    ]
+    return out
+
+
+def _listed(values) -> str:
+    return ", ".join(map(str, values))
+
+
+def seed_loss(floor) -> dict:
+    """The seed's final losses next to those a confident classifier at its accuracies has
+    (the loss-floor table's paper row): they match, which shows it applied
+    CrossEntropyLoss to a Softmax output."""
+    row = floor[floor.source == "paper"].iloc[0]
+    return {
+        "train": row.final_train_loss,
+        "test": row.final_test_loss,
+        "train_acc": row.final_train_acc,
+        "test_acc": row.final_test_acc,
+        "expected_train": row.expected_train_loss,
+        "expected_test": row.expected_test_loss,
+    }
+
+
+# The seed's text against what we had to choose: the architecture and the recipe.
+STATED_ASSUMED = [
+    ("blocks", "6 blocks, each 3 parallel convolutions, BatchNorm, ReLU", "as stated", "stated"),
+    ("block widths", "not given", _listed(paper.WIDTHS), "assumed"),
+    (
+        "kernel sizes",
+        '"different kernel sizes"',
+        f"{_listed(paper.KERNEL_SIZES)} (padding k/2)",
+        "assumed",
+    ),
+    ("branch weighting", "a vector from an MLP", "softmax(Linear(C_in, 3)) of the mean", "assumed"),
+    (
+        "pooling",
+        f"2x2 max pool after blocks {_listed(paper.POOL_AFTER)}; average pool",
+        "as stated",
+        "stated",
+    ),
+    ("classifier", "Flatten, Linear, ReLU, BN, Dropout, Linear, Softmax", "as stated", "stated"),
+    ("hidden units, dropout", "not given", f"{paper.HIDDEN}, {paper.DROPOUT}", "assumed"),
+    (
+        "loss, optimiser",
+        f"CrossEntropyLoss; SGD, momentum {paper.MOMENTUM},"
+        f" wd {paper.as_written(paper.WEIGHT_DECAY)}",
+        "as stated",
+        "stated",
+    ),
+    ("initialisation", "default (Kaiming)", "PyTorch defaults", "stated"),
+    ("augmentation", "crop 32, padding 4, horizontal flip", "zero padding, p = 0.5", "assumed"),
+    ("normalisation", '"normalisation" (values not given)', "CIFAR-10 mean / std", "assumed"),
+]
+
+# The seed's own slips, so that a reader comparing the two documents is not misled.
+ERRATA = [
+    'Its Section 4 lists the learning rates as "0.01, 0.001 and 0.001"; its Tables 1-3 and'
+    " Table 4 show the three rates are 0.01, 0.005 and 0.001.",
+    "Its text calls the accuracy figure Fig. 2 and the loss figure Fig. 3, the other way round"
+    " from its captions; here Fig. 2 is the loss and Fig. 3 the accuracy.",
+    "Its introduction names nine classes (trucks, frogs, horses, deer, dogs, cats, birds,"
+    " ships, cars); CIFAR-10 also has airplanes.",
+    'Its "misclassification rate ranging from 78% to 83.8%" for dog and cat can only be the'
+    " heatmap's diagonal (per-class accuracy); we check it as that (Section 9).",
+]
+
+HEADLINE_KEYS = ("best_lr", "train_loss", "test_loss", "overfit_onset", "catdog_pair")
+HEADLINE_KEYS += ("catdog_range",)
+
+
+def headline(claims) -> tuple[list[dict], str]:
+    """Page 1: the seed's headline numbers with ours and the verdict, and one sentence."""
+    keys = [k for k in claims.key if k.startswith("table4_")] + list(HEADLINE_KEYS)
+    rows = [r for k in keys for r in claims[claims.key == k].to_dict("records")]
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in claims_mod.VERDICTS}
+    n = len(rows)
+    if counts[claims_mod.NOT_MEASURABLE] == n:
+        sentence = (
+            "Not decided: this configuration does not train the seed's setup, so none of its"
+            " headline numbers can be judged here."
+        )
+    elif counts[claims_mod.HOLDS] == n:
+        sentence = f"Yes: all {n} headline findings of the seed hold."
+    else:
+        t4 = [r for r in rows if r["key"].startswith("table4_")]
+        t4_fail = sum(r["verdict"] == claims_mod.FAILS for r in t4)
+        sentence = (
+            f"In part. Of the seed's {n} headline findings: {counts[claims_mod.HOLDS]} hold,"
+            f" {counts[claims_mod.FAILS]} do not hold, {counts[claims_mod.INCONCLUSIVE]}"
+            f" inconclusive, {counts[claims_mod.NOT_MEASURABLE]} not measurable here. Of Table 4's"
+            f" {len(t4)} accuracies, {t4_fail} lie outside the range one more run of ours would"
+            " fall in."
+        )
+    return rows, sentence
+
+
+def context(config, runs, timing, tables_dir, figures_dir, provenance) -> dict:
+    """What the template reads, from the study's inputs and the earlier stages' outputs."""
+    study = load_study(config, runs, timing)
+    cfg = study.config
+    tables = read_tables(tables_dir)
+    for name in ("test_accuracy.csv", "loss_floor.csv"):
+        tables[name]["lr"] = tables[name]["lr"].map(lambda v: f"{float(v):g}" if v == v else "")
+    comp = tables["lr_comparison.csv"]
+    for col in ("lr_a", "lr_b"):
+        comp[col] = comp[col].map(lambda v: f"{float(v):g}")
+    prov = read_json(provenance, "provenance", "run `python -m repro provenance`")
+    study.data = prov.get("data", {})
+    figures = {}
+    for name in FIGURES:
+        svg = Path(figures_dir) / f"{name}.svg"
+        require(svg, "figure", "run `python -m repro figures` first")
+        figures[name] = svg.resolve().as_uri()
+    reasons = claims_mod.comparability(cfg)
+    heads = study.heads()
+    conf_head, _, conf_lr = study.reference()
+    from ..plan.dataset import CLASSES, MEAN, STD
+
+    return {
+        "cfg": cfg,
+        "public_config": public_config(prov.get("config") or cfg),
+        "prov": prov,
+        "recorded": recorded(prov),
+        "t": {k.removesuffix(".csv"): df for k, df in tables.items()},
+        "figures": figures,
+        "captions": CAPTIONS,
+        "reasons": reasons,
+        "heads": heads,
+        "devices": study.devices(),
+        "runs": study.runs,
+        "n_runs": len(study.runs),
+        "arch": architecture(cfg, heads[0]),
+        "paper_parameters": paper.PARAMETERS,
+        "paper": paper,
+        "seed_loss": seed_loss(tables["loss_floor.csv"]),
+        "ablation": ablation(study),
+        "findings": findings(cfg, tables, study, reasons),
+        "conf_head": conf_head,
+        "conf_lr": conf_lr,
+        "floor": stats.softmax_ce_floor(),
+        "uniform": stats.softmax_ce_uniform(),
+        "wrong": stats.softmax_ce_expected(0.0),
+        "classes": CLASSES,
+        "mean": MEAN,
+        "std": STD,
+        "config_path": config,
+        "precisions": sorted(set(study.runs.precision)),
+        "deviations": study.deviations(),
+        "tolerance": study.tolerance(),
+        "headline": headline(tables["claims.csv"]),
+        "stated_assumed": STATED_ASSUMED,
+        "errata": ERRATA,
+        "claims_table": 9 if ablation(study) else 8,
+        "n_train": int(study.runs.n_train.iloc[0]),
+        "n_test": int(study.runs.n_test.iloc[0]),
+    }
+
+
+def render_html(ctx: dict) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        num=num,
+        signed=signed,
+        pval=pval,
+        integer=integer,
+        basename=basename,
+        project_path=project_path,
+    )
+    return env.get_template("report.html.j2").render(**ctx)
+
+
+def write_pdf(html: str, out: Path) -> None:
+    import logging
+
+    import weasyprint
+
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    logging.getLogger("fontTools").setLevel(logging.ERROR)
+    css = weasyprint.CSS(filename=str(TEMPLATES / "report.css"))
+    doc = weasyprint.HTML(string=html, base_url=str(TEMPLATES)).render(stylesheets=[css])
+    write_atomic(out, doc.write_pdf())
+
+
+def build(config, runs, timing, tables_dir, figures_dir, provenance, out, html=None) -> None:
+    """The report stage: the PDF at ``out`` (and its HTML at ``html`` if given)."""
+    text = render_html(context(config, runs, timing, tables_dir, figures_dir, provenance))
+    if html:
+        Path(html).write_text(text)
+    write_pdf(text, Path(out))
+
+
+__all__ = ["build", "context", "render_html"]

@@ -1,0 +1,173 @@
+"""The GPU machine's script, proven here: it runs under a Python that holds only torch,
+torchvision, numpy, pillow and pyyaml (and what they require), end to end on the CPU,
+and its runs are exactly the workflow's train jobs. The planner and the run-stopping
+rule are checked on inputs whose answer is known."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+import tarfile
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from repro.engine.device_run import choose, must_stop_one
+from repro.errors import UserError
+from repro.plan import config as config_mod
+from repro.plan import grid, recorded
+from repro.plan.dataset import sha256_of
+from repro.plan.recording import record
+
+ROOT = Path(__file__).resolve().parents[2]
+DEVICE_PACKAGES = ("torch", "torchvision", "numpy", "pillow", "pyyaml")
+
+
+def _closure(names) -> set[str]:
+    """The distributions ``names`` need, following their unconditional and
+    platform-conditional requirements (not extras)."""
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        dist = metadata.distribution(todo.pop())
+        key = dist.metadata["Name"].lower().replace("_", "-")
+        if key in seen:
+            continue
+        seen.add(key)
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+            todo.append(req.name)
+    return seen
+
+
+def bare_python(root: Path) -> Path:
+    """A virtual environment whose site-packages links only the device's packages and
+    their requirements from this interpreter's environment (no copy of torch's GBs)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(root), "platbase": str(root)}))
+    for name in _closure(DEVICE_PACKAGES):
+        dist = metadata.distribution(name)
+        tops = {Path(str(f)).parts[0] for f in dist.files or []}
+        for top in tops:
+            src = Path(dist.locate_file(top))
+            if top.startswith("..") or top == "bin" or not src.exists():
+                continue
+            if not (site / top).exists():
+                (site / top).symlink_to(src)
+    return root / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def device_python(tmp_path_factory) -> Path:
+    py = bare_python(tmp_path_factory.mktemp("bare"))
+    probe = (
+        "import importlib.util as u, torch, torchvision, numpy, PIL, yaml;"
+        "print([m for m in ('jsonschema', 'snakemake', 'pandas', 'weasyprint') if u.find_spec(m)])"
+    )
+    res = subprocess.run([str(py), "-c", probe], capture_output=True, text=True, cwd="/")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]", f"the bare venv is not bare: {res.stdout}"
+    return py
+
+
+@pytest.mark.device_script
+def test_device_script_runs_in_a_bare_python(device_python, archive, tmp_path):
+    arch = tmp_path / "resources" / "cifar10-jpeg.tar.gz"
+    arch.parent.mkdir()
+    arch.symlink_to(archive)
+    out = tmp_path / "out"
+    cmd = ["bash", str(ROOT / "scripts" / "device_run.sh"), str(out), "--device", "cpu"]
+    cmd += ["--archive", str(arch), "--subset", "20,5", "--epochs", "2", "--budget-s", "900"]
+    cmd += ["--variants", "eager", "--calibration-steps", "2", "--reference-workers", "2"]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(PYTHON=str(device_python), TMPDIR=str(tmp_path))
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    tail = res.stdout.strip().splitlines()
+    # the summary comes last (only the end of the output comes back from the GPU machine)
+    assert tail[-1].startswith("packed:") and any(line.startswith("0.01 ") for line in tail[-8:])
+    assert (out / "device-run.log").read_text() == res.stdout
+
+    with tarfile.open(out / "device-run.tar.gz") as tar:
+        names = tar.getnames()
+        summary = json.load(tar.extractfile("summary.json"))
+    assert not any(n.endswith((".pt", ".npz")) for n in names), "weights and data stay out"
+    assert {"calibration.json", "environment.json", "plan.json"} <= set(names)
+
+    # the runs are the workflow's train jobs: same settings hash (folder) and fingerprint
+    plan = summary["plan"]
+    cfg = config_mod.validate(
+        {
+            "data": {"source": "archive", "archive": str(archive)},
+            "devices": ["cpu"],
+            "train": {"epochs": 2, "precision": plan["precision"], "compile": False},
+            # the device script times min(timing.epochs, epochs) epochs
+            "timing": {"epochs": 2},
+        }
+    )
+    cfg["data"]["subset"] = {"train_per_class": 20, "test_per_class": 5}
+    settings = grid.settings_hash(cfg, "cpu")
+    assert [r["lr"] for r in summary["runs"]] == ["0.01", "0.005", "0.001"]
+    for run in summary["runs"]:
+        assert run["complete"] and run["epochs_done"] == 2
+        assert run["folder"] == f"results/runs/softmax/lr{run['lr']}/cpu/seed0/{settings}"
+        for f in ("epochs.csv", "steps.csv", "predictions.csv", "confusion_by_epoch.csv"):
+            assert f"{run['folder']}/{f}" in names, f
+        rc = grid.run_config(cfg, "softmax", float(run["lr"]), "cpu", 0)
+        assert run["fingerprint"] == rc.fingerprint()
+        assert (out / f"weights-lr{run['lr']}-fp16.pt").exists()
+    assert "results/timing/cpu/timing.json" in names
+    assert re.search(r"grid: 6 epochs in \d+ s", res.stdout)
+
+    # recorded, the runs pass the recorded mode's checks for the matching config
+    folder = record(out / "device-run.tar.gz", tmp_path / "recorded", "cpu-test", commit="abc")
+    cfg["recorded"] = str(folder)
+    found = recorded.plan(cfg, grid.recorded_expectations(cfg))
+    assert len(found.runs) == 3
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["commit"] == "abc" and prov["data_sha256"] == sha256_of(archive)
+    assert prov["command"].startswith("bash scripts/device_run.sh $OUT --device cpu")
+    # a config that differs from the recording (another precision) is refused
+    other = "bf16" if plan["precision"] == "fp32" else "fp32"
+    cfg["train"]["precision"] = other
+    with pytest.raises(UserError, match="precision"):
+        recorded.plan(cfg, grid.recorded_expectations(cfg))
+
+
+def test_plan_prefers_the_seeds_fp32_when_the_grid_fits():
+    calib = {
+        "eager-fp32": {"ok": True, "img_s": 50_000, "eval_s": 0.0, "warmup_s": 1.0},
+        "eager-bf16": {"ok": True, "img_s": 100_000, "eval_s": 0.0, "warmup_s": 1.0},
+        "graphs-bf16": {"ok": True, "epoch_s": 0.25, "warmup_s": 20.0, "img_s": 200_000},
+        "reference-w2": {"ok": True, "img_s": 5_000},
+    }
+    # fp32 eager: 3 x 150 x 1 s + 1 = 451 s
+    assert choose(calib, 50_000, 3, 150, 600)["variant"] == "eager-fp32"
+    # no fp32 fit: the bf16 variant with the shortest grid (graphs: 112.5 + 20 s)
+    plan = choose(calib, 50_000, 3, 150, 400)
+    assert plan["variant"] == "graphs-bf16" and plan["fits"]
+    # nothing fits: still the fastest bf16, marked as not fitting
+    plan = choose(calib, 50_000, 3, 150, 60)
+    assert plan["variant"] == "graphs-bf16" and not plan["fits"]
+    # a failed or non-finite variant is never chosen
+    calib["graphs-bf16"]["ok"] = False
+    calib["eager-bf16"]["finite_loss"] = False
+    assert choose(calib, 50_000, 3, 150, 400)["variant"] == "eager-fp32"
+
+
+def test_a_run_is_stopped_only_when_the_rest_cannot_finish():
+    # three runs sharing a GPU at 1 epoch/s in all: 300 epochs left need 300 s
+    rates = [1 / 3, 1 / 3, 1 / 3]
+    assert not must_stop_one([100, 100, 100], rates, 301)
+    assert must_stop_one([100, 100, 100], rates, 299)
+    # a single run is left to the deadline
+    assert not must_stop_one([100], [1.0], 10)

@@ -1,0 +1,162 @@
+"""`record`: a device tarball becomes recorded/<label>/; hostile tarballs are refused
+with one line, and nothing outside the known layout is written."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from repro.errors import UserError
+from repro.plan import recording
+from repro.plan.recording import record
+
+RUN = "results/runs/softmax/lr0.01/cuda/seed0/c8c533c3"
+
+
+def _tar(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tar.addfile(info)
+    return path
+
+
+def _device_files(complete: bool = True) -> dict[str, bytes]:
+    summary = {
+        "runs": [
+            {"lr": "0.01", "complete": complete, "epochs_done": 150, "folder": RUN},
+        ],
+        "calibration": {"graphs-bf16": {"img_s": 30000.0}},
+    }
+    env = {"commit": "old", "gpu": "NVIDIA H100", "argv": ["m", "device-run", "--out", "/o"]}
+    plan = {"variant": "graphs-bf16", "config": {"data": {"archive": "/gpu/path.tar.gz"}}}
+    return {
+        "summary.json": json.dumps(summary).encode(),
+        "environment.json": json.dumps(env).encode(),
+        "plan.json": json.dumps(plan).encode(),
+        f"{RUN}/epochs.csv": b"epoch,train_loss\n1,2.0\n",
+        f"{RUN}/metrics.json": b"{}",
+        "logs/train-lr0.01.log": b"epoch 1/150\n",
+    }
+
+
+def test_a_device_tarball_becomes_a_recorded_folder(tmp_path):
+    tb = _tar(tmp_path / "d.tar.gz", {**_device_files(), "checkpoints/x.pt": b"pickle"})
+    folder = record(tb, tmp_path / "recorded", "h100-test", commit="abc123")
+    assert (folder / RUN / "epochs.csv").read_bytes() == b"epoch,train_loss\n1,2.0\n"
+    assert not (folder / "checkpoints").exists(), "members outside the layout are skipped"
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["commit"] == "abc123" and prov["commit_reported_by_device"] == "old"
+    assert prov["gpu"] == "NVIDIA H100" and prov["folder"] == "recorded/h100-test"
+    assert prov["config"]["data"]["archive"] == recording.DEFAULT_ARCHIVE
+    with pytest.raises(UserError, match="exists"):
+        record(tb, tmp_path / "recorded", "h100-test")
+
+
+def test_a_stopped_runs_files_are_not_recorded(tmp_path):
+    tb = _tar(tmp_path / "d.tar.gz", _device_files(complete=False))
+    folder = record(tb, tmp_path / "recorded", "x")
+    assert not (folder / RUN).exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../escape/summary.json", "/abs/summary.json", "results/runs/../../../x/epochs.csv"],
+)
+def test_members_outside_the_layout_are_never_written(tmp_path, name):
+    tb = _tar(tmp_path / "d.tar.gz", {**_device_files(), name: b"evil"})
+    record(tb, tmp_path / "rec", "x")
+    written = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
+    assert not any("escape" in str(p) or p.name == "x" for p in written)
+    assert not Path("/abs/summary.json").exists()
+
+
+def test_a_link_with_a_known_name_is_refused(tmp_path):
+    files = _device_files()
+    del files[f"{RUN}/epochs.csv"]
+    tb = _tar(tmp_path / "d.tar.gz", files, links={f"{RUN}/epochs.csv": "/etc/passwd"})
+    with pytest.raises(UserError, match="not a regular file"):
+        record(tb, tmp_path / "rec", "x")
+
+
+def test_an_oversized_member_is_refused_before_reading(tmp_path, monkeypatch):
+    monkeypatch.setattr(recording, "MAX_BYTES", 10)
+    tb = _tar(tmp_path / "d.tar.gz", _device_files())
+    with pytest.raises(UserError, match="more than"):
+        record(tb, tmp_path / "rec", "x")
+
+
+def test_a_broken_or_incomplete_tarball_is_one_line(tmp_path):
+    broken = tmp_path / "b.tar.gz"
+    broken.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(UserError, match="cannot read"):
+        record(broken, tmp_path / "rec", "x")
+    files = _device_files()
+    del files["summary.json"]
+    with pytest.raises(UserError, match="no summary.json"):
+        record(_tar(tmp_path / "d.tar.gz", files), tmp_path / "rec", "y")
+    with pytest.raises(UserError, match="label"):
+        record(_tar(tmp_path / "e.tar.gz", _device_files()), tmp_path / "rec", "../up")
+
+
+def _session(lrs_done: list[str], lrs_stopped: list[str], config: dict) -> dict[str, bytes]:
+    runs = [
+        {"lr": lr, "complete": lr in lrs_done, "folder": RUN.replace("lr0.01", f"lr{lr}")}
+        for lr in lrs_done + lrs_stopped
+    ]
+    files = _device_files()
+    files["summary.json"] = json.dumps({"runs": runs}).encode()
+    files["plan.json"] = json.dumps({"variant": "graphs-bf16", "config": config}).encode()
+    del files[f"{RUN}/epochs.csv"], files[f"{RUN}/metrics.json"]
+    for lr in lrs_done:
+        files[f"{RUN.replace('lr0.01', f'lr{lr}')}/epochs.csv"] = f"lr {lr}\n".encode()
+    return files
+
+
+def test_a_later_session_finishes_the_runs_of_a_recording(tmp_path):
+    cfg = {"train": {"precision": "bf16"}}
+    first = _tar(tmp_path / "1.tar.gz", _session(["0.01"], ["0.005"], cfg))
+    second = _tar(tmp_path / "2.tar.gz", _session(["0.005"], [], cfg))
+    folder = record(first, tmp_path / "rec", "h100", commit="c1")
+    record(second, tmp_path / "rec", "h100", commit="c2", add=True)
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert [(r["lr"], r["complete"]) for r in prov["runs"]] == [("0.01", True), ("0.005", True)]
+    assert [s["commit"] for s in prov["sessions"]] == ["c1", "c2"]
+    assert prov["runs"][1]["session"] == 2
+    run = RUN.replace("lr0.01", "lr0.005")
+    assert (folder / run / "epochs.csv").read_text() == "lr 0.005\n"
+    assert (folder / "sessions/2/summary.json").exists(), "the session's own files kept apart"
+    # the same run twice, or other settings, add nothing
+    with pytest.raises(UserError, match="already holds"):
+        record(second, tmp_path / "rec", "h100", add=True)
+    other = _tar(tmp_path / "3.tar.gz", _session(["0.001"], [], {"train": {"precision": "fp32"}}))
+    with pytest.raises(UserError, match="other settings"):
+        record(other, tmp_path / "rec", "h100", add=True)
+    rehashed = _session(["0.001"], [], cfg)
+    rehashed = {k.replace("c8c533c3", "0123abcd"): v for k, v in rehashed.items()}
+    rehashed["summary.json"] = rehashed["summary.json"].replace(b"c8c533c3", b"0123abcd")
+    with pytest.raises(UserError, match="run hash"):
+        record(_tar(tmp_path / "4.tar.gz", rehashed), tmp_path / "rec", "h100", add=True)
+    assert not (folder / RUN.replace("lr0.01", "lr0.001")).exists()
+
+
+def test_a_newer_schemas_mode_key_does_not_split_a_recording(tmp_path):
+    """Seen: the first session's config had no ``recorded`` key, the second's had it as
+    null (the schema gained it in between); likewise ``estimate``, which shapes no run.
+    The runs are the same settings."""
+    first = _tar(tmp_path / "1.tar.gz", _session(["0.01"], ["0.005"], {"train": {"lr": 1}}))
+    later = {"train": {"lr": 1}, "recorded": None, "estimate": {"calibrate": True}}
+    second = _tar(tmp_path / "2.tar.gz", _session(["0.005"], [], later))
+    folder = record(first, tmp_path / "rec", "h100")
+    record(second, tmp_path / "rec", "h100", add=True)
+    assert (folder / RUN.replace("lr0.01", "lr0.005") / "epochs.csv").exists()

@@ -1,0 +1,162 @@
+"""The whole reporting chain through the CLI on really trained tiny runs, checked in the
+PDF's extracted text: Table 4 rows, claims, provenance line, captions and figures."""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pypdf import PdfReader
+
+from repro.cli import main
+from repro.report import pdf as report
+
+
+def squash(text: str) -> str:
+    """Text without whitespace or soft hyphens, so line and column breaks do not matter."""
+    return re.sub(r"[\s\u00ad]+", "", text).replace("‐", "-")
+
+
+@pytest.fixture(scope="module")
+def built(tiny_runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    common = ["--config", str(tiny_runs["config_path"]), "--runs"]
+    common += [str(p) for p in tiny_runs["runs"]]
+    common += ["--timing"] + [str(p) for p in tiny_runs["timing"]]
+    assert main(["tables", *common, "--out-dir", str(out / "tables")]) == 0
+    assert main(["figures", *common, "--out-dir", str(out / "figures")]) == 0
+    prov = out / "provenance.json"
+    data_meta = str(tiny_runs["data_meta"])
+    no_repo = str(out / "no-git-here")
+    assert (
+        main(
+            ["provenance", *common, "--data-meta", data_meta, "--repo", no_repo, "--out", str(prov)]
+        )
+        == 0
+    )
+    args = [*common, "--tables-dir", str(out / "tables"), "--figures-dir", str(out / "figures")]
+    args += ["--provenance", str(prov), "--out", str(out / "report.pdf")]
+    assert main(["report", *args, "--html", str(out / "report.html")]) == 0
+    reader = PdfReader(out / "report.pdf")
+    pages = [p.extract_text() for p in reader.pages]
+    return {"dir": out, "reader": reader, "pages": pages, "text": squash("\n".join(pages))}
+
+
+def test_provenance_json(built, tiny_runs):
+    prov = json.loads((built["dir"] / "provenance.json").read_text())
+    assert prov["git"] == {"commit": "unknown", "branch": "unknown", "dirty": "unknown"}
+    assert prov["config"] == tiny_runs["config"]
+    assert len(prov["config_sha256"]) == 64
+    assert prov["data"]["sha256"] == json.loads(tiny_runs["data_meta"].read_text())["sha256"]
+    assert {"python", "torch", "torchvision", "snakemake", "weasyprint"} <= set(prov["versions"])
+    assert len(prov["jobs"]) == len(tiny_runs["runs"]) and prov["jobs"][0]["device"] == "cpu"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", prov["date_utc"])
+
+
+def test_git_state_of_a_real_repository(tmp_path):
+    from repro.report.provenance import git_state
+
+    if subprocess.run(["git", "--version"], capture_output=True).returncode:
+        pytest.skip("git not installed")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "f.txt").write_text("x")
+    state = git_state(tmp_path)
+    assert state["dirty"] is True and state["commit"].startswith("unknown")
+
+
+def test_first_page_names_config_provenance_and_comparability(built):
+    prov = json.loads((built["dir"] / "provenance.json").read_text())
+    first = squash(built["pages"][0])
+    assert squash(prov["summary"]) in first
+    assert "Notcomparabletothepaper" in first
+    assert "datasubset(30train/10testimagesperclass)" in first
+    assert "2epochsinsteadofthepaper's150" in first
+    # page 1 answers the question, here: nothing can be judged on a smoke config
+    assert "Didit reproduce?".replace(" ", "") in first
+    assert "Notdecided:thisconfigurationdoesnottraintheseed'ssetup" in first
+    assert "Contents" in squash(built["pages"][1])
+
+
+def test_no_local_path_or_host_name_in_the_pdf(built):
+    import platform
+
+    text = built["text"]
+    prov = json.loads((built["dir"] / "provenance.json").read_text())
+    assert squash(Path(prov["data"]["path"]).name) in text
+    for secret in (str(Path.cwd()), "/tmp/", "/work/", "../shared", platform.node()):
+        assert squash(secret) not in text, secret
+
+
+def test_stated_and_assumed_errata_and_table_numbers(built):
+    text = built["text"]
+    assert "Whattheseedstatesandwhatweassumed" in text
+    assert "assumed" in text and "blockwidths" in text
+    assert "Errataoftheseedreport" in text and '"0.01,0.001and0.001"' in text
+    numbers = [int(n) for n in re.findall(r"Table(\d+):", text)]
+    assert numbers == sorted(numbers) and numbers == list(range(4, 4 + len(numbers)))
+
+
+def test_every_table4_row_and_claim_in_the_pdf(built):
+    text = built["text"]
+    t4 = pd.read_csv(built["dir"] / "tables" / "test_accuracy.csv", dtype={"lr": str})
+    for r in t4.itertuples():
+        row = f"{r.head}{r.lr}{r.n_seeds}{r.final_mean:.2f}±{r.final_std:.2f}"
+        assert row in text, row
+        assert f"[{r.pred_low:.2f},{r.pred_high:.2f}]" in text
+    claims = pd.read_csv(built["dir"] / "tables" / "claims.csv")
+    assert len(claims) >= 10
+    for r in claims.itertuples():
+        assert squash(r.claim) in text, r.claim
+        assert squash(r.verdict) in text
+    for name in (
+        "Table4:Testaccuracy",
+        "Tables1-3:Hyper-parameters",
+        "Architecture:theadoptedmodel",
+    ):
+        assert name in text
+    assert "4,595,045" in text and "1.46115" in text
+    # the deviations from the seed are declared where Table 4 compares with it
+    note = text[text.index("Table4:Testaccuracy") :]
+    assert "aJPEG(quality75)re-encodingofCIFAR-10" in note[:3000]
+    assert "arithmetic:" in note[:3000] and "diagramismissing" in note[:3000]
+
+
+def test_figures_embedded_as_vectors_with_captions(built):
+    text = built["text"]
+    for caption in report.CAPTIONS.values():
+        assert text.count(squash(caption) + ".") == 1, caption
+    html = (built["dir"] / "report.html").read_text()
+    srcs = re.findall(r'<img src="file://([^"]+)"', html)
+    assert len(srcs) == len(report.CAPTIONS) and all(s.endswith(".svg") for s in srcs)
+    # vector drawing: pages carrying a figure have long content streams and no raster
+    # image other than the heatmap's colour bar
+    reader = built["reader"]
+    fig_pages = [i for i, p in enumerate(built["pages"]) if "Fig. " in p]
+    for i in fig_pages:
+        assert len(reader.pages[i].get_contents().get_data()) > 20_000
+
+
+def test_pages_numbered_and_sections_present(built):
+    n = len(built["pages"])
+    assert f"Page 1 of {n}" in built["pages"][0] and f"Page {n} of {n}" in built["pages"][-1]
+    for section in (
+        "1Introduction",
+        "2Data",
+        "3Model",
+        "4Training",
+        "7Statistics",
+        "8Whythelossstaysabove1.461",
+        "9Theseed'sclaims,checked",
+        "10Findings",
+        "AppendixA:Provenance",
+        "Table6:Pairwisecomparison",
+    ):
+        assert section in built["text"], section
+    comparison = pd.read_csv(built["dir"] / "tables" / "lr_comparison.csv")
+    unbroken = built["text"].replace("-", "")  # hyphenation may split a long word
+    for test in comparison.test.unique():  # the test used is named
+        assert squash(test).replace("-", "") in unbroken
+    assert "cuda_deterministic" in built["text"] and "bit-for-bit" in built["text"]

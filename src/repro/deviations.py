@@ -14,8 +14,8 @@ OFFLINE_JPEG_Q75_SHA256 = "5489b54e63be1049940fccf3e3cb313fa101e99c3baec54ce543c
 JPEG_ALLOWANCE = 1.0  # points
 # where the allowance's size comes from (said next to every verdict that needs it)
 JPEG_ALLOWANCE_SOURCE = (
-    "../shared/data/README.md: the archive's JPEG (quality 75) images give accuracies"
-    ' "up to about 1 point below" the original release'
+    "the README shipped with the offline archive cifar10-jpeg.tar.gz: its JPEG (quality"
+    ' 75) images give accuracies "up to about 1 point below" the original release'
 )
 
 

@@ -361,7 +361,12 @@ def _table4(study, judge) -> list[dict]:
                 f"holds if the paper's single run lies in the {c:.0%} range where one more run"
                 " of ours would land; where it needs the allowance of our declared deviations,"
                 " the verdict says so.",
-                short=f"{mean:.2f} %, one more run in {a.text(2)}",
+                short=f"{mean:.2f} %, one more run in [{a.low:.2f}, {a.high:.2f}]"
+                + (
+                    f" (to {a.high_allowed:.2f} with {noise.allowance_label})"
+                    if a.high_allowed > a.high
+                    else ""
+                ),
                 allowance=a.allowed and not a.bare,
             )
         )
@@ -392,8 +397,8 @@ def _final_gap(ref: Reference) -> dict:
     a = agree(gap, FINAL_GAP, ref.noise, DIFFERENCE, FINAL_GAP_PRECISION, 0)
     return ref.judge.row(
         "final_gap",
-        f"Final train accuracy is about {paper.ACCURACY['train'][1]:g} % and test accuracy"
-        f" about {paper.ACCURACY['test'][1]:g} %: a gap of about {FINAL_GAP:g} points",
+        f"Final train accuracy about {paper.ACCURACY['train'][1]:g} %, test about"
+        f" {paper.ACCURACY['test'][1]:g} % (gap about {FINAL_GAP:g} points)",
         f"train ~{paper.ACCURACY['train'][1]:g} %, test ~{paper.ACCURACY['test'][1]:g} %"
         f" (gap ~{FINAL_GAP:g} points)",
         f"train {last.train_acc:.1f} %, test {last.test_acc:.1f} %: gap {gap:.1f} points at"

@@ -59,7 +59,14 @@ def pval(value) -> str:
     v = float(value)
     if math.isnan(v):
         return "–"
-    return "< 0.001" if v < 0.001 else f"{v:.3f}"
+    # three significant digits, as the claims quote it (0.00147): one p value reads the same
+    # in every table
+    return "< 0.0001" if v < 0.0001 else f"{v:.3g}"
+
+
+def units(text) -> str:
+    """A number and its unit kept on one line: "86.07 %" never wraps before the "%"."""
+    return str(text).replace(" %", "\u00a0%")
 
 
 def basename(path) -> str:
@@ -82,6 +89,39 @@ def public_config(cfg: dict) -> dict:
         if data.get(key):
             data[key] = project_path(data[key])
     return out
+
+
+def config_rows(cfg: dict) -> list[tuple[str, str]]:
+    """The resolved config as Appendix A summarises it: one row per section, its settings
+    as "key value" pairs (nested ones as key.sub); the full JSON is attached to the PDF."""
+    rows = []
+    for section, value in cfg.items():
+        if isinstance(value, dict):
+            rows.append((section, "; ".join(f"{k} {v}" for k, v in _flat(value))))
+        else:
+            rows.append((section, _plain(value)))
+    return rows
+
+
+def _flat(d: dict, prefix: str = ""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", _plain(v)
+
+
+def _plain(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(str, v)) or "none"
+    return "none" if v is None else str(v)
+
+
+def training_versions(prov: dict) -> str:
+    """The torch (and CUDA) the runs trained with, as their metrics.json recorded them,
+    which need not be the report machine's."""
+    seen = sorted({str(j.get("torch")) for j in prov.get("jobs", []) if j.get("torch")})
+    return ", ".join(f"torch {v}" for v in seen) or "unknown"
 
 
 def integer(value) -> str:
@@ -200,7 +240,7 @@ def recorded(prov: dict) -> dict | None:
             by_session.setdefault(int(r.get("session") or 1), []).append(str(r.get("lr")))
     out["sessions"] = [
         {
-            "commit": str(x.get("commit") or "unknown")[:12],
+            "commit": trained_commit(x),
             "date": str(x.get("date") or "unknown"),
             "command": str(x.get("command") or "unknown"),
             "lrs": ", ".join(by_session.get(i, [])) or "none finished",
@@ -208,6 +248,43 @@ def recorded(prov: dict) -> dict | None:
         for i, x in enumerate(sessions, start=1)
     ]
     return out
+
+
+def trained_commit(session: dict) -> str:
+    """The code a recorded session trained with, as its provenance states it: the commit,
+    marked dirty where the tree had uncommitted changes, and the relabelling where the
+    recording named another commit."""
+    trained = str(session.get("trained_at") or session.get("commit") or "unknown")[:12]
+    text = trained + (" (dirty tree)" if session.get("dirty") is True else "")
+    named = str(session.get("commit") or "")[:12]
+    if named and named != trained:
+        text += f", relabelled {named} when recorded"
+    return text
+
+
+def run_code(prov: dict) -> dict:
+    """Per training job, the code that trained it (metrics.json's commit, dirty flag and
+    run-code hash), and whether the study's runs came from more than one commit or code."""
+    rows = []
+    for j in prov.get("jobs", []):
+        code = j.get("code") or {}
+        rows.append(
+            {
+                "commit": str(code.get("commit") or "not recorded")[:12],
+                "dirty": {True: "dirty", False: "clean"}.get(code.get("dirty"), "unknown"),
+                "code": str(code.get("code_sha256") or "not recorded")[:12],
+            }
+        )
+    commits = {r["commit"] for r in rows if r["commit"] != "not recorded"}
+    hashes = {r["code"] for r in rows if r["code"] != "not recorded"}
+    if len(commits) > 1:
+        same = "the same" if len(hashes) == 1 else "different"
+        note = f"The runs came from {len(commits)} commits, with {same} run-shaping code."
+    elif not commits:
+        note = "The runs' metrics.json carry no commit (trained before issue 22)."
+    else:
+        note = "All runs came from one commit."
+    return {"rows": rows, "note": note, "dirty": any(r["dirty"] == "dirty" for r in rows)}
 
 
 def _listed(values) -> str:
@@ -329,6 +406,9 @@ def context(config, runs, timing, tables_dir, figures_dir, provenance) -> dict:
     return {
         "cfg": cfg,
         "public_config": public_config(prov.get("config") or cfg),
+        "config_rows": config_rows(public_config(prov.get("config") or cfg)),
+        "training_versions": training_versions(prov),
+        "run_code": run_code(prov),
         "prov": prov,
         "recorded": recorded(prov),
         "t": {k.removesuffix(".csv"): df for k, df in tables.items()},
@@ -381,6 +461,7 @@ def render_html(ctx: dict) -> str:
         num=num,
         signed=signed,
         pval=pval,
+        units=units,
         integer=integer,
         basename=basename,
         project_path=project_path,
@@ -388,7 +469,9 @@ def render_html(ctx: dict) -> str:
     return env.get_template("report.html.j2").render(**ctx)
 
 
-def write_pdf(html: str, out: Path) -> None:
+def write_pdf(html: str, out: Path, attachments=()) -> None:
+    """The PDF, with ``attachments`` (the resolved config and provenance JSON: in full,
+    where Appendix A shows a summary) embedded as files."""
     import logging
 
     import weasyprint
@@ -397,7 +480,8 @@ def write_pdf(html: str, out: Path) -> None:
     logging.getLogger("fontTools").setLevel(logging.ERROR)
     css = weasyprint.CSS(filename=str(TEMPLATES / "report.css"))
     doc = weasyprint.HTML(string=html, base_url=str(TEMPLATES)).render(stylesheets=[css])
-    write_atomic(out, doc.write_pdf())
+    files = [weasyprint.Attachment(filename=str(p), name=Path(p).name) for p in attachments]
+    write_atomic(out, doc.write_pdf(attachments=files))
 
 
 def build(config, runs, timing, tables_dir, figures_dir, provenance, out, html=None) -> None:
@@ -405,7 +489,7 @@ def build(config, runs, timing, tables_dir, figures_dir, provenance, out, html=N
     text = render_html(context(config, runs, timing, tables_dir, figures_dir, provenance))
     if html:
         Path(html).write_text(text)
-    write_pdf(text, Path(out))
+    write_pdf(text, Path(out), [config, provenance])
 
 
 __all__ = ["build", "context", "render_html"]

@@ -51,7 +51,7 @@ def hyperparameters(study: Study) -> pd.DataFrame:
             t["batch_size"],
             t["test_batch_size"],
             lr,
-            f"{t['weight_decay']:g}",
+            paper.as_written(t["weight_decay"]),
             f"{t['momentum']:g}",
             t["epochs"],
             steps,
@@ -77,13 +77,20 @@ def hyperparameters(study: Study) -> pd.DataFrame:
         "",
         "",
         "",
-        f"ceil({n_train} / {t['batch_size']}); ceil({paper.N_TRAIN} / {paper.BATCH_SIZE})"
-        f" = {paper.STEPS_PER_EPOCH} on full data",
-        f"ceil({n_test} / {t['test_batch_size']}); full data gives ceil({paper.N_TEST} /"
-        f" {paper.TEST_BATCH_SIZE}) = {full_test_steps}, the seed printed"
-        f" {paper.TEST_STEPS_PRINTED} ({paper.N_TEST} / {paper.TEST_BATCH_SIZE} rounded down)",
+        _steps_note(n_train, t["batch_size"], paper.N_TRAIN, paper.BATCH_SIZE)
+        + f" = {paper.STEPS_PER_EPOCH} on full data",
+        _steps_note(n_test, t["test_batch_size"], paper.N_TEST, paper.TEST_BATCH_SIZE)
+        + f" = {full_test_steps} on full data; the seed printed {paper.TEST_STEPS_PRINTED}"
+        f" ({paper.N_TEST} / {paper.TEST_BATCH_SIZE} rounded down)",
     ]
     return table
+
+
+def _steps_note(n: int, batch: int, n_full: int, batch_full: int) -> str:
+    """ceil(n / batch), and the full data's only where it is another computation."""
+    ours = f"ceil({n} / {batch})"
+    full = f"ceil({n_full} / {batch_full})"
+    return full if ours == full else f"{ours}; {full}"
 
 
 def test_accuracy(study: Study) -> pd.DataFrame:
@@ -178,10 +185,7 @@ def _conclusion(r: dict) -> str:
         return "inconclusive"
     worse = r["b"] if r["better"] == r["a"] else r["a"]
     if r["test"] in (stats.MCNEMAR, stats.Z_TEST):
-        return (
-            f"these two runs differ: the lr {r['better']} run beats the lr {worse} run"
-            " (one network each; not a statement about the rates)"
-        )
+        return f"these two runs differ: the lr {r['better']} run beats the lr {worse} run"
     return f"lr {r['better']} better than lr {worse}"
 
 

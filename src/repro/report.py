@@ -401,6 +401,7 @@ def context(config, runs, timing, tables_dir, figures_dir, provenance) -> dict:
     reasons = claims_mod.comparability(cfg)
     heads = study.heads()
     conf_head, _, conf_lr = study.reference()
+    noise = claims_mod.reference(study).noise  # the one tolerance source, for Section 7
     from .data import CLASSES, MEAN, STD
 
     return {
@@ -438,8 +439,8 @@ def context(config, runs, timing, tables_dir, figures_dir, provenance) -> dict:
         "deviations": study.deviations(),
         "allowance": study.allowance(),
         "wording": phrases(int(study.runs.groupby(["head", "device", "lr"]).size().min())),
-        "noise": claims_mod.reference(study).noise,
-        "wording_n": over_seeds(claims_mod.reference(study).noise.n),
+        "noise": noise,
+        "wording_n": over_seeds(noise.n),
         "headline": headline(tables["claims.csv"]),
         "stated_assumed": STATED_ASSUMED,
         "errata": ERRATA,

@@ -247,12 +247,13 @@ def reference(study) -> Reference:
     return Reference(head, device, lr, study.mean_history(head, device, lr), noise, Judge(study))
 
 
-def tolerance_rule(ref: Reference) -> str:
-    """The one sentence every compared claim's rule ends with."""
+def tolerance_rule(ref: Reference, allowed: bool = True) -> str:
+    """The one sentence every compared claim's rule ends with (``allowed``: the claim's
+    kind takes the allowance)."""
     allowance = (
         f"; the {ref.noise.allowance_label} allowance ({ref.noise.allowance:g} point) widens"
         " the side it explains"
-        if ref.noise.allowance
+        if ref.noise.allowance and allowed
         else ""
     )
     return (
@@ -406,7 +407,8 @@ def _final_gap(ref: Reference) -> dict:
         a.allowed,
         f"holds if the gap lies within the tolerance of {FINAL_GAP:g} points (the seed's two"
         " whole-number accuracies: precision 1 point; noise x sqrt(2), a difference of two"
-        " accuracies; no allowance: the images' cost lowers both)." + tolerance_rule(ref),
+        " accuracies; no allowance: the images' cost lowers both)."
+        + tolerance_rule(ref, allowed=False),
         short=f"gap {gap:.1f} points ({last.train_acc:.1f} % vs {last.test_acc:.1f} %)",
     )
 

@@ -160,3 +160,14 @@ def test_a_newer_schemas_mode_key_does_not_split_a_recording(tmp_path):
     folder = record(first, tmp_path / "rec", "h100")
     record(second, tmp_path / "rec", "h100", add=True)
     assert (folder / RUN.replace("lr0.01", "lr0.005") / "epochs.csv").exists()
+
+
+def test_record_keeps_each_runs_code_and_refuses_to_relabel_it(tmp_path):
+    code = {"commit": "0dedc33" + "0" * 33, "dirty": True, "code_sha256": "ab" * 32}
+    files = {**_device_files(), f"{RUN}/metrics.json": json.dumps({"code": code}).encode()}
+    tb = _tar(tmp_path / "d.tar.gz", files)
+    folder = record(tb, tmp_path / "recorded", "kept")
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["runs"][0]["code"] == code, "copied as the training job took it, dirty flag too"
+    with pytest.raises(UserError, match="would relabel the lr 0.01 run, trained at 0dedc33"):
+        record(tb, tmp_path / "recorded", "relabelled", commit="0af01d2")

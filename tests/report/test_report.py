@@ -11,7 +11,7 @@ import pytest
 from pypdf import PdfReader
 
 from repro.cli import main
-from repro.report import pdf as report
+from repro.report.pdf import pdf as report
 
 
 def squash(text: str) -> str:
@@ -52,6 +52,9 @@ def test_provenance_json(built, tiny_runs):
     assert prov["data"]["sha256"] == json.loads(tiny_runs["data_meta"].read_text())["sha256"]
     assert {"python", "torch", "torchvision", "snakemake", "weasyprint"} <= set(prov["versions"])
     assert len(prov["jobs"]) == len(tiny_runs["runs"]) and prov["jobs"][0]["device"] == "cpu"
+    # each training job took its code as it started (this checkout: a git clone)
+    code = prov["jobs"][0]["code"]
+    assert set(code) == {"commit", "dirty", "code_sha256"} and len(code["code_sha256"]) == 64
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", prov["date_utc"])
 
 

@@ -12,7 +12,7 @@ import pytest
 from repro.plan import config as config_mod
 from repro.plan import grid
 from repro.plan.dataset import CLASSES
-from repro.report import claims, tables
+from repro.report import claims, stats, tables
 from repro.report import study as study_mod
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,9 +29,10 @@ def history(final_test: float, epochs: int = EPOCHS, onset: int = 30, seed: int 
     """A synthetic run written as the train stage writes it: train accuracy rises to
     final_test + 5, test lies 3 points above it before ``onset`` and 5 below from then on,
     with epoch-to-epoch noise (sd 0.4 points) from epoch 30 on and none on train; test loss
-    falls linearly to 1.57 at epoch 50 and stays; train loss decays exponentially from 2.07
-    to 1.52 (time constant 40 epochs: it falls more slowly after epoch 100). The last
-    test accuracy is final_test exactly."""
+    falls linearly from 2.00 to the softmax loss of its final accuracy (log(e + 9) - acc:
+    1.566 at 89.55 %) at epoch 50 and stays; train loss decays exponentially from 2.07 to
+    that of the train accuracy (time constant 40 epochs: it falls more slowly after epoch
+    100). The last test accuracy is final_test exactly."""
     e = np.arange(1, epochs + 1)
     train = 40 + 54 * (1 - np.exp(-e / 25))
     train = train - train[-1] + final_test + 5
@@ -39,10 +40,12 @@ def history(final_test: float, epochs: int = EPOCHS, onset: int = 30, seed: int 
     noise = np.random.default_rng(seed).normal(0, 0.4, epochs) * (e >= 30)
     test = test + noise
     test[-1] = final_test
-    test_loss = np.where(e <= 50, 2.00 - 0.43 * (e - 1) / 49, 1.57)
+    test_end = stats.softmax_ce_expected(final_test)
+    test_loss = np.where(e <= 50, 2.00 - (2.00 - test_end) * (e - 1) / 49, test_end)
     span = max(epochs - 1, 1)
     decay = (np.exp(-(e - 1) / 40) - np.exp(-span / 40)) / (1 - np.exp(-span / 40))
-    train_loss = 1.52 + 0.55 * decay
+    train_end = stats.softmax_ce_expected(final_test + 5)
+    train_loss = train_end + (2.07 - train_end) * decay
     return pd.DataFrame(
         {
             "epoch": e,
@@ -151,7 +154,7 @@ def test_table4_mean_std_interval(study):
     assert r.paper == 89.55 and r.difference == pytest.approx(0.05)
     # for one more run: s floored at the test-set sd of one run at 89.6 %
     sd = 100 * math.sqrt(0.896 * 0.104 / 10_000)
-    pi = 4.302653 * sd * math.sqrt(1 + 1 / 3)
+    pi = 4.302653 * sd * math.sqrt(1 + 1 / 3) + 0.005  # + the seed's printed precision
     assert (r.pred_low, r.pred_high) == pytest.approx((89.6 - pi, 89.6 + pi), abs=1e-4)
     assert (t4.verdict == claims.HOLDS).all()
 
@@ -164,6 +167,9 @@ def test_table4_single_seed_says_n_1(tmp_path):
     assert all(m.startswith("n = 1") for m in t4.ci_method)
     comp = tables.lr_comparison(s)
     assert comp.test.tolist() == [tables.stats.MCNEMAR], "one run each: paired on the images"
+    # two networks differ on the same images; the wording says runs, not rates
+    assert comp.conclusion[0].startswith("these two runs differ: the lr 0.01 run beats")
+    assert "lr 0.01 better" not in comp.conclusion[0]
 
 
 def test_lr_comparison_names_welch_and_finds_the_difference(study):
@@ -252,32 +258,12 @@ def test_detection_rules_on_constructed_curves():
 
 
 def test_claims_hold_on_a_paper_like_study(study):
-    c = claims.check_all(study, tables.lr_comparison(study)).set_index("claim")
-    assert list(c.columns) == ["key", "paper", "measured", "verdict", "rule", "short"]
+    c = claims.check_all(study, tables.lr_comparison(study)).set_index("key")
+    assert list(c.columns) == ["claim", "paper", "measured", "verdict", "rule", "short"]
     assert set(c.verdict) <= set(claims.VERDICTS)
-    for claim in (
-        "Learning rate 0.01 gives the best test accuracy",
-        "Final test accuracy is about 5 points below train accuracy",
-        "Test accuracy starts to fall below train accuracy around epoch 30",
-        "Test loss stops decreasing after about epoch 50",
-        "Train loss falls from about 2.07 to 1.52",
-        "Test loss falls from about 2.00 to 1.57",
-        "Cat and dog are the classes most confused with each other",
-        "Cat and dog have the lowest per-class accuracies",
-        "Per-class accuracy of cat and dog is 78 % to 83.8 %",
-        "lr 0.01 reaches 89.55 % test accuracy (Table 4)",
-        "After the first epoch train accuracy is about 40 % and test accuracy about 50 %",
-        "After epoch 100 the training loss falls more slowly",
-        "Test accuracy fluctuates more than train accuracy (from about epoch 30)",
-    ):
-        assert c.loc[claim, "verdict"] == claims.HOLDS, claim
-    assert (
-        "epoch 30"
-        in c.loc["Test accuracy starts to fall below train accuracy around epoch 30"].measured
-    )
-    assert c.loc["5 epochs take 3 min on a Colab GPU and 6 min on Apple MPS", "verdict"] == (
-        claims.NOT_MEASURABLE
-    )
+    assert (c.drop("timing").verdict == claims.HOLDS).all(), c.verdict
+    assert "epoch 30 at 2 points" in c.loc["overfit_onset"].measured
+    assert c.loc["timing", "verdict"] == claims.NOT_MEASURABLE
 
 
 def test_claims_fail_when_the_gap_opens_early(tmp_path):
@@ -300,7 +286,7 @@ def test_claims_not_measurable_on_short_subset_runs(tmp_path):
         in c.loc["Test loss stops decreasing after about epoch 50"].rule
     )
     # the heatmap claims go through the same gate as every other claim
-    row = c.loc["Cat and dog have the lowest per-class accuracies"]
+    row = c.loc["Cat and dog are the most frequently misclassified classes"]
     assert row.verdict == claims.NOT_MEASURABLE and "data subset" in row.rule
     assert claims.comparability(cfg) == [
         "data subset (100 train / 50 test images per class)",
@@ -348,43 +334,85 @@ def _verdicts(s) -> pd.Series:
     return claims.check_all(s, tables.lr_comparison(s)).set_index("key").verdict
 
 
-@pytest.mark.parametrize("seeds", [1, 3])
-def test_a_true_reproduction_is_never_judged_a_failure(tmp_path, seeds):
-    """(a) runs that match the paper within seed noise (sd 0.3 points)."""
+PASSING = ["table4_lr0.01", "table4_lr0.005", "table4_lr0.001", "train_loss", "test_loss"]
+PASSING += ["epoch1_accuracy", "final_gap", "catdog_lowest", "catdog_pair", "overfit_onset"]
+PASSING += ["test_loss_plateau", "train_loss_slowdown", "test_fluctuates", "catdog_range"]
+
+
+def _shifted_study(tmp_path, seeds: int, shift: float, source="torchvision"):
+    """The paper's accuracies moved by ``shift`` points, with seed noise (sd 0.3 points);
+    losses follow the accuracies (log(e + 9) - accuracy), as a softmax head's do."""
     rng = np.random.default_rng(seeds)
-    finals = {lr: list(np.round(v + rng.normal(0, 0.3, seeds), 2)) for lr, v in PAPER.items()}
+    finals = {
+        lr: list(np.round(v + shift + rng.normal(0, 0.3, seeds), 2)) for lr, v in PAPER.items()
+    }
     s = make_study(tmp_path, paper_config(seeds=list(range(seeds))), finals)
-    t4 = tables.test_accuracy(s)
-    assert (t4.verdict == claims.HOLDS).all(), t4[["lr", "final_mean", "pred_low", "pred_high"]]
+    if source == "jpeg":
+        s.data = {"sha256": claims.OFFLINE_JPEG_Q75_SHA256, "source": "archive"}
+    return s
+
+
+@pytest.mark.parametrize("seeds", [1, 3, 5])
+def test_a_perfect_reproduction_passes_every_claim_it_should(tmp_path, seeds):
+    """(a) the paper's numbers within seed noise: accuracy, loss, epoch 1, the gap, the
+    literal cat/dog claim and the pair all hold; the best rate holds once there are seeds,
+    and with one run per rate it is inconclusive (two networks are not two rates)."""
+    s = _shifted_study(tmp_path, seeds, 0.0)
     v = _verdicts(s)
-    assert v["best_lr"] in (claims.HOLDS, claims.INCONCLUSIVE)
-    assert (v[[k for k in v.index if k.startswith("table4_")]] == claims.HOLDS).all()
+    assert (v[PASSING] == claims.HOLDS).all(), v[PASSING]
+    assert v["best_lr"] == (claims.INCONCLUSIVE if seeds == 1 else claims.HOLDS)
+    assert (tables.test_accuracy(s).verdict == claims.HOLDS).all()
     comp = tables.lr_comparison(s)
     # 87.56 vs 87.44 cannot be told apart: inconclusive, never "does not hold"
     last = comp[(comp.lr_a == "0.005") & (comp.lr_b == "0.001")].iloc[0]
     assert last.conclusion.startswith("inconclusive")
 
 
-def test_runs_five_points_below_the_paper_do_not_hold(tmp_path):
-    """(b) a clear shortfall, beyond every interval and the declared tolerance."""
-    finals = {lr: [v - 5, v - 5.2, v - 4.8] for lr, v in PAPER.items()}
-    s = make_study(tmp_path, paper_config(seeds=[0, 1, 2]), finals)
-    s.data = {"sha256": claims.OFFLINE_JPEG_Q75_SHA256, "source": "archive"}
-    t4 = tables.test_accuracy(s)
-    assert (t4.tolerance == 1.0).all() and (t4.verdict == claims.FAILS).all()
-    v = _verdicts(s)
-    assert (v[[k for k in v.index if k.startswith("table4_")]] == claims.FAILS).all()
+@pytest.mark.parametrize("seeds", [1, 5])
+def test_three_points_low_fails_the_accuracy_and_the_loss_claims(tmp_path, seeds):
+    """(b) a clear shortfall: its loss is 0.03 too high, which the one tolerance rejects
+    just as it rejects the accuracy (a looser loss rule would let it hold). Not n = 3:
+    t with 2 degrees of freedom makes one more run's range about +-2.5 points wide."""
+    v = _verdicts(_shifted_study(tmp_path, seeds, -3.0))
+    t4 = [k for k in v.index if k.startswith("table4_")]
+    assert (v[t4] == claims.FAILS).all(), v[t4]
+    assert v["test_loss"] == claims.FAILS and v["train_loss"] == claims.FAILS
 
 
-def test_the_jpeg_tolerance_rescues_a_shortfall_it_explains(tmp_path):
-    """Two points below the paper, just beyond the interval (half-width ~1.5 points), with
-    the JPEG archive: inside the interval raised by 1 point; the same numbers on the
-    lossless download do not hold."""
-    finals = {lr: [v - 2.0, v - 2.1, v - 1.9] for lr, v in PAPER.items()}
-    s = make_study(tmp_path, paper_config(seeds=[0, 1, 2]), finals)
-    assert (tables.test_accuracy(s).verdict == claims.FAILS).all()
-    s.data = {"sha256": claims.OFFLINE_JPEG_Q75_SHA256, "source": "archive"}
-    assert (tables.test_accuracy(s).verdict == claims.HOLDS).all()
+@pytest.mark.parametrize(
+    "shift,keys",
+    [(-1.5, ["table4_lr0.01", "table4_lr0.005", "table4_lr0.001"]), (-1.9, ["test_loss"])],
+)
+def test_right_only_within_the_jpeg_allowance_says_so(tmp_path, shift, keys):
+    """(c) on the JPEG archive (n = 5, one more run within about +-1 point): an accuracy
+    1.5 points low, a loss 0.019 high (the seed printed 1.57: +-0.005 of it is the seed's
+    own precision, so the loss needs a larger shift) lie beyond the noise and inside the
+    noise plus the 1-point allowance: the verdict names the allowance; the same runs on
+    lossless images do not hold."""
+    label = "holds only with the JPEG allowance"
+    v = _verdicts(_shifted_study(tmp_path / "jpeg", 5, shift, "jpeg"))
+    assert (v[keys] == label).all(), v[keys]
+    assert claims.kind(label) == claims.HOLDS
+    v = _verdicts(_shifted_study(tmp_path / "png", 5, shift))
+    assert (v[keys] == claims.FAILS).all(), v[keys]
+
+
+def test_a_threshold_claim_that_flips_inside_its_range_is_inconclusive():
+    """The plateau rule at 1-10 % of the total decrease: a loss that keeps falling slowly
+    after epoch 50 plateaus early at 10 % and late at 1 %: inconclusive, not "holds"."""
+    e = np.arange(1, 151)
+    flat = np.where(e <= 50, 2.0 - 0.4 * (e - 1) / 49, 1.6)
+    slow = flat - np.where(e > 50, 0.0004 * (e - 50), 0.0)  # another 0.04 by epoch 150
+    epochs = [claims.plateau_epoch(slow, rel=r) for r in claims.PLATEAU_RELS]
+    assert epochs[0] > 75 and 25 <= epochs[-1] <= 75
+    ok, shown = claims.across(
+        claims.PLATEAU_RELS, lambda r: (25 <= claims.plateau_epoch(slow, rel=r) <= 75, r)
+    )
+    assert ok is None
+    ok, _ = claims.across(
+        claims.PLATEAU_RELS, lambda r: (25 <= claims.plateau_epoch(flat, rel=r) <= 75, r)
+    )
+    assert ok is True
 
 
 def test_a_short_run_tied_at_chance_ranks_nothing_and_decides_nothing(tmp_path):
@@ -402,13 +430,15 @@ def test_a_short_run_tied_at_chance_ranks_nothing_and_decides_nothing(tmp_path):
 
 # sha256 of the tables that config/recorded.yaml builds from recorded/h100-2026-11-26, taken
 # before issue 10 moved the reporting code (study.py, paper.py): moving code must not move
-# a byte. A new recording or a deliberate change of a table updates these.
+# a byte. A new recording or a deliberate change of a table updates these (issue 22: one
+# tolerance for every claim, Table 4's range with and without the allowance, McNemar
+# findings worded as two runs; weight decay written as the seed writes it, 5e-4).
 RECORDED_TABLES = {
-    "claims.csv": "38fc4b6d69153c7611c300412a3cddc10c736fef9d289b25a1216a9edd8c1429",
-    "hyperparameters.csv": "e4e90b30a089724ac3c5cf46f8d84c2e866b465d607f6210073b17202c8f0e58",
+    "claims.csv": "558c799f6c7aab14c33bbceae406664bef575940c8c9def005ae748440616e2b",
+    "hyperparameters.csv": "c18d415c1d7b5e400f3f8265e0e8113c58a37756134b525b43f57fabe995fef3",
     "loss_floor.csv": "afd388935a3c84daca8f9d675e62aa74d234b3cfb87e0615e1dfa7e9905ce891",
-    "lr_comparison.csv": "25adcec23541fb15ea23a80fbf66c3639edff3eb603b67a70934658c7785505a",
-    "test_accuracy.csv": "b9e94bf1f11116c0fe3d5307d7dc20fb53518b08215c362c8e37bf754c8e2ffa",
+    "lr_comparison.csv": "aabf1f7568f00dcf49a17811c4e9da267666a0051b62f777ffb427c49339123e",
+    "test_accuracy.csv": "66d204aa306375b0f05c78582898c0f94bb2a37a7e866a3b29feb35479b63c5b",
     "timing.csv": "0f57e0c22606094f2c1f9b5b2036e93eba58993b0ed7b45ac9bf7b681c2949a0",
 }
 

@@ -30,6 +30,7 @@ from torch import nn
 from ..errors import UserError
 from ..files import write_atomic
 from ..plan import dataset
+from ..plan.code_identity import code_identity
 from ..plan.config import batch_size_problem
 from ..plan.machine import package_versions
 from ..plan.progress import ProgressFile, hms
@@ -520,8 +521,10 @@ def summarise(
     parameters: int,
     data_id: str,
     wall_seconds: float,
+    code: dict | None = None,
 ) -> dict:
-    """A finished run's metrics.json."""
+    """A finished run's metrics.json; ``code``: commit, dirty flag and run-code hash as
+    the job started (code_identity), kept as taken."""
     last = epoch_row(history)
     test_accs = [row[EPOCH_COLUMNS.index("test_acc")] for row in history["epochs"]]
     best = int(np.argmax(test_accs))
@@ -551,6 +554,7 @@ def summarise(
         "data_content_sha256": data_id,
         "config": asdict(cfg),
         "versions": run_versions(),
+        "code": code or {},
     }
 
 
@@ -630,6 +634,7 @@ def _train_run(
     prog: ProgressFile,
 ) -> dict:
     t_start = time.perf_counter()
+    code = code_identity()  # the code as this job starts: files may change while it trains
     ancestry = Ancestry()
     ds = load_data(cfg, cache)
     data_id = data_mod.content_hash(ds)
@@ -653,7 +658,7 @@ def _train_run(
     n_test = len(dd.y_test)
     wall_seconds = time.perf_counter() - t_start
     parameters = count_parameters(state.model)
-    metrics = summarise(cfg, history, dd.n_train, n_test, parameters, data_id, wall_seconds)
+    metrics = summarise(cfg, history, dd.n_train, n_test, parameters, data_id, wall_seconds, code)
     weights = state.model.state_dict()
     write_run(outdir, history, metrics, weights, dd.y_test.cpu(), write_steps)
     if checkpoint is not None:

@@ -98,6 +98,7 @@ def record(
         config["data"]["archive"] = DEFAULT_ARCHIVE
     prov = _provenance(members, summary, env, plan, config, label, dest, commit)
     complete = {r["folder"] for r in summary.get("runs", []) if r.get("complete")}
+    _keep_run_code(prov, members, commit)
     if add:
         earlier = json.loads((folder / "provenance.json").read_text())
         hashes = {Path(r.get("folder", "")).name for r in earlier.get("runs", [])}
@@ -121,6 +122,25 @@ def record(
         write_atomic(folder / (name if m else prefix + name), data)
     write_atomic(folder / "provenance.json", json.dumps(prov, indent=2) + "\n")
     return folder
+
+
+def _keep_run_code(prov: dict, members: dict, commit: str | None) -> None:
+    """Each run's code as its training job recorded it (metrics.json "code": commit, dirty
+    flag, code hash), copied into the provenance's runs unchanged. A ``commit`` that names
+    another commit than the one a run trained at is refused: a run is never relabelled."""
+    for run in prov.get("runs", []):
+        name = f"{run.get('folder')}/metrics.json"
+        metrics = _json(members, name) if name in members else {}
+        code = metrics.get("code") if isinstance(metrics.get("code"), dict) else None
+        if not code:
+            continue
+        trained = str(code.get("commit", ""))
+        if commit and trained and not trained.startswith(commit) and not commit.startswith(trained):
+            raise UserError(
+                f"refused: --commit {commit} would relabel the lr {run.get('lr')} run, trained"
+                f" at {trained[:12]}; record without --commit (a dirty tree is recorded as such)"
+            )
+        run["code"] = code
 
 
 def _settings(config) -> dict:

@@ -74,6 +74,10 @@ def _seed_markers(ax, study, metric: str) -> None:
         )
 
 
+# a marker per learning rate, so that rates with similar colours stay apart in print
+LR_MARKERS = ("o", "^", "s", "D", "v", "P")
+
+
 def _curves(study, metric: str, ylabel: str, floor: bool = False):
     heads = study.heads()
     colors = lr_colors(study)
@@ -88,18 +92,31 @@ def _curves(study, metric: str, ylabel: str, floor: bool = False):
                     col = f"{split}_{metric}"
                     mean, sd = h[col].to_numpy(), h[f"{col}_std"].to_numpy()
                     label = f"lr {lr} {split}"
-                    ax.plot(h.epoch, mean, style, color=colors[lr], lw=1.4, label=label)
+                    ax.plot(
+                        h.epoch,
+                        mean,
+                        style,
+                        color=colors[lr],
+                        lw=1.4,
+                        label=label,
+                        marker=LR_MARKERS[study.lr_order().index(lr) % len(LR_MARKERS)],
+                        markevery=max(1, len(h) // 8),
+                        ms=3.5,
+                    )
                     if h.n.min() > 1:
                         ax.fill_between(h.epoch, mean - sd, mean + sd, color=colors[lr], alpha=0.18)
         if head == "softmax":
             _seed_markers(ax, study, metric)
         if floor and head == "softmax":
             ax.axhline(stats.softmax_ce_floor(), color="0.35", lw=0.9, ls=":")
+            # at the left: the train curves come near the floor only at the right
             ax.annotate(
                 "floor 1.461",
-                (1, stats.softmax_ce_floor()),
+                (0.02, stats.softmax_ce_floor()),
                 xycoords=("axes fraction", "data"),
-                ha="right",
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="left",
                 va="bottom",
                 fontsize=7.5,
                 color="0.3",
@@ -184,9 +201,9 @@ def fig_timing(study):
         )
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
-    ax.set_xlabel(
-        f"minutes per 5 epochs on {paper.N_TRAIN:,} images\n(hatched: scaled from a subset)"
-    )
+    subset = ((t.source == "measured") & (t.n_train < paper.N_TRAIN)).any()
+    hatched = "\n(hatched: scaled from a subset)" if subset else ""
+    ax.set_xlabel(f"minutes per 5 epochs on {paper.N_TRAIN:,} images{hatched}")
     ax.set_xlim(0, t.minutes_per_5_epochs.max() * 1.2)
     ax.grid(True, axis="x", lw=0.4, alpha=0.5)
     fig.tight_layout()

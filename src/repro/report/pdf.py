@@ -24,6 +24,7 @@ from . import stats
 from .figures import FIGURES
 from .study import load_study
 from .tables import read_tables
+from .wording import over_seeds, phrases
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATES = ROOT / "report_templates"
@@ -59,7 +60,14 @@ def pval(value) -> str:
     v = float(value)
     if math.isnan(v):
         return "–"
-    return "< 0.001" if v < 0.001 else f"{v:.3f}"
+    # three significant digits, as the claims quote it (0.00147): one p value reads the same
+    # in every table
+    return "< 0.0001" if v < 0.0001 else f"{v:.3g}"
+
+
+def units(text) -> str:
+    """A number and its unit kept on one line: "86.07 %" never wraps before the "%"."""
+    return str(text).replace(" %", "\u00a0%")
 
 
 def basename(path) -> str:
@@ -82,6 +90,39 @@ def public_config(cfg: dict) -> dict:
         if data.get(key):
             data[key] = project_path(data[key])
     return out
+
+
+def config_rows(cfg: dict) -> list[tuple[str, str]]:
+    """The resolved config as Appendix A summarises it: one row per section, its settings
+    as "key value" pairs (nested ones as key.sub); the full JSON is attached to the PDF."""
+    rows = []
+    for section, value in cfg.items():
+        if isinstance(value, dict):
+            rows.append((section, "; ".join(f"{k} {v}" for k, v in _flat(value))))
+        else:
+            rows.append((section, _plain(value)))
+    return rows
+
+
+def _flat(d: dict, prefix: str = ""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", _plain(v)
+
+
+def _plain(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(str, v)) or "none"
+    return "none" if v is None else str(v)
+
+
+def training_versions(prov: dict) -> str:
+    """The torch (and CUDA) the runs trained with, as their metrics.json recorded them,
+    which need not be the report machine's."""
+    seen = sorted({str(j.get("torch")) for j in prov.get("jobs", []) if j.get("torch")})
+    return ", ".join(f"torch {v}" for v in seen) or "unknown"
 
 
 def integer(value) -> str:
@@ -132,11 +173,12 @@ def findings(cfg, tables, study, reasons) -> list[str]:
     acc = tables["test_accuracy.csv"]
     first = acc[acc["head"] == study.heads()[0]]
     best = first.loc[first.final_mean.idxmax()]
-    inside = (first.verdict == claims_mod.HOLDS).sum()
-    judged = first.verdict.isin([claims_mod.HOLDS, claims_mod.FAILS]).sum()
+    kinds = first.verdict.map(claims_mod.kind)
+    inside = (kinds == claims_mod.HOLDS).sum()
+    judged = kinds.isin([claims_mod.HOLDS, claims_mod.FAILS]).sum()
     out.append(
         f"Best mean final test accuracy ({best['head']} head): {best.final_mean:.2f} % at"
-        f" lr {best.lr} over {int(best.n_seeds)} seed(s), against the paper's"
+        f" lr {best.lr} ({over_seeds(int(best.n_seeds))}), against the paper's"
         f" {num(best.paper)} % for that rate; the paper's single run lies where one more run of"
         f" ours would land ({cfg['report']['confidence']:.0%} interval, Table 4) for {inside} of"
         f" {judged} learning rates."
@@ -165,7 +207,7 @@ def findings(cfg, tables, study, reasons) -> list[str]:
             " CrossEntropyLoss to a Softmax output."
         )
     c = tables["claims.csv"]
-    counts = {v: int((c.verdict == v).sum()) for v in claims_mod.VERDICTS}
+    counts = {v: int((c.verdict.map(claims_mod.kind) == v).sum()) for v in claims_mod.VERDICTS}
     out.append(
         f"Of the seed's {len(c)} checked claims: {counts[claims_mod.HOLDS]} hold,"
         f" {counts[claims_mod.FAILS]} do not hold, {counts[claims_mod.INCONCLUSIVE]}"
@@ -199,7 +241,7 @@ def recorded(prov: dict) -> dict | None:
             by_session.setdefault(int(r.get("session") or 1), []).append(str(r.get("lr")))
     out["sessions"] = [
         {
-            "commit": str(x.get("commit") or "unknown")[:12],
+            "commit": trained_commit(x),
             "date": str(x.get("date") or "unknown"),
             "command": str(x.get("command") or "unknown"),
             "lrs": ", ".join(by_session.get(i, [])) or "none finished",
@@ -207,6 +249,43 @@ def recorded(prov: dict) -> dict | None:
         for i, x in enumerate(sessions, start=1)
     ]
     return out
+
+
+def trained_commit(session: dict) -> str:
+    """The code a recorded session trained with, as its provenance states it: the commit,
+    marked dirty where the tree had uncommitted changes, and the relabelling where the
+    recording named another commit."""
+    trained = str(session.get("trained_at") or session.get("commit") or "unknown")[:12]
+    text = trained + (" (dirty tree)" if session.get("dirty") is True else "")
+    named = str(session.get("commit") or "")[:12]
+    if named and named != trained:
+        text += f", relabelled {named} when recorded"
+    return text
+
+
+def run_code(prov: dict) -> dict:
+    """Per training job, the code that trained it (metrics.json's commit, dirty flag and
+    run-code hash), and whether the study's runs came from more than one commit or code."""
+    rows = []
+    for j in prov.get("jobs", []):
+        code = j.get("code") or {}
+        rows.append(
+            {
+                "commit": str(code.get("commit") or "not recorded")[:12],
+                "dirty": {True: "dirty", False: "clean"}.get(code.get("dirty"), "unknown"),
+                "code": str(code.get("code_sha256") or "not recorded")[:12],
+            }
+        )
+    commits = {r["commit"] for r in rows if r["commit"] != "not recorded"}
+    hashes = {r["code"] for r in rows if r["code"] != "not recorded"}
+    if len(commits) > 1:
+        same = "the same" if len(hashes) == 1 else "different"
+        note = f"The runs came from {len(commits)} commits, with {same} run-shaping code."
+    elif not commits:
+        note = "The runs' metrics.json carry no commit (trained before issue 22)."
+    else:
+        note = "All runs came from one commit."
+    return {"rows": rows, "note": note, "dirty": any(r["dirty"] == "dirty" for r in rows)}
 
 
 def _listed(values) -> str:
@@ -271,15 +350,15 @@ ERRATA = [
     " heatmap's diagonal (per-class accuracy); we check it as that (Section 9).",
 ]
 
-HEADLINE_KEYS = ("best_lr", "train_loss", "test_loss", "overfit_onset", "catdog_pair")
-HEADLINE_KEYS += ("catdog_range",)
+HEADLINE_KEYS = ("best_lr", "final_gap", "catdog_lowest", "train_loss", "test_loss")
+HEADLINE_KEYS += ("overfit_onset", "catdog_pair", "catdog_range")
 
 
 def headline(claims) -> tuple[list[dict], str]:
     """Page 1: the seed's headline numbers with ours and the verdict, and one sentence."""
     keys = [k for k in claims.key if k.startswith("table4_")] + list(HEADLINE_KEYS)
     rows = [r for k in keys for r in claims[claims.key == k].to_dict("records")]
-    counts = {v: sum(r["verdict"] == v for r in rows) for v in claims_mod.VERDICTS}
+    counts = {v: sum(claims_mod.kind(r["verdict"]) == v for r in rows) for v in claims_mod.VERDICTS}
     n = len(rows)
     if counts[claims_mod.NOT_MEASURABLE] == n:
         sentence = (
@@ -288,6 +367,8 @@ def headline(claims) -> tuple[list[dict], str]:
         )
     elif counts[claims_mod.HOLDS] == n:
         sentence = f"Yes: all {n} headline findings of the seed hold."
+        if any(r["verdict"] != claims_mod.HOLDS for r in rows):
+            sentence += " Some only with the declared allowance, as their verdicts say."
     else:
         t4 = [r for r in rows if r["key"].startswith("table4_")]
         t4_fail = sum(r["verdict"] == claims_mod.FAILS for r in t4)
@@ -321,11 +402,15 @@ def context(config, runs, timing, tables_dir, figures_dir, provenance) -> dict:
     reasons = claims_mod.comparability(cfg)
     heads = study.heads()
     conf_head, _, conf_lr = study.reference()
+    noise = claims_mod.reference(study).noise  # the one tolerance source, for Section 7
     from ..plan.dataset import CLASSES, MEAN, STD
 
     return {
         "cfg": cfg,
         "public_config": public_config(prov.get("config") or cfg),
+        "config_rows": config_rows(public_config(prov.get("config") or cfg)),
+        "training_versions": training_versions(prov),
+        "run_code": run_code(prov),
         "prov": prov,
         "recorded": recorded(prov),
         "t": {k.removesuffix(".csv"): df for k, df in tables.items()},
@@ -353,7 +438,10 @@ def context(config, runs, timing, tables_dir, figures_dir, provenance) -> dict:
         "config_path": config,
         "precisions": sorted(set(study.runs.precision)),
         "deviations": study.deviations(),
-        "tolerance": study.tolerance(),
+        "allowance": study.allowance(),
+        "wording": phrases(int(study.runs.groupby(["head", "device", "lr"]).size().min())),
+        "noise": noise,
+        "wording_n": over_seeds(noise.n),
         "headline": headline(tables["claims.csv"]),
         "stated_assumed": STATED_ASSUMED,
         "errata": ERRATA,
@@ -375,6 +463,7 @@ def render_html(ctx: dict) -> str:
         num=num,
         signed=signed,
         pval=pval,
+        units=units,
         integer=integer,
         basename=basename,
         project_path=project_path,
@@ -382,7 +471,9 @@ def render_html(ctx: dict) -> str:
     return env.get_template("report.html.j2").render(**ctx)
 
 
-def write_pdf(html: str, out: Path) -> None:
+def write_pdf(html: str, out: Path, attachments=()) -> None:
+    """The PDF, with ``attachments`` (the resolved config and provenance JSON: in full,
+    where Appendix A shows a summary) embedded as files."""
     import logging
 
     import weasyprint
@@ -391,7 +482,8 @@ def write_pdf(html: str, out: Path) -> None:
     logging.getLogger("fontTools").setLevel(logging.ERROR)
     css = weasyprint.CSS(filename=str(TEMPLATES / "report.css"))
     doc = weasyprint.HTML(string=html, base_url=str(TEMPLATES)).render(stylesheets=[css])
-    write_atomic(out, doc.write_pdf())
+    files = [weasyprint.Attachment(filename=str(p), name=Path(p).name) for p in attachments]
+    write_atomic(out, doc.write_pdf(attachments=files))
 
 
 def build(config, runs, timing, tables_dir, figures_dir, provenance, out, html=None) -> None:
@@ -399,7 +491,7 @@ def build(config, runs, timing, tables_dir, figures_dir, provenance, out, html=N
     text = render_html(context(config, runs, timing, tables_dir, figures_dir, provenance))
     if html:
         Path(html).write_text(text)
-    write_pdf(text, Path(out))
+    write_pdf(text, Path(out), [config, provenance])
 
 
 __all__ = ["build", "context", "render_html"]

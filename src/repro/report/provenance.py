@@ -17,35 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..files import read_json, write_atomic
+from ..plan.code_identity import UNKNOWN, git_state
 from ..plan.machine import package_versions
-
-UNKNOWN = "unknown"
-
-
-def git_state(repo) -> dict:
-    """Commit, branch and dirty flag of ``repo``; "unknown" where git cannot tell."""
-    out = {"commit": UNKNOWN, "branch": UNKNOWN, "dirty": UNKNOWN}
-    if shutil.which("git") is None or not Path(repo).is_dir():
-        return out
-
-    def git(*args) -> str | None:
-        try:
-            res = subprocess.run(
-                ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return res.stdout.strip() if res.returncode == 0 else None
-
-    if git("rev-parse", "--is-inside-work-tree") != "true":
-        return out
-    out["commit"] = git("rev-parse", "HEAD") or f"{UNKNOWN} (no commits yet)"
-    out["branch"] = git("rev-parse", "--abbrev-ref", "HEAD") or UNKNOWN
-    status = git("status", "--porcelain", "--untracked-files=normal")
-    if status is not None:
-        out["dirty"] = bool(status)
-        out["changed_files"] = len(status.splitlines())
-    return out
 
 
 def config_sha256(cfg: dict) -> str:
@@ -108,6 +81,8 @@ def jobs(run_paths, timing_paths) -> tuple[list[dict], list[dict]]:
                 "train_seconds": m["train_seconds"],
                 "wall_seconds": m.get("wall_seconds_this_process"),
                 "torch": m.get("versions", {}).get("torch", UNKNOWN),
+                # the code that trained it, as the training job saw it (absent before issue 22)
+                "code": m.get("code") or {},
                 "path": str(Path(path).parent),
             }
         )

@@ -17,6 +17,7 @@ from ..errors import UserError
 from ..files import read_json
 from ..plan import paper
 from ..plan.grid import lr_tag
+from .deviations import Deviation, deviations, total_allowance
 
 
 def where(df: pd.DataFrame, head: str, device: str, lr: str | None = None) -> pd.DataFrame:
@@ -106,14 +107,13 @@ class Study:
         b = self.correct.get((head, lr_b, device, common[0]))
         return (a, b) if a is not None and b is not None and len(a) == len(b) else None
 
-    def deviations(self) -> list:
+    def deviations(self) -> list[Deviation]:
         """What this study changes against the seed, with the accuracy each may cost."""
-        from .claims import deviations  # here: claims reads studies, so it imports this module
-
         return deviations(self.data, sorted(set(self.runs.precision)))
 
-    def tolerance(self) -> float:
-        return sum(d.tolerance for d in self.deviations())
+    def allowance(self) -> float:
+        """Points of accuracy our declared deviations may cost (deviations.py)."""
+        return total_allowance(self.deviations())
 
     def summed_confusion(self, head: str, device: str, lr: str) -> pd.DataFrame:
         mats = [m for (h, r, d, _), m in self.confusion.items() if (h, r, d) == (head, lr, device)]

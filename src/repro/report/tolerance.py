@@ -1,0 +1,103 @@
+"""The one source of every claim's tolerance: the noise of one run's final test accuracy.
+
+With two or more seeds it is their spread (the sample sd, never below the test-set
+binomial sd); with one seed, the test-set binomial alone. Its half-width is that of the
+prediction interval for one more run (Table 4): t(n-1) * s * sqrt(1 + 1/n), or z * s for
+one run. Each kind of claim scales it by a stated factor:
+
+- an accuracy on the whole test set: x 1;
+- a softmax cross-entropy loss: x 0.01, since near the floor L = log(e + 9) - accuracy,
+  so one accuracy point is 0.01 of loss (stats.softmax_ce_expected);
+- a difference of two accuracies (the train-test gap): x sqrt(2);
+- the accuracy of one class (a tenth of the test images): x sqrt(10).
+
+To it are added the precision the seed printed its number with (half its last digit) and,
+on the side they explain, the declared allowances of our deviations (deviations.py). A
+verdict that needs the allowance says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+from .stats import binomial_sd, t_quantile
+
+ACCURACY, LOSS, DIFFERENCE, PER_CLASS = 1.0, 0.01, math.sqrt(2), math.sqrt(10)
+
+
+@dataclass(frozen=True)
+class Noise:
+    """One run's final test accuracy noise (points) and the allowance (points) that our
+    declared deviations may cost, with its label ("JPEG")."""
+
+    n: int
+    sd: float
+    half_width: float
+    source: str
+    allowance: float = 0.0
+    allowance_label: str = ""
+
+    def describe(self) -> str:
+        return f"+-{self.half_width:.2f} points ({self.source})"
+
+
+def noise_of(values, n_test: int, confidence: float, allowance=0.0, label="") -> Noise:
+    """The noise of one more run of a group whose final test accuracies (percent) are
+    ``values``, at ``confidence``."""
+    x = np.asarray(values, dtype=float)
+    floor = binomial_sd(float(x.mean()), n_test)
+    if len(x) >= 2:
+        sd = max(float(x.std(ddof=1)), floor)
+        half = t_quantile(confidence, len(x) - 1) * sd * math.sqrt(1 + 1 / len(x))
+        source = f"seed spread of {len(x)} runs, at least the test-set binomial"
+    else:
+        sd = floor
+        half = float(sps.norm.ppf((1 + confidence) / 2)) * sd
+        source = f"one run: the binomial noise of {n_test:,} test images"
+    return Noise(len(x), sd, half, source, allowance, label)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Ours against the paper's number: the range ours allows for the paper (without and
+    with the allowance) and whether the paper's number is inside."""
+
+    low: float
+    high: float
+    low_allowed: float
+    high_allowed: float
+    bare: bool  # inside without the allowance
+    allowed: bool  # inside with it
+
+    def text(self, digits: int) -> str:
+        bare = f"[{self.low:.{digits}f}, {self.high:.{digits}f}]"
+        if (self.low_allowed, self.high_allowed) == (self.low, self.high):
+            return bare
+        allowed = f"[{self.low_allowed:.{digits}f}, {self.high_allowed:.{digits}f}]"
+        return f"{bare}; with the allowance {allowed}"
+
+
+def agree(
+    ours: float, paper: float, noise: Noise, scale: float, precision: float, allow: float = 0.0
+) -> Agreement:
+    """Whether ``paper`` lies within ours +- (noise x ``scale`` + the seed's printed
+    ``precision``). The allowance, in this claim's unit (``allow`` per accuracy point:
+    +1 for an accuracy, -0.01 for a softmax loss, 0 where it explains nothing), widens
+    only the side a worse result of ours explains: above ours for an accuracy, below it
+    for a loss."""
+    half = noise.half_width * scale + precision
+    lo, hi = ours - half, ours + half
+    extra = noise.allowance * allow
+    lo_a, hi_a = (lo, hi + extra) if extra >= 0 else (lo + extra, hi)
+    return Agreement(lo, hi, lo_a, hi_a, lo <= paper <= hi, lo_a <= paper <= hi_a)
+
+
+def printed_precision(text: str) -> float:
+    """Half a unit of the last digit of a number as the seed printed it: "89.55" -> 0.005,
+    "94" -> 0.5."""
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return 0.5 * 10.0**-decimals

@@ -19,7 +19,7 @@ import yaml
 from pypdf import PdfReader
 
 from repro import config as config_mod
-from repro import recorded
+from repro import recorded, recording
 from repro.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +80,16 @@ def make_recorded(tiny_runs, dest: Path) -> Path:
         "config": base_config(tiny_runs),
     }
     (dest / "provenance.json").write_text(json.dumps(prov, indent=2))
-    return dest
+    return seal(dest)
+
+
+def seal(folder: Path) -> Path:
+    """Write the manifest as `record` does, over the files as they are now (a crafted
+    file sealed like this reaches the schema's checks)."""
+    prov = json.loads((folder / "provenance.json").read_text())
+    prov["manifest"] = recording.manifest(folder)
+    (folder / "provenance.json").write_text(json.dumps(prov, indent=2))
+    return folder
 
 
 @pytest.fixture
@@ -163,6 +172,7 @@ def test_missing_run_and_incomplete_run_are_named(tiny_runs, folder):
     )
     (folder / "provenance.json").write_text(json.dumps(prov))
     shutil.rmtree(gone.parent)
+    seal(folder)
     with pytest.raises(UserError, match="the recording session stopped it after 1 of 2 epochs"):
         plan(with_recorded(tiny_runs, folder))
 
@@ -202,9 +212,11 @@ def test_malformed_metrics_are_refused(tiny_runs, folder):
     path = first_run(folder) / "metrics.json"
     m = json.loads(path.read_text())
     path.write_text(json.dumps({**m, "n_train": "300"}))
+    seal(folder)
     with pytest.raises(UserError, match="wrong type for n_train"):
         plan(with_recorded(tiny_runs, folder))
     path.write_text("[" * 100_000 + "]" * 100_000)
+    seal(folder)
     with pytest.raises(UserError, match="nested too deeply"):
         plan(with_recorded(tiny_runs, folder))
 
@@ -242,6 +254,7 @@ def test_recorded_cuda_runs_need_no_gpu_here(tiny_runs, folder):
     t["device"] = "cuda"
     (timing / "cuda").mkdir()
     (timing / "cuda" / "timing.json").write_text(json.dumps(t))
+    seal(folder)
     config_mod.check_devices(cfg, local=True)  # would raise without a GPU in training mode
     p = plan(cfg)
     assert {r["device"] for r in p.runs} == {"cuda"} and p.timing_devices == ["cuda"]

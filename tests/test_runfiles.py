@@ -306,3 +306,27 @@ def test_bounded_json_refuses_deep_nesting_and_size(tmp_path):
         files.read_json_bounded(path, 1000, "progress file")
     path.write_text('{"a": [1, {"b": 2}]}')
     assert files.read_json_bounded(path, 1000, "x") == {"a": [1, {"b": 2}]}
+
+
+def test_a_fifo_in_the_calibration_cache_does_not_hang_planning(tmp_path):
+    """Seen: a FIFO in resources/calibration/ hung `snakemake` before any job."""
+    code = (
+        "import sys; from pathlib import Path; from repro import config, estimate\n"
+        "cfg = config.load('config/config.yaml', check_devices=False)\n"
+        "path = Path(sys.argv[1]) / estimate.CACHE_DIR / "
+        "f'{estimate.calibration_key(cfg, \"cpu\")}.json'\n"
+        "path.parent.mkdir(parents=True); __import__('os').mkfifo(path)\n"
+        "print(estimate.cached(cfg, 'cpu', Path(sys.argv[1])))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "None"
+    assert (tmp_path / "resources" / "calibration").iterdir()

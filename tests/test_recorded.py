@@ -338,7 +338,7 @@ def test_report_from_recorded_runs_trains_nothing(project, tiny_runs, tmp_path):
     (tmp_path / "torch").mkdir()
     poison = "raise ImportError('reporting imported torch')\n"
     (tmp_path / "torch" / "__init__.py").write_text(poison)
-    res = snakemake(project, *CONFIG, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    res = snakemake(project, *CONFIG, env={**os.environ, "PYTHONPATH": f"{tmp_path}:{ROOT / 'src'}"})
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     jobs = job_stats(res.stdout + res.stderr)
     assert jobs["recorded_run"] == 6 and jobs["recorded_timing"] == 1

@@ -365,8 +365,8 @@ def run_calibrate(a) -> None:
 
 
 def args_record(p) -> None:
-    p.add_argument("--tarball", type=Path, required=True, help="device-run.tar.gz")
-    p.add_argument("--label", required=True, help="e.g. h100-2026-11-26")
+    p.add_argument("--tarball", type=Path, help="device-run.tar.gz")
+    p.add_argument("--label", help="e.g. h100-2026-11-26")
     p.add_argument("--dest", type=Path, default=Path("recorded"))
     p.add_argument("--commit", default=None, help="the commit the device ran")
     p.add_argument(
@@ -374,12 +374,23 @@ def args_record(p) -> None:
         action="store_true",
         help="add the runs to the existing folder of this label (same settings)",
     )
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="FOLDER",
+        help="only write the manifest (size, sha256 of each file) of a trusted recorded folder",
+    )
 
 
 def run_record(a) -> None:
-    from .plan.recording import record
+    from .plan.recording import add_manifest, record
 
-    print(f"recorded: {record(a.tarball, a.dest, a.label, a.commit, a.add)}")
+    if a.manifest:
+        print(f"manifest written: {add_manifest(a.manifest)}/provenance.json")
+    elif a.tarball is None or a.label is None:
+        raise UserError("record needs --tarball and --label (or --manifest FOLDER)")
+    else:
+        print(f"recorded: {record(a.tarball, a.dest, a.label, a.commit, a.add)}")
 
 
 def args_recorded(parser) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -65,3 +66,85 @@ def read_json(path, what: str, fix: str = "run the stage that writes it first"):
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise UserError(f"{what} {path} is not valid JSON ({e}); delete it and rerun") from None
+
+
+# ---- reading a file that a user or another machine made ---------------------------------
+
+# JSON deeper than this is no file of ours (the deepest we write is 4 levels)
+MAX_JSON_DEPTH = 32
+
+
+def read_regular(path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, which must be a regular file of at most ``limit`` bytes:
+    never a FIFO (opened non-blocking, so opening one cannot hang), a device or
+    /dev/zero; the size is checked before reading and the read is bounded."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise UserError(f"{what} {path} cannot be read ({e.strerror}); refused") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError(f"{what} {path} is not a regular file (a FIFO or device?); refused")
+        if info.st_size > limit:
+            raise UserError(
+                f"{what} {path} has {info.st_size} bytes, more than the {limit} allowed; refused"
+            )
+        data = f.read(limit + 1)  # bounded even if the file grew after the check
+    if len(data) > limit:
+        raise UserError(f"{what} {path} grew beyond {limit} bytes while read; refused")
+    return data
+
+
+def loads_bounded(data: bytes | str, what: str, max_depth: int = MAX_JSON_DEPTH):
+    """JSON text as a value, nested at most ``max_depth`` deep; one line otherwise."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise UserError(f"{what} is nested too deeply to be ours; refused") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{what} is not valid JSON ({e})") from None
+    if _depth(value) > max_depth:
+        raise UserError(f"{what} is nested more than {max_depth} levels deep; refused")
+    return value
+
+
+def _depth(value) -> int:
+    """Nesting depth of a parsed JSON value, without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            todo.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            todo.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def read_json_bounded(path, limit: int, what: str, max_depth: int = MAX_JSON_DEPTH):
+    """A JSON file a user or another machine made: a regular file of at most ``limit``
+    bytes, nested at most ``max_depth`` deep."""
+    return loads_bounded(read_regular(path, limit, what), f"{what} {path}", max_depth)
+
+
+# ---- writing under a folder without following links --------------------------------------
+
+
+def check_no_links(root: Path, path: Path) -> None:
+    """Refuse ``path`` unless it lies under ``root`` and no existing component from
+    ``root`` down to ``path`` itself is a symbolic link (a link planted in a folder
+    would carry the write elsewhere)."""
+    root = Path(os.path.abspath(root))
+    full = Path(os.path.abspath(path))
+    if not full.is_relative_to(root):
+        raise UserError(f"{path} is outside the project {root}; write under the project only")
+    current = root
+    for part in full.relative_to(root).parts:
+        current = current / part
+        if current.is_symlink():
+            raise UserError(
+                f"{current} is a symbolic link; refused to write through it "
+                "(remove the link, or choose another destination)"
+            )

@@ -422,6 +422,54 @@ def render_table() -> str:
         "| a path or link leading outside the folder | the path (refused) |",
         "| a file over 64 MiB, not a regular file, not UTF-8, or bad JSON/CSV | the file |",
         "",
+        "Recorded run files (repro.runfiles, tests/test_runfiles.py), checked before any job"
+        " and again when a job copies the run; each is one line naming the run, the file(s)"
+        " and the values:",
+        "",
+        "| what is wrong | message names |",
+        "|---|---|",
+        "| metrics.json's final or best accuracy, loss or best epoch differs from epochs.csv |"
+        " both files, both values |",
+        "| accuracy forged in both metrics.json and epochs.csv | confusion_by_epoch.csv's"
+        " diagonal and epochs.csv, both values |",
+        "| a prediction changed (accuracy of predictions.csv, its label/pred counts) |"
+        " predictions.csv and metrics.json or confusion.csv |",
+        "| run folder moved (another rate, seed, head or device) | metrics.json and its folder,"
+        " both values |",
+        "| metrics.json's settings or fingerprint edited | the key, both values |",
+        "| run folder not named by the settings hash (of this config or of the recording) |"
+        " the hash, both candidates |",
+        "| epoch duplicated, missing or out of order (epochs, times, confusion by epoch) |"
+        " the file, epochs 1..N |",
+        "| steps.csv rows not steps_per_epoch per epoch, or out of order | the file, the counts |",
+        "| accuracy outside [0, 1], negative or non-finite loss or time, text in a number |"
+        " the file, the column, the value |",
+        "| wrong header or a ragged line | the file, the header or line |",
+        "| confusion.csv not 10x10, a negative count, counts not summing to n_test |"
+        " the file, the sum and n_test |",
+        "| predictions.csv label or prediction outside 0..9, a row missing | the file, the value |",
+        "",
+        "Recording manifest (tests/test_runfiles.py, tests/test_recording.py):",
+        "",
+        "| what is wrong | message names |",
+        "|---|---|",
+        "| a recorded file edited after recording | the file, both sha256; restore or record"
+        " again |",
+        "| a file added after recording | the file |",
+        "| no manifest in provenance.json | the fix: `python -m repro record --manifest"
+        " <folder>` |",
+        "| a link in a recording (manifest, `record --add`) | the link |",
+        "| `record` destination through a link, or outside the project | the path |",
+        "",
+        "Reading files a user or another machine made (repro.files.read_regular,"
+        " read_json_bounded; tests/test_runfiles.py):",
+        "",
+        "| what is wrong | message names |",
+        "|---|---|",
+        "| a FIFO, a device or /dev/zero (opened non-blocking: never hangs) | the path |",
+        "| a file over the reader's limit (checked before reading) | the path and size |",
+        "| JSON nested deeper than 32 levels, or deep enough for a RecursionError | the path |",
+        "",
     ]
     return "\n".join(rows)
 

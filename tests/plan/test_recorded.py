@@ -21,7 +21,7 @@ from pypdf import PdfReader
 from repro.engine import devices as engine_devices
 from repro.errors import UserError
 from repro.plan import config as config_mod
-from repro.plan import grid, recorded
+from repro.plan import grid, recorded, recording
 
 ROOT = Path(__file__).resolve().parents[2]
 LABEL = "cpu-test-2026-11-26"
@@ -81,7 +81,16 @@ def make_recorded(tiny_runs, dest: Path) -> Path:
         "config": base_config(tiny_runs),
     }
     (dest / "provenance.json").write_text(json.dumps(prov, indent=2))
-    return dest
+    return seal(dest)
+
+
+def seal(folder: Path) -> Path:
+    """Write the manifest as `record` does, over the files as they are now (a crafted
+    file sealed like this reaches the schema's checks)."""
+    prov = json.loads((folder / "provenance.json").read_text())
+    prov["manifest"] = recording.manifest(folder)
+    (folder / "provenance.json").write_text(json.dumps(prov, indent=2))
+    return folder
 
 
 @pytest.fixture
@@ -164,6 +173,7 @@ def test_missing_run_and_incomplete_run_are_named(tiny_runs, folder):
     )
     (folder / "provenance.json").write_text(json.dumps(prov))
     shutil.rmtree(gone.parent)
+    seal(folder)
     with pytest.raises(UserError, match="the recording session stopped it after 1 of 2 epochs"):
         plan(with_recorded(tiny_runs, folder))
 
@@ -203,9 +213,11 @@ def test_malformed_metrics_are_refused(tiny_runs, folder):
     path = first_run(folder) / "metrics.json"
     m = json.loads(path.read_text())
     path.write_text(json.dumps({**m, "n_train": "300"}))
+    seal(folder)
     with pytest.raises(UserError, match="wrong type for n_train"):
         plan(with_recorded(tiny_runs, folder))
     path.write_text("[" * 100_000 + "]" * 100_000)
+    seal(folder)
     with pytest.raises(UserError, match="nested too deeply"):
         plan(with_recorded(tiny_runs, folder))
 
@@ -243,6 +255,7 @@ def test_recorded_cuda_runs_need_no_gpu_here(tiny_runs, folder):
     t["device"] = "cuda"
     (timing / "cuda").mkdir()
     (timing / "cuda" / "timing.json").write_text(json.dumps(t))
+    seal(folder)
     engine_devices.check_presence(cfg)  # would raise without a GPU in training mode
     p = plan(cfg)
     assert {r["device"] for r in p.runs} == {"cuda"} and p.timing_devices == ["cuda"]
@@ -326,7 +339,9 @@ def test_report_from_recorded_runs_trains_nothing(project, tiny_runs, tmp_path):
     (tmp_path / "torch").mkdir()
     poison = "raise ImportError('reporting imported torch')\n"
     (tmp_path / "torch" / "__init__.py").write_text(poison)
-    res = snakemake(project, *CONFIG, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    res = snakemake(
+        project, *CONFIG, env={**os.environ, "PYTHONPATH": f"{tmp_path}:{ROOT / 'src'}"}
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     jobs = job_stats(res.stdout + res.stderr)
     assert jobs["recorded_run"] == 6 and jobs["recorded_timing"] == 1

@@ -3,6 +3,7 @@ with one line, and nothing outside the known layout is written."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -15,6 +16,12 @@ from repro.plan import recording
 from repro.plan.recording import record
 
 RUN = "results/runs/softmax/lr0.01/cuda/seed0/c8c533c3"
+
+
+@pytest.fixture(autouse=True)
+def in_project(tmp_path, monkeypatch):
+    """`record` writes inside the project it runs in: here, the test's folder."""
+    monkeypatch.chdir(tmp_path)
 
 
 def _tar(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
@@ -171,3 +178,62 @@ def test_record_keeps_each_runs_code_and_refuses_to_relabel_it(tmp_path):
     assert prov["runs"][0]["code"] == code, "copied as the training job took it, dirty flag too"
     with pytest.raises(UserError, match="would relabel the lr 0.01 run, trained at 0dedc33"):
         record(tb, tmp_path / "recorded", "relabelled", commit="0af01d2")
+
+
+def test_record_writes_a_manifest_of_every_file(tmp_path):
+    folder = record(_tar(tmp_path / "d.tar.gz", _device_files()), tmp_path / "rec", "x")
+    manifest = json.loads((folder / "provenance.json").read_text())["manifest"]
+    written = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert sorted(manifest) == [w for w in written if w != "provenance.json"]
+    for rel, entry in manifest.items():
+        data = (folder / rel).read_bytes()
+        assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def test_a_symlinked_destination_is_refused(tmp_path):
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "rec").symlink_to(elsewhere)
+    tb = _tar(tmp_path / "d.tar.gz", _device_files())
+    with pytest.raises(UserError, match="rec is a symbolic link; refused to write through it"):
+        record(tb, tmp_path / "rec", "x")
+    with pytest.raises(UserError, match="is outside the project"):
+        record(tb, elsewhere, "x")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_add_refuses_a_recording_holding_a_link_or_an_edit(tmp_path):
+    """Seen: `record --add` followed a link that a recorded folder already held and
+    wrote outside the project."""
+    cfg = {"train": {"precision": "bf16"}}
+    folder = record(_tar(tmp_path / "1.tar.gz", _session(["0.01"], ["0.005"], cfg)), "rec", "h")
+    second = _tar(tmp_path / "2.tar.gz", _session(["0.005"], [], cfg))
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (folder / "results/runs/softmax/lr0.005").symlink_to(outside)
+    with pytest.raises(UserError, match="lr0.005 is a symbolic link"):
+        record(second, "rec", "h", add=True)
+    assert list(outside.iterdir()) == []
+    (folder / "results/runs/softmax/lr0.005").unlink()
+    (folder / RUN / "epochs.csv").write_text("epoch\n")
+    with pytest.raises(UserError, match="epochs.csv was edited after recording"):
+        record(second, "rec", "h", add=True)
+
+
+def test_a_duplicated_member_or_too_many_members_are_refused(tmp_path, monkeypatch):
+    tb = tmp_path / "dup.tar.gz"
+    with tarfile.open(tb, "w:gz") as tar:
+        for data in (b"{}", b'{"runs": []}'):
+            info = tarfile.TarInfo("summary.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(UserError, match="holds summary.json twice"):
+        record(tb, tmp_path / "rec", "x")
+    monkeypatch.setattr(recording, "MAX_MEMBERS", 3)
+    with pytest.raises(UserError, match="more than 3 members"):
+        record(_tar(tmp_path / "d.tar.gz", _device_files()), tmp_path / "rec", "y")
+    monkeypatch.setattr(recording, "MAX_MEMBERS", 100)
+    monkeypatch.setattr(recording, "MAX_TOTAL_BYTES", 30)
+    with pytest.raises(UserError, match="add up to more than"):
+        record(_tar(tmp_path / "d.tar.gz", _device_files()), tmp_path / "rec", "z")
+    assert not (tmp_path / "rec").exists()

@@ -11,7 +11,7 @@ import pytest
 from pypdf import PdfReader
 
 from repro.cli import main
-from repro.report.pdf import pdf as report
+from repro.report import pdf as report
 
 
 def squash(text: str) -> str:

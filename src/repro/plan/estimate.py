@@ -23,12 +23,15 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from ..errors import UserError
+from ..files import read_json_bounded
 from . import dataset, grid, paper
 from . import machine as devices
 from .machine import package_versions
 from .status import load_config, planned_runs, run_status
 
 CACHE_DIR = Path("resources/calibration")
+MAX_CACHE_BYTES = 2**20  # a cached calibration is a few hundred bytes
 CALIBRATION_TIMEOUT_S = 30.0
 # what the child process aims to stay within, start-up included (the bound: 15 s)
 CALIBRATION_TOTAL_S = 12.0
@@ -77,11 +80,13 @@ def calibration_key(cfg: dict, device: str) -> str:
 
 def cached(cfg: dict, device: str, root: Path) -> dict | None:
     path = root / CACHE_DIR / f"{calibration_key(cfg, device)}.json"
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError):
+    try:  # a FIFO or a huge file here must not hang or stall planning
+        rec = read_json_bounded(path, MAX_CACHE_BYTES, "calibration cache")
+    except UserError:
         return None
-    return rec if isinstance(rec, dict) and rec.get("step_s", 0) > 0 else None
+    step_s = rec.get("step_s", 0) if isinstance(rec, dict) else 0
+    ok = isinstance(step_s, (int, float)) and not isinstance(step_s, bool) and step_s > 0
+    return rec if ok else None
 
 
 def calibrate(cfg: dict, device: str, root: Path, timeout: float = CALIBRATION_TIMEOUT_S):

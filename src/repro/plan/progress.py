@@ -15,7 +15,8 @@ import socket
 import time
 from pathlib import Path
 
-from ..files import write_atomic
+from ..errors import UserError
+from ..files import read_json_bounded, write_atomic
 
 # where the workflow puts a run's checkpoint, progress file and log (train.smk)
 CHECKPOINT = "results/checkpoints/{head}/lr{lr}/{device}/seed{seed}/{hash}.pt"
@@ -23,6 +24,7 @@ PROGRESS = "results/progress/{head}/lr{lr}/{device}/seed{seed}/{hash}.json"
 TRAIN_LOG = "logs/train/{head}/lr{lr}/{device}/seed{seed}/{hash}.log"
 
 STATES = ("running", "stopped", "failed", "done")
+MAX_PROGRESS_BYTES = 2**20  # a progress record is a few hundred bytes
 
 
 class ProgressFile:
@@ -57,8 +59,8 @@ def read(path: Path) -> dict | None:
     """The progress record, or None when there is none or it is not one of ours (a
     half-written file cannot occur: it is replaced atomically)."""
     try:
-        rec = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        rec = read_json_bounded(path, MAX_PROGRESS_BYTES, "progress file")
+    except UserError:
         return None
     if not isinstance(rec, dict) or rec.get("state") not in STATES:
         return None

@@ -15,6 +15,7 @@ The expected fingerprints come from ``repro.grid.recorded_expectations``.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -24,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..errors import UserError
-from ..files import write_atomic
+from ..files import loads_bounded, read_regular, write_atomic
+from .runfiles import check_run
 
 MAX_BYTES = 64 * 2**20
 # what a run folder holds once recorded; the weights (model.pt) are not recorded
@@ -104,11 +106,8 @@ def safe_file(folder: Path, rel: str) -> Path:
 
 
 def read_bytes(folder: Path, rel: str) -> bytes:
-    with open(safe_file(folder, rel), "rb") as f:
-        data = f.read(MAX_BYTES + 1)  # bounded even if the file grew after the check
-    if len(data) > MAX_BYTES:
-        raise UserError(f"recorded file {Path(folder, rel)} grew beyond {MAX_BYTES} bytes")
-    return data
+    # opened non-blocking and checked again: a file swapped for a FIFO after the check
+    return read_regular(safe_file(folder, rel), MAX_BYTES, "recorded file")
 
 
 def read_text(folder: Path, rel: str) -> str:
@@ -119,12 +118,7 @@ def read_text(folder: Path, rel: str) -> str:
 
 
 def read_json(folder: Path, rel: str) -> dict:
-    try:
-        value = json.loads(read_text(folder, rel))
-    except RecursionError:
-        raise UserError(f"recorded file {Path(folder, rel)} is nested too deeply") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"recorded file {Path(folder, rel)} is not valid JSON ({e})") from None
+    value = loads_bounded(read_text(folder, rel), f"recorded file {Path(folder, rel)}")
     if not isinstance(value, dict):
         raise UserError(f"recorded file {Path(folder, rel)} is not a JSON object")
     return value
@@ -149,6 +143,62 @@ def safe_dirs(folder: Path, rel: str) -> list[str]:
     if not path.resolve().is_relative_to(root):
         raise UserError(f"recorded folder {path} points outside {folder}; refused")
     return sorted(p.name for p in path.iterdir() if p.is_dir())
+
+
+# ---- the manifest: each file as `record` wrote it ------------------------------------
+
+
+def manifest_of(folder: Path, prov: dict) -> dict:
+    manifest = prov.get("manifest")
+    if not isinstance(manifest, dict) or not manifest:
+        raise UserError(
+            f"recorded folder {folder} has no manifest (size and sha256 of each file) in its "
+            "provenance.json; if you trust its files, add one: "
+            f"python -m repro record --manifest {folder}"
+        )
+    return manifest
+
+
+def verified_bytes(folder: Path, manifest: dict, rel: str) -> bytes:
+    """``folder/rel`` if it is as the manifest lists it; otherwise one line naming it."""
+    path = Path(folder, rel)
+    data = read_bytes(folder, rel)  # refuses a path leaving the folder first
+    entry = manifest.get(rel)
+    if entry is None:
+        raise UserError(
+            f"recorded file {path} is not in the recording's manifest (added after "
+            "recording?); remove it, or record the runs again"
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    if not isinstance(entry, dict) or [entry.get("size"), entry.get("sha256")] != [
+        len(data),
+        digest,
+    ]:
+        listed = entry if not isinstance(entry, dict) else entry.get("sha256")
+        raise UserError(
+            f"recorded file {path} was edited after recording: {len(data)} bytes with "
+            f"sha256 {digest[:16]}, the manifest in provenance.json lists {str(listed)[:16]}; "
+            f"restore it (git checkout -- {path}) or record the runs again"
+        )
+    return data
+
+
+def folder_files(folder: Path) -> list[str]:
+    """Every file under ``folder`` (links included, not followed) but provenance.json,
+    as manifest keys (relative, with '/')."""
+    out = []
+    for top, dirs, names in os.walk(folder):
+        rel = Path(top).relative_to(folder)
+        names += [d for d in dirs if Path(top, d).is_symlink()]  # listed, never entered
+        out += [(rel / n).as_posix() for n in names]
+    return sorted(r for r in out if r != "provenance.json")
+
+
+def check_manifest(folder: Path, prov: dict) -> None:
+    """Every file of the folder listed in the manifest, and as listed."""
+    manifest = manifest_of(folder, prov)
+    for rel in sorted(set(folder_files(folder)) | set(manifest)):
+        verified_bytes(folder, manifest, rel)
 
 
 # ---- checking the folder against the config (before any job) ----------------------
@@ -223,7 +273,7 @@ def _incomplete_note(prov: dict, r: dict) -> str:
     return ""
 
 
-def find_run(folder: Path, prov: dict, r: dict, images: dict) -> str:
+def find_run(folder: Path, prov: dict, r: dict, images: dict, hashes_ok: set) -> str:
     """The hash folder of the recorded run matching ``r`` (an expectation), or
     UserError saying why none does."""
     base = f"results/runs/{run_name(r)}"
@@ -268,8 +318,13 @@ def find_run(folder: Path, prov: dict, r: dict, images: dict) -> str:
         if wrong:
             problems.append("the recorded run used " + "; ".join(wrong))
             continue
-        for name in RUN_FILES:
-            safe_file(folder, f"{rel}/{name}")
+        if h not in hashes_ok:  # same settings, other data or a moved folder
+            problems.append(
+                f"its folder {h} is not named by the settings hash of this config or of the "
+                f"recording ({' or '.join(sorted(hashes_ok))}); the run folder was moved"
+            )
+            continue
+        files = {name: read_bytes(folder, f"{rel}/{name}") for name in RUN_FILES}
         rows = csv_rows(folder, f"{rel}/epochs.csv")
         if len(rows) - 1 != r["settings"]["epochs"]:
             problems.append(
@@ -277,6 +332,7 @@ def find_run(folder: Path, prov: dict, r: dict, images: dict) -> str:
                 " (an incomplete run)"
             )
             continue
+        check_run(rel, m, files)
         return h
     raise UserError(f"{where}: {problems[0]}; {FIX}")
 
@@ -344,10 +400,25 @@ def plan(cfg: dict, expected: list[dict]) -> Plan:
             "folder such as recorded/<label> (with provenance.json), or null to train"
         )
     prov = read_json(folder, "provenance.json")
+    check_manifest(folder, prov)
     check_data(folder, prov, cfg)
     images = subset_images(cfg)
-    runs = [{**_grid_keys(r), "hash": find_run(folder, prov, r, images)} for r in expected]
+    ok = {r["hash"] for r in expected} | recording_hashes(prov)
+    runs = [{**_grid_keys(r), "hash": find_run(folder, prov, r, images, ok)} for r in expected]
     return Plan(str(folder), runs, plan_timing(folder, cfg))
+
+
+def recording_hashes(prov: dict) -> set[str]:
+    """The settings hash of the recording's own config (its runs' folder names), where
+    this host can compute it; empty where not (its data, as configured there, absent)."""
+    from .config import validate  # here: the copying jobs need no schema
+    from .grid import settings_hash  # here: the copying jobs need no schema
+
+    try:
+        cfg = validate(json.loads(json.dumps(prov.get("config"))))
+        return {settings_hash(cfg, d) for d in cfg["devices"] if d != "auto"}
+    except (UserError, TypeError, ValueError, KeyError, OSError):
+        return set()
 
 
 def _grid_keys(r: dict) -> dict:
@@ -362,8 +433,10 @@ def copy_run(folder: Path, run: str, out: Path) -> None:
     rel = PurePosixPath(run)
     if rel.parts[:2] != ("results", "runs"):
         raise UserError(f"recorded run {run!r} is not under results/runs/; refused")
-    _metrics(folder, f"{run}/metrics.json")  # refuses a malformed one here too
-    data = {name: read_bytes(folder, f"{run}/{name}") for name in RUN_FILES}
+    manifest = manifest_of(folder, read_json(folder, "provenance.json"))
+    # what reaches results/runs/ is what plan checked: as recorded, and checked again here
+    data = {name: verified_bytes(folder, manifest, f"{run}/{name}") for name in RUN_FILES}
+    check_run(run, _metrics(folder, f"{run}/metrics.json"), data)
     # byte for byte; metrics.json last, as train writes it
     for name in RUN_FILES:
         write_atomic(out / name, data[name])
@@ -372,7 +445,9 @@ def copy_run(folder: Path, run: str, out: Path) -> None:
 def copy_timing(folder: Path, device: str, out: Path) -> None:
     if device not in DEVICES:
         raise UserError(f"recorded timing device {device!r} is not one of {', '.join(DEVICES)}")
-    timing = read_json(folder, f"results/timing/{device}/timing.json")
+    rel = f"results/timing/{device}/timing.json"
+    verified_bytes(folder, manifest_of(folder, read_json(folder, "provenance.json")), rel)
+    timing = read_json(folder, rel)
     write_atomic(out, json.dumps(timing, indent=2) + "\n")
 
 

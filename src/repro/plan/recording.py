@@ -11,15 +11,17 @@ or unpickled; no torch.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import tarfile
 from pathlib import Path
 
 from ..errors import UserError
-from ..files import write_atomic
+from ..files import check_no_links, read_regular, write_atomic
 from .grid import result_config
-from .recorded import MAX_BYTES, RUN_FILES
+from .recorded import MAX_BYTES, RUN_FILES, check_manifest, read_json
 
 _RUN = re.compile(
     r"results/runs/(softmax|logits)/lr([0-9.e+-]+)/(cpu|cuda|mps)/seed(\d+)/([0-9a-f]{8})/"
@@ -29,6 +31,10 @@ _OTHER = re.compile(
     r"results/timing/(cpu|cuda|mps)/timing\.json|(calibration|plan|environment|summary)\.json"
     r"|data/cifar10\.json|logs/[A-Za-z0-9_.-]+\.log|partial/lr[0-9.e+-]+/epochs\.csv"
 )
+# a device tarball holds a few hundred members and tens of MiB; far more is no tarball of
+# ours (tarfile keeps every header it has read in memory, so the count is bounded too)
+MAX_MEMBERS = 10_000
+MAX_TOTAL_BYTES = 1024 * 2**20
 # the config's data archive, as a user's checkout has it (the GPU machine's path is not)
 DEFAULT_ARCHIVE = "../shared/data/cifar10-jpeg.tar.gz"
 
@@ -36,12 +42,26 @@ DEFAULT_ARCHIVE = "../shared/data/cifar10-jpeg.tar.gz"
 def _members(tarball: Path) -> dict[str, bytes]:
     """The known members of ``tarball`` by name (bounded reads; anything else skipped)."""
     out: dict[str, bytes] = {}
+    total = 0
     try:
         with tarfile.open(tarball) as tar:
-            for m in tar:
+            for count, m in enumerate(tar, start=1):
+                if count > MAX_MEMBERS:
+                    raise UserError(
+                        f"{tarball} has more than {MAX_MEMBERS} members; no device run "
+                        "writes that many: refused (fetch the device's files again)"
+                    )
                 name = m.name.removeprefix("./")
                 if not (_RUN.fullmatch(name) or _OTHER.fullmatch(name)):
                     continue
+                if name in out:
+                    raise UserError(f"{tarball} holds {name} twice; refused (which one is real?)")
+                total += m.size
+                if total > MAX_TOTAL_BYTES:
+                    raise UserError(
+                        f"{tarball}: its members add up to more than "
+                        f"{MAX_TOTAL_BYTES // 2**20} MiB; refused"
+                    )
                 if not m.isreg():
                     raise UserError(f"{tarball}: member {name} is not a regular file; refused")
                 if m.size > MAX_BYTES:
@@ -85,10 +105,15 @@ def record(
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", label):
         raise UserError(f"label {label!r} is not allowed; use letters, digits, '.', '_', '-'")
     folder = Path(dest) / label
-    if folder.exists() and not add:
+    check_no_links(Path.cwd(), folder)
+    if os.path.lexists(folder) and not add:
         raise UserError(f"{folder} exists; choose another label, or --add to finish its runs")
     if add and not (folder / "provenance.json").is_file():
         raise UserError(f"{folder} has no provenance.json to add to; record without --add")
+    if add:
+        refuse_links(folder)
+        earlier = read_json(folder, "provenance.json")
+        check_manifest(folder, earlier)  # an edited recording is not extended
     members = _members(Path(tarball))
     summary = _json(members, "summary.json")
     env = _json(members, "environment.json")
@@ -100,7 +125,6 @@ def record(
     complete = {r["folder"] for r in summary.get("runs", []) if r.get("complete")}
     _keep_run_code(prov, members, commit)
     if add:
-        earlier = json.loads((folder / "provenance.json").read_text())
         hashes = {Path(r.get("folder", "")).name for r in earlier.get("runs", [])}
         hashes |= {Path(c).name for c in complete}
         if _settings(earlier.get("config")) != _settings(config) or len(hashes) > 1:
@@ -119,8 +143,55 @@ def record(
         m = _RUN.fullmatch(name)
         if m and name.rsplit("/", 1)[0] not in complete:
             continue  # a run that did not finish has no outputs to record
-        write_atomic(folder / (name if m else prefix + name), data)
-    write_atomic(folder / "provenance.json", json.dumps(prov, indent=2) + "\n")
+        _write(folder, name if m else prefix + name, data)
+    prov["manifest"] = manifest(folder)
+    _write(folder, "provenance.json", json.dumps(prov, indent=2) + "\n")
+    return folder
+
+
+def _write(folder: Path, rel: str, data: bytes | str) -> None:
+    """Write ``folder/rel`` (and its temporary name) through no link, inside the project."""
+    path = folder / rel
+    check_no_links(Path.cwd(), path)
+    check_no_links(Path.cwd(), path.with_name(path.name + ".tmp"))
+    write_atomic(path, data)
+
+
+def refuse_links(folder: Path) -> None:
+    """A recording holds files and folders only: a link in it is refused before writing."""
+    for top, dirs, names in os.walk(folder):
+        for name in dirs + names:
+            path = Path(top, name)
+            if path.is_symlink():
+                raise UserError(
+                    f"{path} is a symbolic link; a recorded folder holds plain files only: "
+                    "remove the link (and check what it pointed to)"
+                )
+
+
+def manifest(folder: Path) -> dict[str, dict]:
+    """Size and sha256 of every file under ``folder`` but provenance.json, by relative
+    path; the workflow checks them before using the folder (repro.recorded)."""
+    refuse_links(folder)
+    out = {}
+    for top, _, names in os.walk(folder):
+        for name in names:
+            rel = (Path(top, name).relative_to(folder)).as_posix()
+            if rel == "provenance.json":
+                continue
+            data = read_regular(Path(top, name), MAX_BYTES, "recorded file")
+            out[rel] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return dict(sorted(out.items()))
+
+
+def add_manifest(folder: Path) -> Path:
+    """Write the manifest of a recording made before `record` wrote one (its files as
+    they are now: run it only on a recording you trust, such as a clean checkout's)."""
+    folder = Path(folder)
+    check_no_links(Path.cwd(), folder)
+    prov = read_json(folder, "provenance.json")
+    prov["manifest"] = manifest(folder)
+    _write(folder, "provenance.json", json.dumps(prov, indent=2) + "\n")
     return folder
 
 

@@ -11,7 +11,6 @@ than an epoch means stopped.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import loads_bounded, read_regular
 from . import config as config_mod
 from . import grid
 from . import machine as devices
@@ -31,6 +31,7 @@ DEFAULT_CONFIG = Path("config/config.yaml")
 STALE_EPOCHS = 3
 STALE_MIN_S = 600.0
 STALE_FIRST_EPOCH_S = 3600.0
+MAX_READ_BYTES = 64 * 2**20  # as repro.recorded.MAX_BYTES: no run file or log is larger
 
 
 @dataclass
@@ -129,9 +130,9 @@ def process_alive(rec: dict) -> bool | None:
 
 
 def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
+    try:  # never a FIFO or device, never more than a run's file could be
+        return read_regular(path, MAX_READ_BYTES, "file").decode(errors="replace")
+    except UserError:
         return None
 
 
@@ -141,12 +142,12 @@ def run_status(root: Path, run: dict, epochs: int, now: float) -> RunStatus:
     metrics_text = _read_text(root / grid.RUN_DIR.format(**where) / "metrics.json")
     if metrics_text is not None:
         try:
-            m = json.loads(metrics_text)
+            m = loads_bounded(metrics_text, "metrics.json")
             st.state, st.epoch = "done", int(m["epochs"])
             st.train_acc, st.test_acc = m["final_train_acc"], m["final_test_acc"]
             st.seconds_per_epoch, st.eta_s = m["seconds_per_epoch"], 0.0
             return st
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, UserError):
             pass  # a foreign or damaged file: judge by the other files
     rec = progress_mod.read(root / progress_mod.PROGRESS.format(**where))
     checkpoint = root / progress_mod.CHECKPOINT.format(**where)

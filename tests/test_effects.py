@@ -166,21 +166,29 @@ def test_holm_ranking_is_inconclusive_with_too_few_seeds():
 def test_jpeg_extrapolation_recovers_a_planted_line_exactly_without_noise():
     added = np.repeat([0.0, 15.0, 40.0], 2)
     acc = 88.0 - 0.04 * (25.0 + added)
-    r = effects.jpeg_extrapolation(added, acc, (20.0, 30.0), N_TEST, 0.95)
-    assert r["slope"] == pytest.approx(-0.04) and r["label"] == effects.EXTRAPOLATION
-    # lossless is at -q75_mse: 88 - 0.04 (25 - 20) and 88 - 0.04 (25 - 30)
+    low, high = effects.lossless_distortion(added, 20.0), effects.lossless_distortion(added, 30.0)
+    r = effects.jpeg_extrapolation(low, high, acc, N_TEST, 0.95)
+    assert r["slope"] == pytest.approx((-0.04, -0.04)) and r["label"] == effects.EXTRAPOLATION
+    # the truth's x is 25 + added; read as 20 + added, zero lies 5 units closer: 88 - 0.2
     assert r["lossless"] == pytest.approx((87.8, 88.2))
-    assert r["gain"] == pytest.approx((0.8, 1.2)) and r["low"] < 87.8 and r["high"] > 88.2
+    assert r["low"] < 87.8 and r["high"] > 88.2
+    # from the q75 runs (read at 20 or 30) to zero: 0.04 x 20 or 0.04 x 30 points
+    assert r["gain"] == pytest.approx((0.8, 1.2)) and r["gain_low"] <= 0.8 <= 1.2 <= r["gain_high"]
     assert "linearly with the mean squared error" in r["assumption"]
+
+
+def test_lossless_distortion_scales_the_sum_by_the_measured_additivity():
+    x = effects.lossless_distortion([0.0, 10.0, 20.0], 30.0, [1.0, 0.5, 2.0])
+    assert x.tolist() == [30.0, 20.0, 100.0]
 
 
 def test_jpeg_extrapolation_covers_the_planted_slope_and_lossless_accuracy():
     rng = np.random.default_rng(4)
-    added = np.repeat([0.0, 15.0, 40.0], 2)
+    x = effects.lossless_distortion(np.repeat([0.0, 15.0, 40.0], 2), 25.0)
     slope_in = lossless_in = 0
     for _ in range(SIMS):
-        acc = np.concatenate([runs(rng, 88.0 - 0.04 * (25.0 + a), 1) for a in added])
-        r = effects.jpeg_extrapolation(added, acc, (25.0, 25.0), N_TEST, 0.95)
+        acc = np.concatenate([runs(rng, 88.0 - 0.04 * d, 1) for d in x])
+        r = effects.jpeg_extrapolation(x, x, acc, N_TEST, 0.95)
         slope_in += r["slope_low"] <= -0.04 <= r["slope_high"]
         lossless_in += r["low"] <= 88.0 <= r["high"]
     assert COVER_LO <= slope_in / SIMS <= COVER_HI
@@ -189,4 +197,5 @@ def test_jpeg_extrapolation_covers_the_planted_slope_and_lossless_accuracy():
 
 def test_jpeg_extrapolation_refuses_a_single_distortion_level():
     with pytest.raises(effects.UserError, match="at least 2 distortion levels"):
-        effects.jpeg_extrapolation([0.0, 0.0, 0.0], [86.0, 86.1, 85.9], (20, 30), N_TEST, 0.95)
+        x = [70.0, 70.0, 70.0]
+        effects.jpeg_extrapolation(x, x, [86.0, 86.1, 85.9], N_TEST, 0.95)

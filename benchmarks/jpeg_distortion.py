@@ -63,6 +63,17 @@ def archive_sample(archive: Path, per_class: int) -> np.ndarray:
     return np.concatenate([ds.x_train, ds.x_test])
 
 
+def cpu_name() -> str:
+    """The CPU model, named next to the timing (Linux: /proc/cpuinfo)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main(archive: Path, per_class: int, out: Path | None) -> dict:
     t0 = time.perf_counter()
     pics = photos()
@@ -81,7 +92,7 @@ def main(archive: Path, per_class: int, out: Path | None) -> dict:
         "archive_added": archive_added,
         "q75_cost_on_cifar": bound,
         "seconds": time.perf_counter() - t0,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
     }
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

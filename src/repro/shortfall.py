@@ -1,0 +1,121 @@
+"""Page 1's "Why it falls short" (issue 21): one row per candidate cause, with the
+measured effect of its variant against the reference setup, the interval, the share of
+the paper gap it would explain and a status, as plain dicts that a template renders.
+
+Statuses: tested (runs of the variant and of the reference exist at the rate), not yet
+run (either is missing), cannot be tested here (e.g. lossless images: no copy can be had
+on our machines; an extrapolation may stand in, labelled as one).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .effects import share_of_gap, variant_effects
+from .errors import UserError
+
+TESTED, NOT_YET_RUN, CANNOT = "tested", "not yet run", "cannot be tested here"
+NEEDED = ("variant", "lr", "final_test_acc", "final_train_acc", "n_test", "n_train")
+
+
+def shortfall_rows(
+    runs: pd.DataFrame,
+    variants: list[dict],
+    lr: str,
+    paper: float,
+    confidence: float,
+    reference: str = "paper",
+    untestable: tuple = (),
+) -> list[dict]:
+    """The rows, in the order of ``variants`` then ``untestable``.
+
+    ``runs``: one row per run with a ``variant`` column (the study frame); ``variants``:
+    dicts with ``name`` and ``reason`` (the config's variants, the reference excluded);
+    ``untestable``: dicts with ``name``, ``reason`` and optionally ``extrapolation`` (what
+    ``effects.jpeg_extrapolation`` returned). Effects are at learning rate ``lr`` against
+    the runs of ``reference``; the gap is ``paper`` minus the reference's mean."""
+    missing = [c for c in NEEDED if c not in runs.columns]
+    if missing:
+        raise UserError(
+            f"shortfall_rows: the study frame lacks {', '.join(missing)}; load runs that record"
+            " their variant"
+        )
+    at_lr = runs[runs["lr"] == lr]
+    ref = at_lr[at_lr["variant"] == reference]
+    rows = [
+        _tested_row(v, at_lr[at_lr["variant"] == v["name"]], ref, paper, confidence)
+        for v in variants
+        if v["name"] != reference
+    ]
+    rows += [_untestable_row(u) for u in untestable]
+    return rows
+
+
+def _blank(name: str, reason: str, status: str) -> dict:
+    nan = math.nan
+    return {
+        "cause": name,
+        "reason": reason,
+        "status": status,
+        "effect": nan,
+        "low": nan,
+        "high": nan,
+        "share": nan,
+        "share_low": nan,
+        "share_high": nan,
+        "n_variant": 0,
+        "n_reference": 0,
+        "train_effect": nan,
+        "gap_effect": nan,
+        "method": "",
+    }
+
+
+def _tested_row(variant: dict, sel: pd.DataFrame, ref: pd.DataFrame, paper, confidence) -> dict:
+    row = _blank(variant["name"], variant.get("reason", ""), NOT_YET_RUN)
+    row.update(n_variant=len(sel), n_reference=len(ref))
+    if sel.empty or ref.empty:
+        return row
+    test, train, gap = variant_effects(_arm(sel), _arm(ref), confidence)
+    share = share_of_gap(
+        sel.final_test_acc, ref.final_test_acc, paper, int(ref.n_test.iloc[0]), confidence
+    )
+    row.update(
+        status=TESTED,
+        effect=test.difference,
+        low=test.low,
+        high=test.high,
+        share=share["share"],
+        share_low=share["low"],
+        share_high=share["high"],
+        train_effect=train.difference,
+        gap_effect=gap.difference,
+        method=f"{test.method}; share: {share['method']}",
+    )
+    return row
+
+
+def _arm(sel: pd.DataFrame) -> dict:
+    return {
+        "final_test_acc": sel.final_test_acc.to_numpy(float),
+        "final_train_acc": sel.final_train_acc.to_numpy(float),
+        "n_test": int(sel.n_test.iloc[0]),
+        "n_train": int(sel.n_train.iloc[0]),
+    }
+
+
+def _untestable_row(item: dict) -> dict:
+    row = _blank(item["name"], item.get("reason", ""), CANNOT)
+    ex = item.get("extrapolation")
+    if ex:
+        row.update(
+            effect=float(sum(ex["gain"]) / 2),
+            low=ex["gain_low"],
+            high=ex["gain_high"],
+            method=f"{ex['label']}, not a measured effect: lossless minus q75 data, the middle"
+            f" of {ex['gain'][0]:.2f}-{ex['gain'][1]:.2f} over the bound on q75's own"
+            f" distortion; {ex['assumption']}",
+        )
+    return row

@@ -1,0 +1,68 @@
+"""Page 1's "why it falls short" rows from synthetic study frames with planted effects."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from repro import effects, shortfall
+
+
+def frame(rng, plan: dict, lr: str = "0.01") -> pd.DataFrame:
+    """One row per run: variant -> (test %, train %, seeds); seed spread 0.5 points."""
+    rows = []
+    for variant, (test, train, seeds) in plan.items():
+        for seed in range(seeds):
+            rows.append(
+                {
+                    "variant": variant,
+                    "lr": lr,
+                    "seed": seed,
+                    "final_test_acc": test + rng.normal(0, 0.5),
+                    "final_train_acc": train + rng.normal(0, 0.3),
+                    "n_test": 10_000,
+                    "n_train": 50_000,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+VARIANTS = [
+    {"name": "paper", "reason": "the reference"},
+    {"name": "narrow", "reason": "widths are not given in the seed"},
+    {"name": "gate", "reason": "the gate's form is not given"},
+]
+
+
+def test_rows_say_tested_not_yet_run_and_cannot_be_tested_with_planted_effects():
+    rng = np.random.default_rng(0)
+    runs = pd.concat(
+        [
+            frame(rng, {"paper": (86.0, 96.0, 3), "narrow": (88.0, 94.0, 3)}),
+            frame(rng, {"paper": (70.0, 70.0, 2), "gate": (90.0, 90.0, 2)}, lr="0.001"),
+        ]
+    )
+    x = effects.lossless_distortion(np.repeat([0.0, 89.0, 117.0], 2), 70.0)
+    ex = effects.jpeg_extrapolation(x, x, 86.0 - 0.01 * (x - 70.0), 10_000, 0.95)
+    lossless = {"name": "lossless images", "reason": "no copy here", "extrapolation": ex}
+    rows = shortfall.shortfall_rows(runs, VARIANTS, "0.01", 89.5, 0.95, untestable=[lossless])
+    by = {r["cause"]: r for r in rows}
+    assert list(by) == ["narrow", "gate", "lossless images"]  # the reference is no cause
+    narrow = by["narrow"]
+    assert narrow["status"] == shortfall.TESTED and narrow["low"] <= 2.0 <= narrow["high"]
+    assert narrow["effect"] > 0 and narrow["train_effect"] < 0 and narrow["gap_effect"] < 0
+    # planted share: 2 of the 3.5-point gap
+    assert narrow["share_low"] <= 2 / 3.5 <= narrow["share_high"]
+    assert (narrow["n_variant"], narrow["n_reference"]) == (3, 3)
+    # gate ran at another rate only: not yet run at 0.01, with no numbers
+    assert by["gate"]["status"] == shortfall.NOT_YET_RUN and math.isnan(by["gate"]["effect"])
+    jpeg_row = by["lossless images"]
+    assert jpeg_row["status"] == shortfall.CANNOT and "extrapolation" in jpeg_row["method"]
+    assert jpeg_row["effect"] == pytest.approx(0.7)  # 0.01 points per MSE unit x 70
+
+
+def test_a_frame_without_variants_is_refused_in_one_line():
+    runs = frame(np.random.default_rng(1), {"paper": (86.0, 96.0, 2)}).drop(columns="variant")
+    with pytest.raises(shortfall.UserError, match="lacks variant"):
+        shortfall.shortfall_rows(runs, VARIANTS, "0.01", 89.5, 0.95)

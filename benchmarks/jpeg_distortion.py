@@ -28,8 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from repro import data as data_mod  # noqa: E402
-from repro import jpeg  # noqa: E402
+from repro.engine import data as data_mod  # noqa: E402
+from repro.engine import jpeg  # noqa: E402
 
 # scikit-image's lossless RGB photographs (PNG): astronaut, chelsea, coffee and the left
 # view of stereo_motorcycle (its right view is the same scene); microscopy, grey-level and

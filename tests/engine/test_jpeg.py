@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from repro import data as data_mod
-from repro import jpeg
+from repro.engine import data as data_mod
+from repro.engine import jpeg
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_reencoding_is_deterministic_to_the_byte(cifar):
     assert np.array_equal(jpeg.reencode(cifar[:50], 30), jpeg.reencode(cifar[:50], 30))
     # and in a fresh interpreter: no state of this process is involved
     code = (
-        "import sys, hashlib, numpy as np; from repro import jpeg;"
+        "import sys, hashlib, numpy as np; from repro.engine import jpeg;"
         "x = np.frombuffer(sys.stdin.buffer.read(), np.uint8).reshape(32, 32, 3);"
         "print(hashlib.sha256(jpeg.encode(x, 50)).hexdigest())"
     )
@@ -100,6 +100,6 @@ def test_bad_input_is_refused_in_one_line(call, message):
 
 
 def test_the_statistics_and_jpeg_modules_do_not_import_torch():
-    code = "import sys, repro.effects, repro.jpeg; print('torch' in sys.modules)"
+    code = "import sys, repro.report.effects, repro.engine.jpeg; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, text=True)
     assert out.stdout.strip() == "False"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from .errors import UserError
+from ..errors import UserError
 from .stats import binomial_sd, pairwise, prediction_interval
 
 # ---- one more run -----------------------------------------------------------------

@@ -16,8 +16,8 @@ import math
 import numpy as np
 from PIL import Image
 
-from .data import IMAGE_SHAPE
-from .errors import UserError
+from ..errors import UserError
+from ..plan.dataset import IMAGE_SHAPE
 
 # The offline archive's encoding, read from its files (Pillow's JpegImagePlugin:
 # get_sampling and quantization): the standard quality-75 tables and 4:2:0 chroma

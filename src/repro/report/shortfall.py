@@ -13,8 +13,8 @@ import math
 
 import pandas as pd
 
+from ..errors import UserError
 from .effects import share_of_gap, variant_effects
-from .errors import UserError
 
 TESTED, NOT_YET_RUN, CANNOT = "tested", "not yet run", "cannot be tested here"
 NEEDED = ("variant", "lr", "final_test_acc", "final_train_acc", "n_test", "n_train")

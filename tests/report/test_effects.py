@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from repro import effects, stats
+from repro.report import effects, stats
 
 N_TEST, N_TRAIN = 10_000, 50_000
 SEED_SD = 0.7  # points: about the spread the issue reports for the lr 0.01 run

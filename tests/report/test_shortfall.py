@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from repro import effects, shortfall
+from repro.report import effects, shortfall
 
 
 def frame(rng, plan: dict, lr: str = "0.01") -> pd.DataFrame:

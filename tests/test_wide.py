@@ -332,7 +332,7 @@ def test_pack_writes_the_single_runs_folders(tiny_cache, tmp_path):
         assert m1["fingerprint"] == m2["fingerprint"] and m1["config"] == m2["config"]
 
 
-def test_stopped_pack_resumes_to_the_same_bytes(tiny_cache, tmp_path, monkeypatch):
+def test_stopped_pack_resumes_to_the_same_bytes(tiny_cache, tmp_path, monkeypatch, capsys):
     """A pack stopped after epoch 1 (as SIGTERM or a killed workflow stops it) keeps one
     checkpoint per run and no run folder; rerun, it resumes there and writes the same
     bytes as an uninterrupted pack (float32, CPU)."""
@@ -360,12 +360,21 @@ def test_stopped_pack_resumes_to_the_same_bytes(tiny_cache, tmp_path, monkeypatc
         5,
         5,
     )  # 300 images / 64
+    alone = tmp_path / "alone.pt"
+    alone.write_bytes(cks[1].read_bytes())
     train_pack(rcs, tiny_cache, outs, cks, progress, checkpoint_every=0)
     for r, o in zip(ref, outs, strict=True):
         for name in (*RUN_CSVS, "model.pt"):
             assert (r / name).read_bytes() == (o / name).read_bytes(), name
     assert not any(ck.exists() for ck in cks)
     assert [json.loads(p.read_text())["state"] for p in progress] == ["done"] * 2
+    # the layout is not the run's identity: slot 1 of a pack of 2 resumes as a pack of 1
+    train_pack(rcs[1:], tiny_cache, [tmp_path / "alone"], [alone])
+    assert "pack resumed after epoch 1" in capsys.readouterr().err
+    first_epoch = lambda d: (d / "epochs.csv").read_text().splitlines()[:2]  # noqa: E731
+    assert first_epoch(tmp_path / "alone") == first_epoch(ref[1])
+    metrics = json.loads((tmp_path / "alone" / "metrics.json").read_text())
+    assert metrics["layout"] == {"k": 1, "slot": 0} and metrics["epochs"] == 2
 
 
 def test_checkpoints_wait_for_checkpoint_every(tiny_cache, tmp_path, monkeypatch):

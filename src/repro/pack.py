@@ -120,7 +120,7 @@ def evaluate_pack(wide: WideNet, dd: DeviceData, batch: int, precision: str) -> 
     wide.eval()
     k, num_classes = wide.k, wide.spec.num_classes
     softmax_head = wide.spec.head == "softmax"
-    loss_sums = torch.zeros(k, device=dd.device, dtype=torch.float64)
+    loss_sums = torch.zeros(k, device=dd.device)  # the default dtype, as evaluate's
     probs = []
     for start in range(0, len(dd.y_test), batch):
         x, y = dd.x_test[start : start + batch], dd.y_test[start : start + batch]

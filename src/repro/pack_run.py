@@ -2,9 +2,17 @@
 each run's folder exactly as ``train_run`` writes it (same files and columns;
 metrics.json gains ``"layout": {"k": K, "slot": i}``), with a checkpoint per run.
 
+The layout is recorded, not part of the run's identity (``RunConfig.fingerprint``): a
+packed run is the same computation as the single run, differing only in summation
+order (float64 equality to 1e-12, tests/test_wide.py), as a run on 1 or 2 threads
+does, and the thread count is not in the identity either. With it in, a recorded study
+would have to be retrained, and a checkpoint could not resume, because a run was packed
+with other runs. (Precision is in the identity because bf16 changes the arithmetic
+itself.)
+
 A run's checkpoint holds what a single run's does (weights, SGD state dict, data
 generator, the generator its dropout draws from, the history), so a pack resumes from K
-of them in any layout (the layout is not the run's identity: see settings). Two
+of them whatever slot each had (its layout is kept in it for the record). Two
 differences from a single run's: checkpoints are written at most once per
 ``checkpoint_every`` seconds (a stop loses at most that much work, the issue's "about a
 minute"), and the per-step history is kept as one float64 tensor beside the history

@@ -108,9 +108,6 @@ class WideNet(nn.Module):
         """K ``Net`` state dicts (copies), running statistics included."""
         return unpack_tensors(self, self.state_dict())
 
-    def dropout_p(self) -> float:
-        return self.spec.dropout
-
 
 def tensor_map(wide: WideNet) -> list[tuple[str, str, str]]:
     """(wide state-dict name, Net state-dict name, CAT|STACK) for every tensor."""

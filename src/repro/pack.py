@@ -33,7 +33,7 @@ from .train import (
     record_epoch,
 )
 from .wide import WideNet, dropout_masks, pack_tensors, tensor_map, unpack_tensors
-from .wide_step import WideSGD, make_wide_step
+from .wide_step import WideSGD, compile_step, make_wide_step
 
 # the settings in which the runs of one pack may differ
 PER_RUN = ("lr", "seed")
@@ -147,8 +147,7 @@ def make_pack_steps(state: PackState, dd: DeviceData, rc: RunConfig):
     step = make_wide_step(state.wide, state.opt, dd, rc.precision)
     if not rc.compile:
         return step, step
-    mode = "default" if rc.compile is True else rc.compile
-    return torch.compile(step, mode=mode, dynamic=False), step
+    return compile_step(step, rc.compile), step
 
 
 def fit_pack(

@@ -1,7 +1,10 @@
 """One training step of a wide network (repro.wide): the K runs' batch gather, forward,
 per-run losses, backward, a per-run-lr SGD update and accuracy, as one function of
 tensors (no Python state changes between calls but the tensors'), so that
-torch.compile can take it whole.
+torch.compile can take it whole: with Dynamo's ``trace_autograd_ops`` (``CAPTURE``) the
+backward is traced too and the step is one graph, no break (tests/test_wide.py; compiled
+on the CPU, 3 steps agree with eager to 5e-7 in float32). The dropout masks come in as
+an argument, drawn outside by per-run generators (repro.wide.dropout_masks).
 
 The optimizer is torch.optim.SGD's update (weight decay added to the gradient, momentum
 buffer ``m * buf + grad``, started at the first gradient, then ``p -= lr * buf``) with
@@ -80,6 +83,23 @@ def gather_batch(dd: DeviceData, idx, dy, dx, flip) -> tuple[torch.Tensor, torch
     x = dd.normalize(dd.crops(idx.reshape(-1), dy.reshape(-1), dx.reshape(-1), flip.reshape(-1)))
     x = x.view(k, n, *x.shape[1:]).transpose(0, 1).reshape(n, -1, *x.shape[2:])
     return x.contiguous(memory_format=torch.channels_last), dd.y_train[idx]
+
+
+# Dynamo's setting under which the whole step, backward included, is one graph
+CAPTURE = {"trace_autograd_ops": True}
+
+
+def compile_step(step, mode: bool | str):
+    """``step`` torch.compile'd whole (static shapes, as train.compiled), traced under
+    ``CAPTURE``; the setting is patched around each call (compilation happens at the
+    first), not set for the process."""
+    compiled = torch.compile(step, mode="default" if mode is True else mode, dynamic=False)
+
+    def run(*args):
+        with torch._dynamo.config.patch(**CAPTURE):
+            return compiled(*args)
+
+    return run
 
 
 def make_wide_step(wide: WideNet, opt: WideSGD, dd: DeviceData, precision: str):

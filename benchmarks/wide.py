@@ -1,6 +1,7 @@
 """Training steps per second of K separate runs against one wide K-pack (issue 20), with
 the real model at batch 128 in float32, on random images (a step does not care what
-the pixels are). Prints one line per K and the ratio wide / separate, and the CPU or
+the pixels are). Prints one line per K and the ratio wide / separate (median
+over the timed steps, separate and wide steps alternating), and the CPU or
 GPU it ran on; the issue keeps CPU runs on the single-run path unless this says
 otherwise.
 
@@ -42,45 +43,56 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def separate_seconds(rcs, dd: DeviceData, steps: int) -> float:
-    """Seconds per step of each run trained alone, summed over the runs (one warm-up
-    step each, not timed)."""
-    total = 0.0
+def separate_steps(rcs, dd: DeviceData) -> list:
+    """Per run, a callable that takes its next training step alone (the project's
+    single-run step, on the run's own batches)."""
+    steps = []
     for rc in rcs:
         state = fresh_state(rc, dd.device)
         step = make_step(state.model, state.opt, dd.device, "fp32")
-        perm, dy, dx, flip = dd.epoch_plan(state.gen)
-        batches = list(zip(*(t.split(rc.batch_size) for t in (perm, dy, dx, flip)), strict=True))
-        step(*dd.batch(*batches[0]))
-        sync(dd.device)
-        t0 = time.perf_counter()
-        for batch in batches[1 : steps + 1]:
-            step(*dd.batch(*batch))
-        sync(dd.device)
-        total += (time.perf_counter() - t0) / steps
-    return total
+        plan = dd.epoch_plan(state.gen)
+        batches = iter(list(zip(*(t.split(rc.batch_size) for t in plan), strict=True)))
+        steps.append(lambda step=step, batches=batches: step(*dd.batch(*next(batches))))
+    return steps
 
 
-def wide_seconds(rcs, dd: DeviceData, steps: int) -> float:
-    """Seconds per step of the K runs as one wide pack (one warm-up step, not timed)."""
+def wide_step(rcs, dd: DeviceData):
+    """A callable that takes the K-pack's next step (masks drawn as pack_epoch does)."""
     state = fresh_pack(rcs, dd.device)
     step = make_wide_step(state.wide, state.opt, dd, "fp32")
     plans = [dd.epoch_plan(gen) for gen in state.gens]
-    perm, dy, dx, flip = (torch.stack(ts) for ts in zip(*plans, strict=True))
-    batch = rcs[0].batch_size
-    spec = state.wide.spec
-    times = []
-    for i in range(steps + 1):
-        sl = slice(i * batch, (i + 1) * batch)
-        masks = dropout_masks(
-            state.drop_gens, (batch, spec.hidden), spec.dropout, state.wide.fc1_weight
-        )
-        sync(dd.device)
-        t0 = time.perf_counter()
-        step(perm[:, sl], dy[:, sl], dx[:, sl], flip[:, sl], masks)
-        sync(dd.device)
-        times.append(time.perf_counter() - t0)
-    return sum(times[1:]) / steps
+    stacked = [torch.stack(ts).split(rcs[0].batch_size, dim=1) for ts in zip(*plans, strict=True)]
+    batches = iter(list(zip(*stacked, strict=True)))
+    spec, like = state.wide.spec, state.wide.fc1_weight
+
+    def take():
+        batch = next(batches)
+        masks = dropout_masks(state.drop_gens, (batch[0].shape[1], spec.hidden), spec.dropout, like)
+        return step(*batch, masks)
+
+    return take
+
+
+def seconds(fn, device: torch.device) -> float:
+    sync(device)
+    t0 = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def measure(rcs, dd: DeviceData, steps: int) -> tuple[float, float]:
+    """Median seconds of one step of all K runs: separately (the K runs' steps one
+    after the other) and as one wide step. The two alternate, step by step, so that
+    load from other processes falls on both alike; one warm-up step each, not timed."""
+    singles, wide = separate_steps(rcs, dd), wide_step(rcs, dd)
+    for fn in (*singles, wide):
+        seconds(fn, dd.device)
+    sep, packed = [], []
+    for _ in range(steps):
+        sep.append(sum(seconds(fn, dd.device) for fn in singles))
+        packed.append(seconds(wide, dd.device))
+    return float(np.median(sep)), float(np.median(packed))
 
 
 def main() -> None:
@@ -94,7 +106,7 @@ def main() -> None:
     dd = random_data(args.batch * (args.steps + 1), device)
     print(
         f"{device_name(args.device)}, torch {torch.__version__}, {torch.get_num_threads()} "
-        f"threads, batch {args.batch}, fp32, {args.steps} timed steps"
+        f"threads, batch {args.batch}, fp32, median of {args.steps} timed steps"
     )
     for k in args.ks:
         rcs = [
@@ -107,8 +119,7 @@ def main() -> None:
             )
             for i in range(k)
         ]
-        sep = separate_seconds(rcs, dd, args.steps)
-        wide = wide_seconds(rcs, dd, args.steps)
+        sep, wide = measure(rcs, dd, args.steps)
         print(
             f"K={k}: separate {k / sep:.3f} run-steps/s ({sep:.2f} s per step of all K), "
             f"wide {k / wide:.3f} run-steps/s ({wide:.2f} s per wide step); "

@@ -414,3 +414,30 @@ def test_the_whole_step_is_one_graph_for_torch_compile():
         explained = torch._dynamo.explain(step)(perm, dy, dx, flip, masks)
     assert explained.graph_break_count == 0, explained.break_reasons
     assert explained.graph_count == 1
+
+
+def test_a_stop_inside_a_checkpoint_save_leaves_one_epoch_for_all_runs(tmp_path):
+    """save_pack writes all K files, then renames them: a stop while writing keeps the
+    old epoch for every run, a stop while renaming finishes at the new one; never runs
+    at two epochs (which could not resume together)."""
+    rcs = runs()[:2]
+    state = fresh_pack(rcs, torch.device("cpu"))
+    cks = [tmp_path / f"run{i}.pt" for i in range(2)]
+    saved = {}
+    for epoch in (1, 2):
+        for history in state.histories:
+            history["epoch"] = epoch
+        pack_run.save_pack(cks, rcs, "data", state)
+        saved[epoch] = [ck.read_bytes() for ck in cks]
+    epochs = lambda found: [ck["history"]["epoch"] for ck in found]  # noqa: E731
+    # stopped while writing: run 0's new file written, run 1's not yet
+    for ck, old in zip(cks, saved[1], strict=True):
+        ck.write_bytes(old)
+    pack_run._next(cks[0]).write_bytes(saved[2][0])
+    assert epochs(pack_run.pending_checkpoints(cks)) == [1, 1]
+    assert not pack_run._next(cks[0]).exists() and cks[0].read_bytes() == saved[1][0]
+    # stopped while renaming: run 0 renamed, run 1's new file still beside the old one
+    cks[0].write_bytes(saved[2][0])
+    pack_run._next(cks[1]).write_bytes(saved[2][1])
+    assert epochs(pack_run.pending_checkpoints(cks)) == [2, 2]
+    assert not pack_run._next(cks[1]).exists() and cks[1].read_bytes() == saved[2][1]

@@ -22,6 +22,7 @@ instead of inside it, so that saving does not pickle a list that grows every ste
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -165,10 +166,14 @@ def _train_pack(rcs, cache, outs, checkpoints, write_steps, progs, checkpoint_ev
 
 
 def save_pack(checkpoints: list[Path], rcs: list[RunConfig], data_id: str, state: PackState):
-    """One checkpoint per run (see the module's docstring)."""
+    """One checkpoint per run (see the module's docstring), in two phases so that a stop
+    at any moment leaves one epoch that every run can resume from: all K written in
+    full beside their checkpoints (``.next``), then renamed over them
+    (``pending_checkpoints`` finishes or discards an interrupted save)."""
     k = len(rcs)
+    runs = run_states(rcs, state)
     for slot, (path, rc, run, history) in enumerate(
-        zip(checkpoints, rcs, run_states(rcs, state), state.histories, strict=True)
+        zip(checkpoints, rcs, runs, state.histories, strict=True)
     ):
         ck = {
             "fingerprint": rc.fingerprint(),
@@ -178,8 +183,37 @@ def save_pack(checkpoints: list[Path], rcs: list[RunConfig], data_id: str, state
             "history": {key: v for key, v in history.items() if key != "steps"},
             "steps": torch.tensor(history["steps"], dtype=torch.float64).view(-1, 5),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, torch_bytes(ck))
+        write_atomic(_next(path), torch_bytes(ck))
+    for path in checkpoints:
+        os.replace(_next(path), path)
+
+
+def _next(path: Path) -> Path:
+    return path.with_name(path.name + ".next")
+
+
+def pending_checkpoints(checkpoints: list[Path]) -> list[dict | None]:
+    """The runs' checkpoints, an interrupted ``save_pack`` settled first: its renames
+    finished when every run has a file of one epoch with the ``.next`` ones (the first
+    phase was complete), else its ``.next`` files removed (the old ones are one epoch)."""
+    nexts = [read_checkpoint(_next(p)) if _next(p).exists() else None for p in checkpoints]
+    if not any(nexts):
+        return [read_checkpoint(p) for p in checkpoints]
+    current = [read_checkpoint(p) for p in checkpoints]
+    newest = [n if n is not None else c for n, c in zip(nexts, current, strict=True)]
+    if _one_epoch(newest):
+        for path, n in zip(checkpoints, nexts, strict=True):
+            if n is not None:
+                os.replace(_next(path), path)
+        return newest
+    for path in checkpoints:
+        _next(path).unlink(missing_ok=True)
+    return current
+
+
+def _one_epoch(cks: list[dict | None]) -> bool:
+    epochs = {ck["history"]["epoch"] if ck and "history" in ck else None for ck in cks}
+    return len(epochs) == 1 and None not in epochs
 
 
 def restore_pack(
@@ -191,7 +225,7 @@ def restore_pack(
     state = fresh_pack(rcs, device)
     if checkpoints is None:
         return state
-    cks = [read_checkpoint(path) for path in checkpoints]
+    cks = pending_checkpoints(checkpoints)
     why = _unusable(cks, rcs, data_id)
     if why:
         log(f"pack starts over: {why}")

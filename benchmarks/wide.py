@@ -21,13 +21,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from repro import data as data_mod  # noqa: E402
-from repro.devices import device_name  # noqa: E402
-from repro.pack import fresh_pack  # noqa: E402
-from repro.settings import RunConfig  # noqa: E402
-from repro.train import DeviceData, fresh_state, make_step  # noqa: E402
-from repro.wide import dropout_masks  # noqa: E402
-from repro.wide_step import make_wide_step  # noqa: E402
+from repro.engine import data as data_mod  # noqa: E402
+from repro.engine.devices import device_name  # noqa: E402
+from repro.engine.pack import fresh_pack  # noqa: E402
+from repro.engine.train import DeviceData, fresh_state, make_step  # noqa: E402
+from repro.engine.wide import dropout_masks  # noqa: E402
+from repro.engine.wide_step import make_wide_step  # noqa: E402
+from repro.plan.settings import RunConfig  # noqa: E402
 
 
 def random_data(n: int, device: torch.device) -> DeviceData:

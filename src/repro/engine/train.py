@@ -142,7 +142,7 @@ def make_step(
         opt.zero_grad(set_to_none=True)
         if graphs:
             torch.compiler.cudagraph_mark_step_begin()
-        with _autocast(device, precision):
+        with autocast_for(device, precision):
             out = model(x)
         # the loss is taken in fp32; with the softmax head it sees probabilities, as the
         # seed's CrossEntropyLoss did
@@ -180,7 +180,7 @@ def train_epoch(step, last_step, dd: DeviceData, gen: torch.Generator, batch_siz
     return torch.stack(losses).cpu().tolist(), torch.stack(corrects).cpu().tolist(), sizes
 
 
-def _autocast(device: torch.device, precision: str):
+def autocast_for(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -196,7 +196,7 @@ def evaluate(
     probs = []
     for start in range(0, len(dd.y_test), batch):
         x, y = dd.x_test[start : start + batch], dd.y_test[start : start + batch]
-        with _autocast(dd.device, precision):
+        with autocast_for(dd.device, precision):
             out = model(x).float()
         loss_sum += nn.functional.cross_entropy(out, y, reduction="sum")
         # the softmax head already outputs probabilities; the logits head does not

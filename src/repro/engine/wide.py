@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..plan.settings import ModelSpec
 from .model import Net
-from .settings import ModelSpec
 
 # how a Net tensor sits in its wide counterpart: "cat", the K runs' tensors end to end
 # along dim 0 (channels); "stack", a new leading run dimension

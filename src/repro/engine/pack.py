@@ -21,17 +21,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import UserError
+from ..errors import UserError
+from ..plan.settings import RunConfig
 from .model import Net
-from .settings import RunConfig
-from .train import (
-    DeviceData,
-    RunState,
-    _autocast,
-    fresh_state,
-    make_optimizer,
-    record_epoch,
-)
+from .train import DeviceData, RunState, autocast_for, fresh_state, make_optimizer, record_epoch
 from .wide import WideNet, dropout_masks, pack_tensors, tensor_map, unpack_tensors
 from .wide_step import WideSGD, compile_step, make_wide_step
 
@@ -125,7 +118,7 @@ def evaluate_pack(wide: WideNet, dd: DeviceData, batch: int, precision: str) -> 
     for start in range(0, len(dd.y_test), batch):
         x, y = dd.x_test[start : start + batch], dd.y_test[start : start + batch]
         x = x.repeat(1, k, 1, 1).contiguous(memory_format=torch.channels_last)
-        with _autocast(dd.device, precision):
+        with autocast_for(dd.device, precision):
             out = wide(x).float()  # (K, N, classes)
         for r in range(k):
             loss_sums[r] += nn.functional.cross_entropy(out[r], y, reduction="sum")

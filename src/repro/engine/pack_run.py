@@ -28,8 +28,10 @@ from pathlib import Path
 
 import torch
 
+from ..files import write_atomic
+from ..plan.progress import ProgressFile
+from ..plan.settings import RunConfig
 from . import data as data_mod
-from .files import write_atomic
 from .model import count_parameters
 from .pack import (
     EVAL_BATCH,
@@ -41,8 +43,6 @@ from .pack import (
     load_run_states,
     run_states,
 )
-from .progress import ProgressFile
-from .settings import RunConfig
 from .train import (
     DeviceData,
     _progress_fields,

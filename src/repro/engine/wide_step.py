@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .train import DeviceData, _autocast
+from .train import DeviceData, autocast_for
 from .wide import CAT, WideNet, tensor_map
 
 
@@ -111,7 +111,7 @@ def make_wide_step(wide: WideNet, opt: WideSGD, dd: DeviceData, precision: str):
     def step(idx, dy, dx, flip, masks):
         opt.zero_grad()
         x, y = gather_batch(dd, idx, dy, dx, flip)
-        with _autocast(dd.device, precision):
+        with autocast_for(dd.device, precision):
             out = wide(x, masks)
         losses = torch.stack([criterion(out[k].float(), y[k]) for k in range(wide.k)])
         losses.sum().backward()

@@ -20,14 +20,12 @@ import pytest
 import torch
 from torch import nn
 
-from repro import data as data_mod
-from repro import pack_run
-from repro.errors import UserError
-from repro.model import Net
-from repro.pack import evaluate_pack, fresh_pack, pack_epoch, pack_problem, run_states
-from repro.pack_run import train_pack
-from repro.settings import ModelSpec, RunConfig
-from repro.train import (
+from repro.engine import data as data_mod
+from repro.engine import pack_run
+from repro.engine.model import Net
+from repro.engine.pack import evaluate_pack, fresh_pack, pack_epoch, pack_problem, run_states
+from repro.engine.pack_run import train_pack
+from repro.engine.train import (
     DeviceData,
     Preempted,
     evaluate,
@@ -36,8 +34,11 @@ from repro.train import (
     train_epoch,
     train_run,
 )
-from repro.wide import WideNet, dropout_masks
-from repro.wide_step import CAPTURE, gather_batch, make_wide_step
+from repro.engine.wide import WideNet, dropout_masks
+from repro.engine.wide_step import CAPTURE, gather_batch, make_wide_step
+from repro.errors import UserError
+from repro.plan import dataset
+from repro.plan.settings import ModelSpec, RunConfig
 
 SMALL = ModelSpec(widths=(4, 6, 8), kernel_sizes=(1, 3, 5), pool_after=(1, 2), hidden=16)
 LRS_SEEDS = [(0.05, 3), (0.01, 7), (0.2, 11)]
@@ -302,7 +303,7 @@ def csv_numbers(path) -> tuple[str, np.ndarray]:
     """A CSV's header and its numbers (the confusion matrix's class names dropped)."""
     header, *rows = path.read_text().splitlines()
     cells = [c for row in rows for c in row.split(",")]
-    return header, np.array([float(c) for c in cells if c not in data_mod.CLASSES])
+    return header, np.array([float(c) for c in cells if c not in dataset.CLASSES])
 
 
 def test_pack_writes_the_single_runs_folders(tiny_cache, tmp_path):
@@ -453,8 +454,8 @@ def test_a_stop_inside_a_checkpoint_save_leaves_one_epoch_for_all_runs(tmp_path)
 
 PACK_SCRIPT = """
 import json, sys
-from repro.pack_run import train_pack
-from repro.settings import RunConfig
+from repro.engine.pack_run import train_pack
+from repro.plan.settings import RunConfig
 args = json.loads(sys.argv[1])
 rcs = [RunConfig.from_dict(d) for d in args["runs"]]
 train_pack(rcs, args["cache"], args["outs"], args["checkpoints"], checkpoint_every=0)

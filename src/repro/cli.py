@@ -70,6 +70,7 @@ PREPARE_KEYS = (
     "download_root",
     "subset.train_per_class",
     "subset.test_per_class",
+    "jpeg_quality",
 )
 
 

@@ -123,3 +123,27 @@ def test_two_variants_of_one_name_are_refused():
 def test_numbers_typed_on_the_command_line_are_coerced_in_variants():
     cfg = small(variants=[{"name": "v", "reason": "r", "train": {"epochs": "3"}}])
     assert grid.variant_config(cfg, "v")["train"]["epochs"] == 3
+
+
+def test_recorded_report_plans_the_reference_and_leaves_unrecorded_variants_out():
+    """config/recorded.yaml lists the why study's causes as variants of its bf16
+    reference; the recording holds only the reference's runs, which are all planned, and
+    no variant run (its folder, named by its own hash, is absent: not yet run)."""
+    from repro.plan import recorded
+
+    cfg = merged_files("recorded.yaml")
+    expected = grid.recorded_expectations(cfg)
+    assert {r["variant"] for r in expected} >= {"paper", "fp32", "narrow", "jpeg-q20"}
+    plan = recorded.plan(cfg, expected)
+    assert sorted(r["lr"] for r in plan.runs) == ["0.001", "0.005", "0.01"]
+    ref_hash = next(r["hash"] for r in expected if r["variant"] == "paper")
+    assert {r["hash"] for r in plan.runs} == {ref_hash}
+
+
+def test_a_missing_reference_run_still_stops_the_recorded_plan(tmp_path):
+    from repro.plan import recorded
+
+    cfg = merged_files("recorded.yaml")
+    cfg["seeds"] = [0, 1]  # the recording has no seed 1 of the reference
+    with pytest.raises(UserError, match="seed1"):
+        recorded.plan(cfg, grid.recorded_expectations(cfg))

@@ -119,3 +119,43 @@ def test_figures_draw_tested_and_untested_causes():
     assert labels == ["narrow", "hidden", "lossless images"]
     fig2 = why.fig_train_test(s)
     assert len(fig2.axes[0].collections) == 3  # paper, narrow, the seed's star
+
+
+def test_load_study_groups_runs_by_the_variant_of_their_folder_hash(tmp_path):
+    """Runs in the folders the workflow gives them: the reference's alone make the
+    tables' frame, every run with its variant the why section's."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_tables import history, write_run
+
+    from repro.plan import grid
+    from repro.report.study import load_study
+
+    variants = [{"name": "narrow", "reason": "r", "model": {"hidden": 64}}]
+    cfg = config_mod.validate(
+        {
+            "data": {"source": "torchvision"},
+            "devices": ["cpu"],
+            "learning_rates": [0.01],
+            "seeds": [0, 1],
+            "variants": variants,
+        }
+    )
+    paths = []
+    for r in grid.runs(cfg):
+        final = 86.0 if r["variant"] == "paper" else 88.0
+        metrics = write_run(tmp_path / r["variant"], "softmax", "0.01", r["seed"], history(final))
+        folder = tmp_path / grid.RUN_DIR.format(**r)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        metrics.parent.rename(folder)
+        paths.append(folder / "metrics.json")
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    s = load_study(tmp_path / "config.json", paths)
+    assert set(s.runs.variant) == {"paper"} and len(s.runs) == 2
+    assert s.variant_runs.groupby("variant").size().to_dict() == {"narrow": 2, "paper": 2}
+    assert len(s.confusion) == 2 and set(s.history.variant) == {"paper"}
+    row = by_cause(why.rows(s))["narrow"]
+    assert row["status"] == "tested" and row["effect"] == pytest.approx(2.0)

@@ -159,3 +159,22 @@ def test_load_study_groups_runs_by_the_variant_of_their_folder_hash(tmp_path):
     assert len(s.confusion) == 2 and set(s.history.variant) == {"paper"}
     row = by_cause(why.rows(s))["narrow"]
     assert row["status"] == "tested" and row["effect"] == pytest.approx(2.0)
+
+
+def test_jpeg_extrapolation_recovers_a_planted_slope():
+    """Accuracy planted to fall 0.02 points per unit of MSE against lossless images: the
+    lossless row's extrapolated gain over the q75 data is 0.02 x q75's own cost."""
+    slope, q75 = 0.02, sum(why.Q75_MSE) / 2
+    added = {"jpeg-q50": 88.7, "jpeg-q20": 167.9}
+    s = synthetic(
+        {"jpeg-q50": -slope * added["jpeg-q50"], "jpeg-q20": -slope * added["jpeg-q20"]},
+        noise=0.05,
+        rng=3,
+    )
+    row = by_cause(why.rows(s, added))["lossless images"]
+    assert row["status"] == "cannot be tested here"
+    assert row["effect"] == pytest.approx(slope * q75, abs=0.3)
+    assert row["low"] <= slope * q75 <= row["high"]
+    assert "extrapolat" in row["method"].lower()
+    # without known distortions, no number is claimed
+    assert np.isnan(by_cause(why.rows(s, {}))["lossless images"]["effect"])

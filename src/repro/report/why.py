@@ -8,6 +8,7 @@ against test accuracy per run, the seed's point marked)."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import matplotlib
 
@@ -17,8 +18,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..errors import UserError  # noqa: E402
+from ..files import read_json_bounded  # noqa: E402
 from ..plan import paper  # noqa: E402
+from ..plan.dataset import cache_path  # noqa: E402
+from ..plan.grid import variant_configs  # noqa: E402
 from ..plan.variants import REFERENCE  # noqa: E402
+from .effects import jpeg_extrapolation, lossless_distortion  # noqa: E402
 from .shortfall import TESTED, shortfall_rows  # noqa: E402
 
 LOSSLESS = {
@@ -28,6 +34,11 @@ LOSSLESS = {
     " variants can stand in",
 }
 LAST = 10  # epochs averaged in "mean of the last ten epochs"
+# The MSE (0-255 scale) that the archive's q75 encoding added to CIFAR-10, bounded from
+# lossless scikit-image photographs cut into 32x32 tiles (benchmarks/jpeg_distortion.py,
+# measured on a 2-core AMD EPYC for issue 21): about 29.6 dB.
+Q75_MSE = (69.3, 72.3)
+MAX_META_BYTES = 1 << 20
 
 
 def rate(study) -> str:
@@ -37,10 +48,13 @@ def rate(study) -> str:
     return paper.SELECTED_LR if paper.SELECTED_LR in rates else study.lr_order()[0]
 
 
-def rows(study) -> list[dict]:
-    """One row per configured variant (in config order), then lossless images."""
+def rows(study, added: dict | None = None) -> list[dict]:
+    """One row per configured variant (in config order), then lossless images, with the
+    labelled extrapolation where JPEG variants have runs and known distortions
+    (``added``: variant -> MSE its re-encode added; default: read from the caches)."""
     lr = rate(study)
     variants = [{"name": v["name"], "reason": v["reason"]} for v in study.config["variants"]]
+    added = jpeg_added(study.config) if added is None else added
     return shortfall_rows(
         study.variant_runs,
         variants,
@@ -48,8 +62,46 @@ def rows(study) -> list[dict]:
         study.paper_accuracy(lr),
         study.confidence,
         reference=REFERENCE,
-        untestable=(LOSSLESS,),
+        untestable=({**LOSSLESS, "extrapolation": extrapolation(study, added)},),
     )
+
+
+def jpeg_added(cfg: dict) -> dict[str, float]:
+    """Variant -> the MSE its re-encode added (mean of the train and test splits), read
+    from its cache's JSON where the cache was built here (not for recorded runs)."""
+    out = {}
+    for entry in variant_configs(cfg):
+        if not entry["config"]["data"].get("jpeg_quality"):
+            continue
+        meta = Path(cache_path(entry["config"])).with_suffix(".json")
+        if not meta.is_file():
+            continue
+        jpeg = read_json_bounded(meta, MAX_META_BYTES, "data cache JSON").get("jpeg") or {}
+        values = [jpeg.get(f"added_mse_{s}") for s in ("train", "test")]
+        if all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+            out[entry["name"]] = float(sum(values) / 2)
+    return out
+
+
+def extrapolation(study, added: dict) -> dict | None:
+    """Accuracy on lossless images from the reference (q75) and the JPEG variants' runs
+    at the rate (effects.jpeg_extrapolation, q75's own cost bounded by Q75_MSE, the two
+    errors taken to add); None without runs at two distortion levels."""
+    runs = study.variant_runs[study.variant_runs.lr == rate(study)]
+    sel = runs[runs.variant.isin([REFERENCE, *added])]
+    if sel.variant.nunique() < 2:
+        return None
+    extra = sel.variant.map(lambda v: added.get(v, 0.0)).to_numpy(float)
+    try:
+        return jpeg_extrapolation(
+            lossless_distortion(extra, Q75_MSE[0]),
+            lossless_distortion(extra, Q75_MSE[1]),
+            sel.final_test_acc.to_numpy(float),
+            int(sel.n_test.iloc[0]),
+            study.confidence,
+        )
+    except UserError:
+        return None  # too few runs for a line: the row stays without a number
 
 
 def gap(study) -> float:

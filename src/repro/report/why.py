@@ -185,7 +185,7 @@ def fig_effects(study, why_rows: list[dict]):
     ax.set_xlabel(
         f"effect on final test accuracy at lr {rate(study)} (points, variant - reference)"
     )
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 

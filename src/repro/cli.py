@@ -26,6 +26,7 @@ STAGES = {
     "timing": "time the model for a few epochs on one device",
     "step-time": "time a few training steps of one run's model (for estimate)",
     "status": "where the study's runs stand (from their files; --watch)",
+    "queue": "the runs the study still lacks, in its priority order (--out: JSON)",
     "estimate": "the study's plan and estimated run time on this machine",
     "device-run": "the paper grid on a lent GPU: calibrate, plan, train, pack",
     "calibrate": "measure training variants' throughput (for device-run)",
@@ -70,6 +71,7 @@ PREPARE_KEYS = (
     "download_root",
     "subset.train_per_class",
     "subset.test_per_class",
+    "jpeg_quality",
 )
 
 
@@ -267,6 +269,28 @@ def run_status(a) -> None:
         raise UserError(f"--interval {a.interval} is not allowed; give seconds > 0")
     _enter(a.directory)
     show(a.configfile, watch=a.watch, interval=a.interval)
+
+
+def args_queue(p) -> None:
+    _study(p)
+    p.add_argument(
+        "--recorded",
+        type=Path,
+        default=None,
+        help="a recorded folder (recorded/<label>) whose runs count as done",
+    )
+    p.add_argument("--out", type=Path, default=None, help="write the queue here as JSON")
+
+
+def run_queue(a) -> None:
+    from .plan.queue import lines, queue, write
+
+    recorded = a.recorded.resolve() if a.recorded else None
+    _enter(a.directory)
+    q = queue(a.configfile, Path("."), recorded)
+    if a.out:
+        write(q, a.out)
+    print(lines(q))
 
 
 def args_estimate(p) -> None:

@@ -29,8 +29,10 @@ validate(config, "../schemas/config.schema.yaml")
 
 RUN = repro_grid.RUN_DIR
 RUNS = repro_grid.runs(config)
-CACHE = f"resources/data/cifar10-{repro_dataset.data_tag(config)}.npz"
+# the reference's cache (the report's data facts) and every data variant's own
+CACHE = repro_dataset.cache_path(config)
 DATA_META = CACHE.replace(".npz", ".json")
+CACHES = repro_grid.data_caches(config)
 TIMING_DEVICES = repro_grid.timing_devices(config)
 # recorded runs: checked against this config now, before any job; then copied, not trained
 RECORDED = None
@@ -55,6 +57,17 @@ def timing_outputs():
 
 def run_description(wildcards):
     return repro_grid.run_description(config, **wildcards)
+
+
+def run_cache(wildcards):
+    return repro_grid.run_cache(config, wildcards.device, wildcards.hash)
+
+
+def cache_config(wildcards):
+    path = f"resources/data/cifar10-{wildcards.tag}.npz"
+    if path not in CACHES:
+        raise ValueError(f"no variant of the config uses the data cache {path}")
+    return CACHES[path]
 
 
 def job_resource(kind, key):

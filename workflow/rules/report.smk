@@ -74,7 +74,14 @@ rule figures:
                 if ext == "svg"
                 else f"results/figures/{name}.{ext}"
             )
-            for name in ("fig2_loss", "fig3_accuracy", "fig4_confusion", "fig5_timing")
+            for name in (
+                "fig2_loss",
+                "fig3_accuracy",
+                "fig4_confusion",
+                "fig5_timing",
+                "fig6_effects",
+                "fig7_train_test",
+            )
             for ext in ("svg", "png")
         },
     log:

@@ -1,6 +1,6 @@
 rule train:
     input:
-        cache=CACHE,
+        cache=run_cache,
     output:
         epochs=f"{RUN}/epochs.csv",
         steps=f"{RUN}/steps.csv",

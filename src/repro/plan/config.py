@@ -19,6 +19,7 @@ import yaml
 from ..errors import UserError
 from . import paper
 from . import schema as schema_mod
+from . import variants as variants_mod
 from .dataset import train_images
 
 schema = schema_mod.load
@@ -213,6 +214,25 @@ def _semantic_checks(cfg: dict) -> None:
         )
     _check_batch_size(cfg)
     _check_report_keys(cfg)
+    _check_variants(cfg)
+
+
+def _check_variants(cfg: dict) -> None:
+    """Each variant's merged config validated as a whole config (one line naming the
+    variant); its overrides then replaced by their validated values (numbers typed on the
+    command line arrive as strings), so that the plan merges them without jsonschema."""
+    variants_mod.check_names(cfg["variants"])
+    for i, v in enumerate(cfg["variants"]):
+        try:
+            checked = validate(variants_mod.merged(cfg, v))
+        except UserError as e:
+            raise UserError(f"variants[{i}] ({v['name']}): {e}") from None
+        for section in variants_mod.SECTIONS:
+            if section in v:
+                v[section] = {k: checked[section][k] for k in v[section]}
+        for axis in variants_mod.AXES:
+            if axis in v:
+                v[axis] = checked[axis]
 
 
 def batch_size_problem(n_train: int, batch_size: int) -> str | None:

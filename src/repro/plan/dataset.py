@@ -137,7 +137,14 @@ def data_tag(cfg: dict) -> str:
         parts += [f"tr{sub['train_per_class'] or 'all'}", f"te{sub['test_per_class'] or 'all'}"]
     else:
         parts.append("full")
+    if d_quality := cfg["data"].get("jpeg_quality"):
+        parts.append(f"q{d_quality}")  # a re-encoded copy: its own cache, its own hash
     return "-".join(parts)
+
+
+def cache_path(cfg: dict) -> str:
+    """The data stage's cache of a config's images (one per data variant)."""
+    return f"resources/data/cifar10-{data_tag(cfg)}.npz"
 
 
 @cache

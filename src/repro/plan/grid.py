@@ -9,8 +9,9 @@ from dataclasses import asdict, replace
 
 from ..errors import UserError
 from . import machine
-from .dataset import data_identity, data_tag
+from .dataset import cache_path, data_identity, data_tag
 from .settings import RunConfig
+from .variants import entries
 
 
 def lr_tag(lr: float) -> str:
@@ -78,18 +79,60 @@ def settings_hash(cfg: dict, device: str) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def variant_configs(cfg: dict) -> list[dict]:
+    """The reference (``paper``) and every variant in priority order: dicts with name,
+    reason and config (the variant's overrides merged over the setup)."""
+    return entries(cfg)
+
+
+def variant_config(cfg: dict, name: str) -> dict:
+    for entry in variant_configs(cfg):
+        if entry["name"] == name:
+            return entry["config"]
+    names = ", ".join(e["name"] for e in variant_configs(cfg))
+    raise UserError(f"variant {name!r} is not in the config; its variants: {names}")
+
+
 def runs(cfg: dict, auto: str | None = None) -> list[dict]:
-    """Every training job: dict(head, lr, device, seed, hash); ``auto`` as in
-    resolve_devices."""
+    """Every training job, in the study's priority order: dict(variant, head, lr, device,
+    seed, hash); ``auto`` as in resolve_devices. Variants in config order (the reference
+    first); within one, seed by seed (every rate's first seed before any second seed),
+    so that a study recorded in part has whole seeds."""
     devices = resolve_devices(cfg["devices"], auto)
-    hashes = {d: settings_hash(cfg, d) for d in devices}  # per device: it reads the data
-    return [
-        dict(head=head, lr=lr_tag(lr), device=device, seed=seed, hash=hashes[device])
-        for head in cfg["heads"]
-        for lr in cfg["learning_rates"]
-        for device in devices
-        for seed in cfg["seeds"]
-    ]
+    out, owner = [], {}
+    for entry in variant_configs(cfg):
+        vcfg, name = entry["config"], entry["name"]
+        hashes = {d: settings_hash(vcfg, d) for d in devices}  # per device: it reads the data
+        for device, h in hashes.items():
+            if owner.setdefault((device, h), name) != name:
+                raise UserError(
+                    f"variant {name!r} has the same settings as {owner[(device, h)]!r} "
+                    f"(run hash {h}); give it an override that changes a result, or remove it"
+                )
+        out += [
+            dict(
+                variant=name,
+                head=head,
+                lr=lr_tag(lr),
+                device=device,
+                seed=seed,
+                hash=hashes[device],
+            )
+            for seed in vcfg["seeds"]
+            for lr in vcfg["learning_rates"]
+            for head in vcfg["heads"]
+            for device in devices
+        ]
+    return out
+
+
+def variant_of(cfg: dict, device: str, hash: str) -> str | None:
+    """The variant whose runs on ``device`` carry the settings hash ``hash`` (a run
+    folder's last part), or None when no variant of this config has it."""
+    for entry in variant_configs(cfg):
+        if settings_hash(entry["config"], device) == hash:
+            return entry["name"]
+    return None
 
 
 RUN_DIR = "results/runs/{head}/lr{lr}/{device}/seed{seed}/{hash}"
@@ -106,7 +149,8 @@ def recorded_expectations(cfg: dict) -> list[dict]:
         )
     out = []
     for r in runs(cfg):
-        rc = run_config(cfg, r["head"], float(r["lr"]), r["device"], r["seed"])
+        vcfg = variant_config(cfg, r["variant"])
+        rc = run_config(vcfg, r["head"], float(r["lr"]), r["device"], r["seed"])
         out.append({**r, "fingerprint": rc.fingerprint(), "settings": asdict(rc)})
     return out
 
@@ -120,16 +164,42 @@ def result_config(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in NO_RESULT_KEYS}
 
 
-def run_description(cfg: dict, head: str, lr: str, device: str, seed: str, hash: str) -> str:
+def run_description(
+    cfg: dict, head: str, lr: str, device: str, seed: str, hash: str, variant: str | None = None
+) -> str:
     """The whole description of one run of the grid as JSON, handed to the train job as
-    it is (`python -m repro train --run`); the job resolves precision auto itself."""
-    if hash != settings_hash(cfg, device):
+    it is (`python -m repro train --run`); the job resolves precision auto itself. The
+    folder's hash says which variant the run belongs to (``variant``, an entry of runs()
+    may name it: it must agree)."""
+    if variant is not None and variant_of(cfg, device, hash) != variant:
+        raise UserError(f"run folder hash {hash} is not of variant {variant!r} of the config")
+    return json.dumps(asdict(run_settings(cfg, head, lr, device, seed, hash)), sort_keys=True)
+
+
+def run_settings(cfg: dict, head: str, lr: str, device: str, seed, hash: str) -> RunConfig:
+    """The unresolved RunConfig of one run folder of the study (see run_description)."""
+    name = variant_of(cfg, device, hash)
+    if name is None:
         raise UserError(
-            f"run folder hash {hash} does not match the current config "
-            f"({settings_hash(cfg, device)}); request results/report.pdf instead of an old run"
+            f"run folder hash {hash} matches no variant of the current config "
+            f"({', '.join(settings_hash(e['config'], device) for e in variant_configs(cfg))}); "
+            "request results/report.pdf instead of an old run"
         )
-    rc = run_config(cfg, head, float(lr), device, int(seed), resolve=False)
-    return json.dumps(asdict(rc), sort_keys=True)
+    return run_config(variant_config(cfg, name), head, float(lr), device, int(seed), False)
+
+
+def run_cache(cfg: dict, device: str, hash: str) -> str:
+    """The data cache a run folder trains on: its variant's (a data variant has its own)."""
+    name = variant_of(cfg, device, hash)
+    return cache_path(variant_config(cfg, name) if name else cfg)
+
+
+def data_caches(cfg: dict) -> dict[str, dict]:
+    """Every cache the study trains on: path -> the config of a variant that uses it."""
+    out: dict = {}
+    for entry in variant_configs(cfg):
+        out.setdefault(cache_path(entry["config"]), entry["config"])
+    return out
 
 
 def timing_description(cfg: dict, device: str) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from ..errors import UserError
 from ..files import loads_bounded, read_regular, write_atomic
 from .runfiles import check_run
+from .variants import REFERENCE
 
 MAX_BYTES = 64 * 2**20
 # what a run folder holds once recorded; the weights (model.pt) are not recorded
@@ -404,8 +405,21 @@ def plan(cfg: dict, expected: list[dict]) -> Plan:
     check_data(folder, prov, cfg)
     images = subset_images(cfg)
     ok = {r["hash"] for r in expected} | recording_hashes(prov)
-    runs = [{**_grid_keys(r), "hash": find_run(folder, prov, r, images, ok)} for r in expected]
+    runs = [
+        {**_grid_keys(r), "hash": find_run(folder, prov, r, images, ok)}
+        for r in expected
+        if recorded_yet(folder, r)
+    ]
     return Plan(str(folder), runs, plan_timing(folder, cfg))
+
+
+def recorded_yet(folder: Path, r: dict) -> bool:
+    """Whether the recording holds the run ``r`` plans: the reference's runs must all be
+    there (checked by find_run); a variant's run may be not yet run, and then its folder,
+    named by its own settings hash, is absent (the report says "not yet run")."""
+    if r.get("variant", REFERENCE) == REFERENCE:
+        return True
+    return r["hash"] in safe_dirs(folder, f"results/runs/{run_name(r)}")
 
 
 def recording_hashes(prov: dict) -> set[str]:

@@ -55,4 +55,6 @@ def prepare_flags(cfg: dict) -> str:
     for key in ("train_per_class", "test_per_class"):
         if d["subset"][key]:
             flags.append(f"--{key.replace('_', '-')} {d['subset'][key]}")
+    if d.get("jpeg_quality"):
+        flags.append(f"--jpeg-quality {int(d['jpeg_quality'])}")
     return " ".join(flags)

@@ -19,11 +19,18 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ..plan import paper  # noqa: E402
-from . import stats  # noqa: E402
+from . import stats, why  # noqa: E402
 from .study import load_study  # noqa: E402
 from .tables import timing  # noqa: E402
 
-FIGURES = ("fig2_loss", "fig3_accuracy", "fig4_confusion", "fig5_timing")
+FIGURES = (
+    "fig2_loss",
+    "fig3_accuracy",
+    "fig4_confusion",
+    "fig5_timing",
+    "fig6_effects",
+    "fig7_train_test",
+)
 RC = {
     "font.size": 9,
     "axes.titlesize": 9.5,
@@ -227,7 +234,21 @@ def save(fig, out_dir: Path, name: str, dpi: int) -> list[Path]:
 def make_all(study, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     dpi = int(study.config["figures"]["dpi"])
-    makers = dict(zip(FIGURES, (fig_loss, fig_accuracy, fig_confusion, fig_timing), strict=True))
+    why_rows = why.rows(study)
+    makers = dict(
+        zip(
+            FIGURES,
+            (
+                fig_loss,
+                fig_accuracy,
+                fig_confusion,
+                fig_timing,
+                lambda s: why.fig_effects(s, why_rows),
+                why.fig_train_test,
+            ),
+            strict=True,
+        )
+    )
     written = []
     with sns.axes_style("ticks"), plt.rc_context(RC):
         for name, make in makers.items():

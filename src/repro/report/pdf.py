@@ -20,7 +20,7 @@ from ..plan import paper
 from ..plan.architecture import architecture_table
 from ..plan.settings import ModelSpec, RunConfig
 from . import claims as claims_mod
-from . import stats
+from . import stats, why
 from .figures import FIGURES
 from .study import load_study
 from .tables import read_tables
@@ -34,6 +34,8 @@ CAPTIONS = {
     "fig3_accuracy": "Fig. 3: Training and test accuracy per epoch",
     "fig4_confusion": "Fig. 4: Test performance (confusion heatmap)",
     "fig5_timing": "Fig. 5: Training time per 5 epochs by device",
+    "fig6_effects": "Fig. 6: What each candidate cause does to test accuracy",
+    "fig7_train_test": "Fig. 7: Train against test accuracy, per run and variant",
 }
 
 
@@ -448,6 +450,21 @@ def context(config, runs, timing, tables_dir, figures_dir, provenance) -> dict:
         "claims_table": 9 if ablation(study) else 8,
         "n_train": int(study.runs.n_train.iloc[0]),
         "n_test": int(study.runs.n_test.iloc[0]),
+        **why_context(study),
+    }
+
+
+def why_context(study) -> dict:
+    """Page 1's "Why it falls short" and the section "What explains the gap"."""
+    rows = why.rows(study)
+    lr = why.rate(study)
+    return {
+        "why_rows": rows,
+        "why_lr": lr,
+        "why_gap": why.gap(study),
+        "why_sentence": why.sentence(rows, why.gap(study), lr),
+        "reporting_rows": why.reporting_rows(study),
+        "variant_counts": study.variant_runs.groupby("variant", sort=False).size().to_dict(),
     }
 
 

@@ -16,7 +16,8 @@ import pandas as pd
 from ..errors import UserError
 from ..files import read_json
 from ..plan import paper
-from ..plan.grid import lr_tag
+from ..plan.grid import lr_tag, variant_of
+from ..plan.variants import REFERENCE
 from .deviations import Deviation, deviations, total_allowance
 
 
@@ -37,6 +38,9 @@ class Study:
     timing: list = field(default_factory=list)  # timing JSON dicts
     correct: dict = field(default_factory=dict)  # (head, lr, device, seed) -> bool per image
     data: dict = field(default_factory=dict)  # the data cache's metadata (sha256, source)
+    # every run of every variant (a `variant` column), with its history: the "why" section
+    variant_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    variant_history: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def confidence(self) -> float:
@@ -155,22 +159,55 @@ def _run_row(m: dict, run_dir: Path) -> dict:
     }
 
 
+def run_variant(cfg: dict, device: str, run_dir: Path) -> str:
+    """Which variant of the config a run folder belongs to (its hash, the folder's name);
+    ``other`` for a folder of no variant of this config. Without variants every run is
+    the reference's (runs given by hand keep whatever folder name they have)."""
+    if not cfg.get("variants"):
+        return REFERENCE
+    return variant_of(cfg, device, run_dir.name) or "other"
+
+
 def load_study(config_path, run_paths, timing_paths=(), data_meta=None) -> Study:
+    """The study: ``runs`` and the per-run tables hold the reference variant (``paper``)
+    alone, as every table and figure of the paper's grid expects; ``variant_runs`` and
+    ``variant_history`` hold every run with its variant."""
     cfg = read_json(config_path, "config JSON")
     rows, histories, confusion, correct = [], [], {}, {}
     for path in run_paths:
         run_dir = Path(path).parent
         row = _run_row(read_json(path, "run metrics"), run_dir)
+        row["variant"] = run_variant(cfg, row["device"], run_dir)
         key = (row["head"], row["lr"], row["device"], row["seed"])
         rows.append(row)
         hist = pd.read_csv(run_dir / "epochs.csv")
         hist[["train_acc", "test_acc"]] *= 100
-        histories.append(hist.assign(head=key[0], lr=key[1], device=key[2], seed=key[3]))
-        confusion[key] = pd.read_csv(run_dir / "confusion.csv", index_col="true")
-        correct[key] = _correct(run_dir / "predictions.csv")
+        histories.append(
+            hist.assign(head=key[0], lr=key[1], device=key[2], seed=key[3], variant=row["variant"])
+        )
+        if row["variant"] == REFERENCE:
+            confusion[key] = pd.read_csv(run_dir / "confusion.csv", index_col="true")
+            correct[key] = _correct(run_dir / "predictions.csv")
     if not rows:
         raise UserError("no runs given (--runs); pass the metrics.json of every training run")
     timing = [read_json(p, "timing JSON") for p in timing_paths or ()]
     data = read_json(data_meta, "data metadata") if data_meta else {}
-    history = pd.concat(histories, ignore_index=True)
-    return Study(cfg, pd.DataFrame(rows), history, confusion, timing, correct, data)
+    all_runs, all_history = pd.DataFrame(rows), pd.concat(histories, ignore_index=True)
+    ref = all_runs.variant == REFERENCE
+    if not ref.any():
+        raise UserError(
+            "none of the runs given (--runs) is of the reference setup (variant paper); pass"
+            " the runs the config's top-level settings describe"
+        )
+    history = all_history[all_history.variant == REFERENCE].reset_index(drop=True)
+    return Study(
+        cfg,
+        all_runs[ref].reset_index(drop=True),
+        history,
+        confusion,
+        timing,
+        correct,
+        data,
+        variant_runs=all_runs,
+        variant_history=all_history,
+    )

@@ -1,0 +1,72 @@
+"""Variants of a study's setup (issue 21): the config's top-level setup is the reference,
+named ``paper``; each entry of ``variants:`` is a name, a one-line reason and a few
+overrides (learning rates, seeds, and keys of ``train:``, ``model:``, ``data:``) merged
+over it. The workflow fans every variant out like the setup itself (variant x learning
+rate x seed, each run in its own folder: the settings hash separates them).
+
+A variant's config is the whole config with its overrides merged in and no variants of
+its own, validated like any config: a bad override is one line naming the variant.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ..errors import UserError
+
+REFERENCE = "paper"
+REFERENCE_REASON = "the seed's setup as this config reads it: the reference of every effect"
+SECTIONS = ("train", "model", "data")
+AXES = ("learning_rates", "seeds")
+
+
+def merged(cfg: dict, variant: dict) -> dict:
+    """The config of one variant: ``cfg`` (its ``variants`` dropped) with the variant's
+    sections merged key by key and its learning rates and seeds in place of the
+    setup's. ``data.subset`` merges one level deeper (a variant may change one size)."""
+    out = {k: copy.deepcopy(v) for k, v in cfg.items() if k != "variants"}
+    out["variants"] = []
+    for axis in AXES:
+        if axis in variant:
+            out[axis] = list(variant[axis])
+    for section in SECTIONS:
+        overrides = variant.get(section) or {}
+        base = out.setdefault(section, {})
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                base[key] = {**base[key], **value}
+            else:
+                base[key] = copy.deepcopy(value)
+    return out
+
+
+def check_names(variants: list) -> None:
+    """Names distinct and not the reference's; reasons on one line."""
+    seen = set()
+    for i, v in enumerate(variants):
+        name = v["name"]
+        if name == REFERENCE:
+            raise UserError(
+                f"config key variants[{i}].name = {name!r} is the reference's name (the "
+                "top-level setup); give the variant another name"
+            )
+        if name in seen:
+            raise UserError(
+                f"config key variants[{i}].name = {name!r} is used twice; give each variant "
+                "its own name"
+            )
+        if "\n" in v["reason"] or not v["reason"].strip():
+            raise UserError(
+                f"config key variants[{i}].reason of {name!r} is not one line of text; say "
+                "in one line why the variant is tried"
+            )
+        seen.add(name)
+
+
+def entries(cfg: dict) -> list[dict]:
+    """The reference then every variant, in the config's order (the study's priority):
+    dicts with name, reason and config (merged, not yet validated)."""
+    out = [{"name": REFERENCE, "reason": REFERENCE_REASON, "config": merged(cfg, {})}]
+    for v in cfg.get("variants") or []:
+        out.append({"name": v["name"], "reason": v["reason"], "config": merged(cfg, v)})
+    return out

@@ -29,6 +29,8 @@ STAGES = {
     "queue": "the runs the study still lacks, in its priority order (--out: JSON)",
     "estimate": "the study's plan and estimated run time on this machine",
     "device-run": "the paper grid on a lent GPU: calibrate, plan, train, pack",
+    "measure-layouts": "measure the layouts' epochs/s of one run (for device-run --queue)",
+    "train-pack": "train several runs of one setting at once as one wide network",
     "calibrate": "measure training variants' throughput (for device-run)",
     "record": "a GPU machine's device-run tarball -> recorded/<label>/",
     "recorded": "copy recorded runs (recorded/<label>) instead of training",
@@ -351,9 +353,41 @@ def args_device_run(p) -> None:
         help="skip the calibration and train with this variant (e.g. graphs-bf16)",
     )
     p.add_argument("--threads", type=int, default=4, help="CPU threads per training process")
+    q = p.add_argument_group("a queue of runs (repro queue), trained in packs")
+    q.add_argument("--queue", type=Path, default=None, help="queue.json: the runs to train")
+    q.add_argument(
+        "--standin-queue",
+        action="store_true",
+        help="no queue: the paper grid with seeds 1 and 2 in fp32 (--subset, --epochs apply)",
+    )
+    q.add_argument("--measure-s", type=float, default=90.0, help="seconds for the layouts")
+    q.add_argument("--wide-ks", type=int, nargs="+", default=[2, 4, 8], help="packs measured")
+    q.add_argument("--procs", type=int, default=2, help="processes of the fallback layout")
+    q.add_argument("--force-layout", default=None, help="train with this measured layout")
 
 
 def run_device_run(a) -> None:
+    if a.queue is not None or a.standin_queue:
+        from .engine.device_queue import queue_device_run
+
+        standin = dict(subset=a.subset, epochs=a.epochs) if a.queue is None else None
+        queue_device_run(
+            a.out,
+            a.work,
+            queue=a.queue,
+            archive=a.archive,
+            device=a.device,
+            budget_s=a.budget_s,
+            measure_s=a.measure_s,
+            steps=a.calibration_steps,
+            ks=tuple(a.wide_ks),
+            procs=a.procs,
+            commit=a.commit,
+            threads=a.threads,
+            standin=standin,
+            force_layout=a.force_layout,
+        )
+        return
     from .engine.device_run import device_run
 
     device_run(
@@ -372,6 +406,41 @@ def run_device_run(a) -> None:
         lrs=tuple(a.lrs) if a.lrs else None,
         fixed_plan=a.plan,
     )
+
+
+def args_measure_layouts(p) -> None:
+    p.add_argument("--run", type=Path, required=True, help="run description (JSON file)")
+    p.add_argument("--cache", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--layouts", nargs="+", required=True, help="ceiling, single, wide-K")
+
+
+def run_measure_layouts(a) -> None:
+    from .engine.layouts import measure
+
+    measure(a.run, a.cache, a.out, a.layouts, a.steps)
+
+
+def args_train_pack(p) -> None:
+    p.add_argument("--runs", type=Path, nargs="+", required=True, help="run descriptions")
+    p.add_argument("--cache", type=Path, required=True, help="prepared data (.npz)")
+    p.add_argument("--outs", type=Path, nargs="+", required=True, help="a folder per run")
+    p.add_argument("--checkpoints", type=Path, nargs="+", default=None)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+
+
+def run_train_pack(a) -> None:
+    from .engine import devices
+    from .engine.pack_run import train_pack
+    from .engine.train import result_line
+    from .files import read_json_bounded
+    from .plan.settings import RunConfig
+
+    rcs = [RunConfig.from_dict(read_json_bounded(r, 1 << 20, "run description")) for r in a.runs]
+    devices.use_threads(a.threads)
+    for m in train_pack(rcs, a.cache, a.outs, a.checkpoints):
+        print(result_line(m), flush=True)
 
 
 def args_calibrate(p) -> None:

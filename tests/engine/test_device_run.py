@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -171,3 +172,57 @@ def test_a_run_is_stopped_only_when_the_rest_cannot_finish():
     assert must_stop_one([100, 100, 100], rates, 299)
     # a single run is left to the deadline
     assert not must_stop_one([100], [1.0], 10)
+
+
+@pytest.mark.device_script
+def test_gpu_session_trains_a_queue_in_a_bare_python(device_python, archive, tmp_path, monkeypatch):
+    """scripts/gpu_session.sh with a queue (a tiny model, 1 epoch), forced to the wide
+    layout: every run's folder comes back with its layout, and `record --add` adds the
+    runs to a copy of the H100 recording beside its own."""
+    from repro.engine.device_queue import standin_queue
+
+    model = {"widths": [4, 6, 8], "kernel_sizes": [1, 3], "pool_after": [1, 2], "hidden": 16}
+    q = standin_queue(archive, "cpu", seeds=(1,), subset=(20, 5), epochs=1, model=model)
+    queue = tmp_path / "queue.json"
+    queue.write_text(json.dumps(q))
+    out = tmp_path / "out"
+    cmd = ["bash", str(ROOT / "scripts" / "gpu_session.sh"), str(out), "--device", "cpu"]
+    cmd += ["--archive", str(archive), "--wide-ks", "2", "4", "--procs", "2"]
+    cmd += ["--force-layout", "wide-4", "--threads", "1"]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(PYTHON=str(device_python), TMPDIR=str(tmp_path), QUEUE=str(queue))
+    env.update(BUDGET_S="400", MEASURE_S="120", STEPS="2")
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert res.stdout.strip().splitlines()[-1].startswith("packed:")
+    assert sorted(p.name for p in out.iterdir()) == ["device-run.log", "device-run.tar.gz"]
+
+    with tarfile.open(out / "device-run.tar.gz") as tar:
+        names = set(tar.getnames())
+        summary = json.load(tar.extractfile("summary.json"))
+        layouts = json.load(tar.extractfile("layouts.json"))
+    assert {"single", "wide-2", "wide-4", "procs-2", "ceiling"} <= set(layouts)
+    assert summary["layout"]["name"] == "wide-4"
+    for name, row in summary["layouts"].items():
+        assert row["vs_today_0.70"] == pytest.approx(row["epochs_per_s"] / 0.70), name
+        assert row["of_bf16_matmul"] > 0
+    folders = [r["folder"] for r in q["runs"]]
+    assert [r["folder"] for r in summary["runs"]] == folders
+    for slot, run in enumerate(summary["runs"]):
+        assert run["complete"] and run["layout"] == {"k": 3, "slot": slot}
+        for f in ("epochs.csv", "steps.csv", "predictions.csv", "metrics.json"):
+            assert f"{run['folder']}/{f}" in names, f
+
+    copy = tmp_path / "recorded"
+    shutil.copytree(ROOT / "recorded" / "h100-2026-11-26", copy / "h100-2026-11-26")
+    before = {p.relative_to(copy) for p in copy.rglob("*") if p.name != "provenance.json"}
+    monkeypatch.chdir(tmp_path)  # record writes under the working directory only
+    folder = record(out / "device-run.tar.gz", copy, "h100-2026-11-26", add=True)
+    prov = recorded.read_json(folder, "provenance.json")
+    recorded.check_manifest(folder, prov)
+    assert [r["folder"] for r in prov["runs"]][3:] == folders
+    assert len(prov["sessions"]) == 3
+    for f in folders:
+        assert (folder / f / "metrics.json").is_file()
+    after = {p.relative_to(copy) for p in copy.rglob("*")}
+    assert before <= after  # the recording's own runs are kept as they were

@@ -148,10 +148,13 @@ class Clock:
         return self.budget_s - self.elapsed()
 
 
-def child(args: list[str], log_path: Path, threads: int) -> subprocess.Popen:
+def child(
+    args: list[str], log_path: Path, threads: int, extra_env: dict | None = None
+) -> subprocess.Popen:
     """A ``python -m repro`` process in its own session (so it can be stopped with all
-    its workers), with its stderr and stdout in ``log_path``."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads))
+    its workers), with its stderr and stdout in ``log_path`` (``extra_env``: e.g. the
+    MPS daemon's pipe)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads), **(extra_env or {}))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
     fh = open(log_path, "ab")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
@@ -182,8 +185,10 @@ def stop(proc: subprocess.Popen, grace: float = 20.0) -> int:
     return proc.returncode
 
 
-def run_child(args: list[str], log_path: Path, timeout: float, threads: int = 8) -> int | None:
-    proc = child(args, log_path, threads)
+def run_child(
+    args: list[str], log_path: Path, timeout: float, threads: int = 8, extra_env=None
+) -> int | None:
+    proc = child(args, log_path, threads, extra_env)
     try:
         proc.wait(timeout=max(1.0, timeout))
     except subprocess.TimeoutExpired:

@@ -28,7 +28,7 @@ _RUN = re.compile(
     r"(" + "|".join(re.escape(f) for f in RUN_FILES) + r")"
 )
 _OTHER = re.compile(
-    r"results/timing/(cpu|cuda|mps)/timing\.json|(calibration|plan|environment|summary)\.json"
+    r"results/timing/(cpu|cuda|mps)/timing\.json|(calibration|plan|environment|summary|layouts|queue)\.json"
     r"|data/cifar10\.json|logs/[A-Za-z0-9_.-]+\.log|partial/lr[0-9.e+-]+/epochs\.csv"
 )
 # a device tarball holds a few hundred members and tens of MiB; far more is no tarball of
@@ -100,8 +100,9 @@ def record(
     """Write ``dest/label`` from ``tarball``; return the folder. ``commit`` overrides the
     commit the device reported (its copy of the checkout may carry an older .git).
     ``add``: the folder exists, and the tarball finishes runs of the same settings that
-    an earlier session left undone (``device_run --plan ... --lrs ...``); its complete
-    runs join the folder and the provenance lists both sessions."""
+    an earlier session left undone (``device_run --plan ... --lrs ...``), or trains runs
+    of a study's queue (``device-run --queue``: each run of its own settings, in its own
+    folder); its complete runs join the folder and the provenance lists both sessions."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", label):
         raise UserError(f"label {label!r} is not allowed; use letters, digits, '.', '_', '-'")
     folder = Path(dest) / label
@@ -127,7 +128,10 @@ def record(
     if add:
         hashes = {Path(r.get("folder", "")).name for r in earlier.get("runs", [])}
         hashes |= {Path(c).name for c in complete}
-        if _settings(earlier.get("config")) != _settings(config) or len(hashes) > 1:
+        # a queue's runs carry their own settings (run hash and fingerprint), not the
+        # recording's: they join it beside its runs, never over them
+        same = _settings(earlier.get("config")) == _settings(config) and len(hashes) == 1
+        if not (same or plan.get("queue") is True):
             raise UserError(
                 f"{tarball} was trained with other settings than {folder} "
                 "(provenance config or run hash differs); record it under its own label"
@@ -231,8 +235,8 @@ def _merged(earlier: dict, new: dict) -> dict:
     sessions = out.get("sessions") or [{k: earlier.get(k) for k in SESSION_KEYS}]
     out["sessions"] = [*sessions, {k: new.get(k) for k in SESSION_KEYS}]
     n = len(out["sessions"])
-    done = {r["lr"]: {**r, "session": n} for r in new["runs"] if r.get("complete")}
-    runs = [done.pop(r["lr"], r) for r in earlier.get("runs", [])]
+    done = {r.get("folder"): {**r, "session": n} for r in new["runs"] if r.get("complete")}
+    runs = [done.pop(r.get("folder"), r) for r in earlier.get("runs", [])]
     out["runs"] = runs + list(done.values())
     return out
 

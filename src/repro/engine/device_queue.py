@@ -1,0 +1,468 @@
+"""The device command fed with a queue (``python -m repro device-run --queue queue.json``):
+the runs a study still lacks, first to train first, trained on one lent GPU in packs.
+
+1. Read the queue (``read_queue``: the one place that knows its format) and prepare
+   each distinct data section from the archive that travelled with the checkout.
+2. Measure, in the first 60-90 s, the aggregate epochs/s of the layouts on the first
+   run's model shape, in its arithmetic (repro.engine.layouts): one run in one process
+   (today), wide packs of K = 2, 4, 8 (repro.engine.pack_run), and the fallback, several
+   single-run processes at once (under a private MPS daemon where the machine has one);
+   and the bf16 matmul ceiling.
+3. Plan: for each layout, the longest prefix of the queue whose whole runs fit the
+   budget at the measured speed (runs are never left half done by the plan); the layout
+   that fits most runs, ties to the fastest.
+4. Train the planned runs with it, each run in its workflow folder, and pack the run
+   folders, the measurements, the plan and the logs into the tarball that
+   ``python -m repro record --add`` takes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from pathlib import Path
+
+import yaml
+
+from ..errors import UserError
+from ..files import read_json_bounded, write_atomic
+from ..plan import config as config_mod
+from ..plan import grid
+from ..plan.architecture import macs_per_image
+from ..plan.settings import RunConfig
+from . import data as data_mod
+from . import device_run as dr
+from .mps import mps_daemon
+
+TODAY_EPOCHS_PER_S = 0.70  # BENCHMARKS.md: two or three processes on an H100, bf16 graphs
+MAX_QUEUE_BYTES = 4 * 2**20
+FOLDER = re.compile(
+    r"results/runs/(softmax|logits)/lr([0-9.e+-]+)/(cpu|cuda|mps)/seed(\d+)/[0-9a-f]{8}"
+)
+WIDE_KS = (2, 4, 8)
+
+
+@dataclasses.dataclass
+class QueuedRun:
+    rc: RunConfig
+    folder: str
+    variant: str
+    data: dict
+    status: str = "planned"
+    layout: str | None = None
+    t_start: float = 0.0
+    t_end: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"{self.variant}-lr{grid.lr_tag(self.rc.lr)}-seed{self.rc.seed}"
+
+
+# ---- the queue ---------------------------------------------------------------------
+
+
+def read_queue(path: Path, device: str, default_data: dict) -> list[QueuedRun]:
+    """The queue's runs in order. Each entry names its run folder and carries its run
+    description (``description``, or ``run`` as first announced) and data section
+    (``data``; absent: ``default_data``); the folder must name the description's head,
+    lr, device and seed, and the device must be this command's."""
+    q = read_json_bounded(Path(path), MAX_QUEUE_BYTES, "queue")
+    entries = q.get("runs") if isinstance(q, dict) else None
+    if not isinstance(entries, list):
+        raise UserError(f"{path} is not a queue (no list 'runs'); write it with `repro queue`")
+    runs = []
+    for i, e in enumerate(entries):
+        desc = e.get("description", e.get("run")) if isinstance(e, dict) else None
+        try:
+            rc = RunConfig.from_dict(desc)
+        except (TypeError, AttributeError, ValueError) as err:
+            raise UserError(f"{path}: run {i + 1} has no valid run description ({err})") from None
+        folder = str(e.get("folder", ""))
+        m = FOLDER.fullmatch(folder)
+        want = (rc.model.head, grid.lr_tag(rc.lr), rc.device, str(rc.seed))
+        if not m or m.groups() != want:
+            raise UserError(f"{path}: run {i + 1}'s folder {folder!r} does not name its run {want}")
+        if rc.device != device:
+            raise UserError(
+                f"{path}: run {i + 1} is for {rc.device}, this command trains on {device}; "
+                "write the queue for this device"
+            )
+        data = e.get("data") or default_data
+        runs.append(QueuedRun(rc.on_this_machine(), folder, str(e.get("variant", "paper")), data))
+    if len({r.folder for r in runs}) != len(runs):
+        raise UserError(f"{path} lists a run folder twice; write the queue again")
+    return runs
+
+
+def standin_queue(
+    archive: Path,
+    device: str,
+    seeds=(1, 2),
+    precision="fp32",
+    subset=(None, None),
+    epochs=None,
+    model: dict | None = None,
+) -> dict:
+    """A queue of the paper grid (config/config.yaml) with ``seeds`` in ``precision``,
+    seed by seed, for a session without the study's queue (``repro queue``); ``model``:
+    overrides of the model section (tests)."""
+    cfg = dr.paper_config(archive, subset, epochs)
+    cfg["train"]["precision"] = precision
+    cfg["model"].update(model or {})
+    if device == "cuda":  # compiled whole (wide_step.compile_step), as the issue asks
+        cfg["train"]["compile"] = "default"
+    cfg["seeds"], cfg["devices"] = list(seeds), [device]
+    h = grid.settings_hash(cfg, device)
+    runs = []
+    for seed in seeds:
+        for lr in cfg["learning_rates"]:
+            tag = dict(head="softmax", lr=grid.lr_tag(lr), device=device, seed=seed, hash=h)
+            rc = grid.run_config(cfg, "softmax", lr, device, seed, resolve=False)
+            runs.append(
+                dict(
+                    variant="paper",
+                    folder=grid.RUN_DIR.format(**tag),
+                    data=cfg["data"],
+                    description=dataclasses.asdict(rc),
+                )  # fmt: skip
+            )
+    return {"format": "repro-queue/1", "standin": True, "runs": runs}
+
+
+def pack_key(r: QueuedRun) -> str:
+    """Runs with the same key may train in one pack (pack.pack_problem)."""
+    d = dataclasses.asdict(r.rc)
+    d.pop("lr"), d.pop("seed")
+    return json.dumps([d, r.data], sort_keys=True, default=str)
+
+
+def prepare_data(runs: list[QueuedRun], archive: Path, work: Path) -> dict[str, Path]:
+    """One cache per distinct data section (from ``archive``), by data key."""
+    caches: dict[str, Path] = {}
+    for r in runs:
+        key = json.dumps(r.data, sort_keys=True, default=str)
+        if key in caches:
+            continue
+        name = "cifar10" if not caches else f"cifar10-{len(caches)}"
+        section = {**r.data, "source": "archive", "archive": str(archive)}
+        caches[key] = work / "data" / f"{name}.npz"
+        meta = data_mod.prepare(section, caches[key])
+        dr.log(f"data {name}: {meta['n_train']} train / {meta['n_test']} test images")
+    return caches
+
+
+def cache_of(r: QueuedRun, caches: dict[str, Path]) -> Path:
+    return caches[json.dumps(r.data, sort_keys=True, default=str)]
+
+
+# ---- planning ----------------------------------------------------------------------
+
+
+def make_jobs(runs: list[QueuedRun], width: int) -> list[list[QueuedRun]]:
+    """Runs of one pack key, in queue order, in jobs of at most ``width``; jobs ordered
+    by their first run's place in the queue."""
+    open_jobs: dict[str, list[QueuedRun]] = {}
+    jobs: list[list[QueuedRun]] = []
+    for r in runs:
+        job = open_jobs.get(pack_key(r))
+        if job is None or len(job) == width:
+            job = open_jobs[pack_key(r)] = []
+            jobs.append(job)
+        job.append(r)
+    return jobs
+
+
+def makespan(durations: list[float], slots: int) -> float:
+    """Wall time of jobs started in order on ``slots`` concurrent slots."""
+    free = [0.0] * slots
+    for d in durations:
+        i = free.index(min(free))
+        free[i] += d
+    return max(free, default=0.0)
+
+
+def job_seconds(job: list[QueuedRun], layout: dict) -> float:
+    """A job's estimated wall time: each run trains at the layout's aggregate rate
+    shared by all the runs it holds at once (a smaller pack is not slower per run)."""
+    per_run = layout["epochs_per_s"] / (layout["width"] * layout["slots"])
+    return max(r.rc.epochs for r in job) / per_run + layout["warmup_s"]
+
+
+def fit(runs: list[QueuedRun], layout: dict, seconds: float) -> list[list[QueuedRun]]:
+    """The jobs of the longest prefix of ``runs`` (their priority) that fits ``seconds``."""
+    best: list[list[QueuedRun]] = []
+    for m in range(1, len(runs) + 1):
+        jobs = make_jobs(runs[:m], layout["width"])
+        if makespan([job_seconds(j, layout) for j in jobs], layout["slots"]) > seconds:
+            break
+        best = jobs
+    return best
+
+
+def choose_layout(
+    runs: list[QueuedRun], layouts: dict, seconds: float, only: str | None = None
+) -> tuple[dict, list]:
+    """The measured layout that fits the most whole runs; ties to the higher rate
+    (``only``: this layout, if it worked)."""
+    options = []
+    for name, res in layouts.items():
+        if not res.get("ok") or "epochs_per_s" not in res or only not in (None, name):
+            continue
+        layout = {"name": name, **{k: res[k] for k in ("epochs_per_s", "width", "slots")}}
+        layout["warmup_s"] = res.get("warmup_s", 0.0)
+        jobs = fit(runs, layout, seconds)
+        options.append((sum(len(j) for j in jobs), layout["epochs_per_s"], layout, jobs))
+    if not options:
+        raise RuntimeError("no layout worked in the measurement; see logs/measure*.log")
+    n, _, layout, jobs = max(options, key=lambda o: (o[0], o[1]))
+    return layout, jobs
+
+
+# ---- measuring ---------------------------------------------------------------------
+
+
+def write_description(work: Path, name: str, rc: RunConfig) -> Path:
+    path = work / "run-descriptions" / f"{name}.json"
+    write_atomic(path, json.dumps(dataclasses.asdict(rc), indent=2))
+    return path
+
+
+def measure_layouts(s: dr.Session, r: QueuedRun, cache: Path, ks, procs, limit, extra_env):
+    """The layouts' measurements (``layouts.json``): one child for the ceiling, the
+    single run and the wide packs, then ``procs`` children at once (the fallback)."""
+    desc = write_description(s.work, "measure", r.rc)
+    out = s.work / "measure" / "layouts.json"
+    names = ["ceiling", "single", *(f"wide-{k}" for k in ks)]
+    args = ["measure-layouts", "--run", str(desc), "--cache", str(cache), "--out", str(out)]
+    args += ["--steps", str(s.calibration_steps), "--layouts", *names]
+    code = dr.run_child(args, s.logs / "measure.log", 0.7 * limit, s.threads, extra_env)
+    found = json.loads(out.read_text()) if out.exists() else {}
+    for name in names:
+        found.setdefault(name, {"ok": False, "error": f"not measured (exit {code})"})
+    for name, res in found.items():
+        if name != "ceiling":
+            res.update(width=res.get("k", 1), slots=1)
+    if procs > 1:
+        res = measure_procs(s, desc, cache, procs, 0.3 * limit, extra_env)
+        found[f"procs-{procs}"] = {**res, "under_mps": extra_env is not None}
+    write_atomic(s.work / "layouts.json", json.dumps(found, indent=2))
+    return found
+
+
+def measure_procs(s: dr.Session, desc: Path, cache: Path, n: int, limit: float, extra_env):
+    """``n`` single-run measurements at once; their epochs/s add up."""
+    outs = [s.work / "measure" / f"procs-{i}.json" for i in range(n)]
+    procs = []
+    for i, out in enumerate(outs):
+        args = ["measure-layouts", "--run", str(desc), "--cache", str(cache), "--out", str(out)]
+        args += ["--steps", str(s.calibration_steps), "--layouts", "single"]
+        procs.append(dr.child(args, s.logs / f"measure-procs-{i}.log", s.threads, extra_env))
+    t0 = time.monotonic()
+    for p in procs:
+        try:
+            p.wait(timeout=max(1.0, limit - (time.monotonic() - t0)))
+        except Exception:  # noqa: BLE001 - TimeoutExpired: the limit
+            pass
+        dr.stop(p, grace=5)
+    got = [json.loads(o.read_text()).get("single", {}) if o.exists() else {} for o in outs]
+    if not all(g.get("ok") for g in got):
+        return {"ok": False, "error": f"{sum(bool(g.get('ok')) for g in got)} of {n} measured"}
+    rate = sum(g["epochs_per_s"] for g in got)
+    warm = max(g["warmup_s"] for g in got)
+    return dict(ok=True, epochs_per_s=rate, warmup_s=warm, width=1, slots=n, parts=got)
+
+
+# ---- training ----------------------------------------------------------------------
+
+
+def job_args(job: list[QueuedRun], s: dr.Session, caches: dict) -> list[str]:
+    """A job's ``python -m repro`` arguments: ``train`` for one run, ``train-pack`` else."""
+    descs = [str(write_description(s.work, r.name, r.rc)) for r in job]
+    outs = [str(s.work / r.folder) for r in job]
+    cks = [str(s.work / "checkpoints" / f"{r.name}.pt") for r in job]
+    cache = str(cache_of(job[0], caches))
+    if len(job) == 1:
+        return ["train", "--run", descs[0], "--cache", cache, "--out", outs[0],
+                "--checkpoint", cks[0], "--threads", str(s.threads)]  # fmt: skip
+    return ["train-pack", "--runs", *descs, "--cache", cache, "--outs", *outs,
+            "--checkpoints", *cks, "--threads", str(s.threads)]  # fmt: skip
+
+
+def run_jobs(jobs, layout: dict, s: dr.Session, caches: dict, extra_env) -> None:
+    """Start the jobs in order on the layout's slots; at the deadline, stop what runs (a
+    stopped run keeps its checkpoint and is not recorded)."""
+    pending, running = list(jobs), []
+    while pending or running:
+        while pending and len(running) < layout["slots"]:
+            job = pending.pop(0)
+            name = "+".join(r.name for r in job)
+            proc = dr.child(job_args(job, s, caches), s.logs / f"train-{name}.log", s.threads,
+                            extra_env)  # fmt: skip
+            for r in job:
+                r.status, r.layout, r.t_start = "running", layout["name"], s.clock.elapsed()
+            running.append((proc, job))
+        time.sleep(0.5)
+        for proc, job in [pr for pr in running if pr[0].poll() is not None]:
+            running.remove((proc, job))
+            proc.log_file.close()
+            for r in job:
+                ok = proc.returncode == 0 and (s.work / r.folder / "metrics.json").exists()
+                r.status = "done" if ok else f"failed (exit {proc.returncode})"
+                r.t_end = s.clock.elapsed()
+                dr.log(f"{r.name}: {r.status}")
+        if s.clock.left() < dr.PACK_RESERVE_S:
+            for proc, job in running:
+                dr.stop(proc)
+                for r in job:
+                    r.status, r.t_end = "stopped at the deadline", s.clock.elapsed()
+            break
+
+
+# ---- the command -------------------------------------------------------------------
+
+
+def queue_device_run(out_dir: Path, work: Path, **kw) -> dict:
+    """``queue_study`` below; whatever happens in it, no child outlives it, the MPS
+    daemon is stopped and what was produced so far is packed into the tarball."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+    summary = None
+    try:
+        with mps_daemon(work, dr.log) if kw.get("device") == "cuda" else _no_mps() as env:
+            summary = queue_study(work=work, extra_env=env, **kw)
+    finally:
+        for proc in dr.CHILDREN:
+            if proc.poll() is None:
+                dr.stop(proc, grace=10)
+        tarball = dr.pack(work, out_dir)
+        dr.log(f"packed {tarball}")
+    print_queue_summary(summary, tarball)
+    return summary
+
+
+class _no_mps:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def queue_study(
+    work: Path,
+    queue: Path | None,
+    archive: Path,
+    device: str = "cuda",
+    budget_s: float = 560.0,
+    measure_s: float = 90.0,
+    steps: int = 60,
+    ks: tuple[int, ...] = WIDE_KS,
+    procs: int = 2,
+    commit: str = "unknown",
+    threads: int = 4,
+    extra_env: dict | None = None,
+    standin: dict | None = None,
+    force_layout: str | None = None,
+) -> dict:
+    """Read (or write, ``standin``: kwargs of standin_queue) the queue, measure, plan,
+    train, summarise."""
+    clock = dr.Clock(budget_s)
+    env = dr.environment(device, commit)
+    write_atomic(work / "environment.json", json.dumps(env, indent=2))
+    dr.log(f"device {env.get('gpu') or env['cpu']}; torch {env['torch']}; budget {budget_s:.0f} s")
+    if queue is None:
+        queue = work / "queue.json"
+        write_atomic(queue, json.dumps(standin_queue(archive, device, **(standin or {}))))
+    default = yaml.safe_load(dr.PAPER_CONFIG.read_text())
+    config_mod.fill_defaults(default)
+    runs = read_queue(queue, device, default["data"])
+    if Path(queue) != work / "queue.json":  # the queue it trained from goes back too
+        write_atomic(work / "queue.json", Path(queue).read_bytes())
+    if not runs:
+        raise UserError(f"{queue} holds no run: the study has all its runs")
+    caches = prepare_data(runs, archive, work)
+    n_train = data_mod.load(cache_of(runs[0], caches)).y_train.shape[0]
+    s = dr.Session(default, cache_of(runs[0], caches), n_train, work, device, threads, steps, clock)
+    layouts = measure_layouts(s, runs[0], s.cache, ks, procs, measure_s, extra_env)
+    layout, jobs = choose_layout(runs, layouts, clock.left() - dr.PACK_RESERVE_S, force_layout)
+    planned = [r for job in jobs for r in job]
+    plan = {"queue": True, "layout": layout, "jobs": [[r.folder for r in j] for j in jobs]}
+    write_atomic(work / "plan.json", json.dumps(plan, indent=2))
+    dr.log(f"plan: {layout['name']} ({layout['epochs_per_s']:.3f} epochs/s), "
+           f"{len(planned)} of {len(runs)} queued runs in {len(jobs)} jobs")  # fmt: skip
+    t0 = clock.elapsed()
+    run_jobs(jobs, layout, s, caches, extra_env)
+    summary = queue_summary(env, layouts, layout, runs, clock.elapsed() - t0, s)
+    write_atomic(work / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def layout_ratios(layouts: dict, rc: RunConfig, n_train: int, n_test: int) -> dict:
+    """Per layout: aggregate epochs/s, its ratio to today's 0.70 and to the bf16 matmul
+    ceiling measured in the same command (FLOP of an epoch: 6 MAC-FLOP per training
+    image, 2 per test image)."""
+    macs = macs_per_image(rc.model)
+    flop_per_epoch = n_train * 6 * macs + n_test * 2 * macs
+    ceiling = layouts.get("ceiling", {}).get("bf16_matmul_flops")
+    out = {}
+    for name, res in layouts.items():
+        if not isinstance(res, dict) or not res.get("ok") or "epochs_per_s" not in res:
+            continue
+        rate = res["epochs_per_s"]
+        out[name] = {
+            "epochs_per_s": rate,
+            "vs_today_0.70": rate / TODAY_EPOCHS_PER_S,
+            "of_bf16_matmul": rate * flop_per_epoch / ceiling if ceiling else None,
+        }
+    return out
+
+
+def queue_summary(env, layouts, layout, runs, wall, s: dr.Session) -> dict:
+    rows = []
+    for r in runs:
+        entry = {"variant": r.variant, "folder": r.folder, "lr": grid.lr_tag(r.rc.lr),
+                 "seed": r.rc.seed, "status": r.status, "complete": r.status == "done",
+                 "epochs": r.rc.epochs, "layout": r.layout, "fingerprint": r.rc.fingerprint(),
+                 "wall_seconds": r.t_end - r.t_start}  # fmt: skip
+        metrics = s.work / r.folder / "metrics.json"
+        if metrics.exists():
+            m = json.loads(metrics.read_text())
+            entry.update({k: m.get(k) for k in ("final_test_acc", "best_test_acc", "layout")})
+            entry["epochs_done"] = r.rc.epochs
+        rows.append(entry)
+    n_test = data_mod.load(s.cache).y_test.shape[0]
+    done = sum(r.rc.epochs for r in runs if r.status == "done")
+    return {
+        "environment": env,
+        "layouts": layout_ratios(layouts, runs[0].rc, s.n_train, n_test),
+        "layouts_raw": layouts,
+        "ceiling": layouts.get("ceiling"),
+        "layout": layout,
+        "plan": {"queue": True, "layout": layout["name"]},
+        "runs": rows,
+        "grid_wall_seconds": wall,
+        "grid_epochs_done": done,
+        "aggregate_epochs_per_s": done / wall if wall > 0 else None,
+    }
+
+
+def print_queue_summary(s: dict | None, tarball: Path) -> None:
+    print("\n== device run summary (queue)")
+    if s is not None:
+        env = s["environment"]
+        machine = env.get("gpu") or env["cpu"]
+        print(f"{machine} | torch {env['torch']} | commit {env['commit'][:12]}")
+        print(f"{'layout':<10}{'epochs/s':>10}{'vs 0.70':>9}{'of bf16':>9}")
+        for name, row in s["layouts"].items():
+            ceil = row["of_bf16_matmul"]
+            print(f"{name:<10}{row['epochs_per_s']:>10.3f}{row['vs_today_0.70']:>9.2f}"
+                  f"{ceil if ceil is None else round(ceil, 3)!s:>9}")  # fmt: skip
+        print(f"chosen: {s['layout']['name']}")
+        for r in s["runs"]:
+            acc = r.get("final_test_acc")
+            acc = "-" if acc is None else f"{100 * acc:.2f}"
+            print(f"{r['folder']:<58}{acc:>7}  {r['status']}")
+        print(f"trained: {s['grid_epochs_done']} epochs in {s['grid_wall_seconds']:.0f} s")
+    print(f"packed: {tarball}")

@@ -1,0 +1,156 @@
+"""The queue mode of the device command: reading the queue, the plan that fits whole
+runs in priority order (on inputs whose answer is known), the private MPS daemon (with a
+fake control command), and the layouts' measurement with the compiled wide step on the
+CPU (a tiny shape)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import stat
+
+import pytest
+
+from repro.engine import data as data_mod
+from repro.engine.device_queue import (
+    QueuedRun,
+    choose_layout,
+    fit,
+    make_jobs,
+    makespan,
+    read_queue,
+)
+from repro.engine.layouts import measure
+from repro.engine.mps import mps_daemon
+from repro.engine.pack import pack_problem
+from repro.errors import UserError
+from repro.plan.settings import ModelSpec, RunConfig
+
+
+def queued(lr, seed, epochs=10, widths=(4, 6, 8)) -> QueuedRun:
+    rc = RunConfig(lr=lr, seed=seed, device="cpu", epochs=epochs, precision="fp32",
+                   model=ModelSpec(widths=widths))  # fmt: skip
+    return QueuedRun(rc, f"results/runs/softmax/lr{lr}/cpu/seed{seed}/0000000{seed}", "v", {})
+
+
+def test_jobs_pack_only_runs_of_one_setting_in_queue_order():
+    runs = [queued(0.01, 1), queued(0.01, 2, widths=(8, 8, 8)), queued(0.005, 1), queued(0.001, 1)]
+    jobs = make_jobs(runs, 2)
+    assert [[r.folder for r in j] for j in jobs] == [
+        [runs[0].folder, runs[2].folder],
+        [runs[1].folder],
+        [runs[3].folder],
+    ]
+    for job in jobs:
+        assert pack_problem([r.rc for r in job]) is None
+
+
+def test_plan_fits_whole_runs_by_priority():
+    runs = [queued(0.01, s) for s in range(1, 6)]  # five runs of 10 epochs
+    # wide-2 at 1 epoch/s in all: a pack of 2 runs takes 20 s (+2 s warm-up)
+    wide = {"epochs_per_s": 1.0, "width": 2, "slots": 1, "warmup_s": 2.0, "name": "wide-2"}
+    assert makespan([22.0, 22.0, 12.0], 1) == 56.0
+    assert [len(j) for j in fit(runs, wide, 44.0)] == [2, 2]
+    # 43 s: the second pack does not fit; a pack of one is estimated at the full pack's
+    # per-run rate (it is not slower), 22 s: it does not fit either, so no half pack
+    assert [len(j) for j in fit(runs, wide, 43.0)] == [2]
+    # the fifth run alone: 44 + 22 s
+    assert [len(j) for j in fit(runs, wide, 66.0)] == [2, 2, 1]
+    assert fit(runs, wide, 5.0) == []
+    # the fallback: 2 processes at 1.5 epochs/s together, each run at 0.75 epochs/s
+    layouts = {
+        "single": {"ok": True, "epochs_per_s": 0.5, "width": 1, "slots": 1, "warmup_s": 0},
+        "wide-2": {"ok": True, "epochs_per_s": 1.0, "width": 2, "slots": 1, "warmup_s": 2.0},
+        "procs-2": {"ok": True, "epochs_per_s": 1.5, "width": 1, "slots": 2, "warmup_s": 0},
+        "wide-4": {"ok": False, "error": "x"},
+        "ceiling": {"ok": True, "bf16_matmul_flops": 1e12},
+    }
+    layout, jobs = choose_layout(runs, layouts, 30.0)
+    # procs-2: 2 runs in 13.3 s, 4 runs in 26.7 s; wide-2: 2 runs in 22 s
+    assert layout["name"] == "procs-2" and sum(len(j) for j in jobs) == 4
+    layout, jobs = choose_layout(runs, layouts, 30.0, only="wide-2")
+    assert layout["name"] == "wide-2" and sum(len(j) for j in jobs) == 2
+    with pytest.raises(RuntimeError):
+        choose_layout(runs, {"wide-4": layouts["wide-4"]}, 30.0)
+
+
+def test_queue_is_read_and_checked(tmp_path):
+    entry = {
+        "variant": "paper",
+        "folder": queued(0.01, 1).folder,
+        "description": dataclasses.asdict(queued(0.01, 1).rc),
+    }
+    path = tmp_path / "queue.json"
+    # the announced format's "run" key is read as the colleague's "description"
+    other = {**entry, "folder": queued(0.005, 2).folder, "run": entry["description"]}
+    other["run"] = {**other["run"], "lr": 0.005, "seed": 2}
+    del other["description"]
+    path.write_text(json.dumps({"runs": [entry, other]}))
+    runs = read_queue(path, "cpu", {"subset": None})
+    assert [(r.rc.lr, r.rc.seed, r.data) for r in runs] == [
+        (0.01, 1, {"subset": None}),
+        (0.005, 2, {"subset": None}),
+    ]
+    with pytest.raises(UserError, match="this command trains on cuda"):
+        read_queue(path, "cuda", {})
+    path.write_text(json.dumps({"runs": [{**entry, "folder": queued(0.005, 1).folder}]}))
+    with pytest.raises(UserError, match="does not name its run"):
+        read_queue(path, "cpu", {})
+    path.write_text(json.dumps({"runs": [entry, entry]}))
+    with pytest.raises(UserError, match="twice"):
+        read_queue(path, "cpu", {})
+    path.write_text("[1, 2]")
+    with pytest.raises(UserError, match="not a queue"):
+        read_queue(path, "cpu", {})
+
+
+def test_mps_daemon_is_private_and_always_stopped(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls.txt"
+    fake = bin_dir / "nvidia-cuda-mps-control"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "args=$* pipe=$CUDA_MPS_PIPE_DIRECTORY log=$CUDA_MPS_LOG_DIRECTORY" >> {calls}\n'
+        f'[ "$1" = "-d" ] || cat >> {calls}\n'
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    work = tmp_path / "work"
+    with pytest.raises(ZeroDivisionError), mps_daemon(work, log=lambda m: None) as env:
+        assert env == {
+            "CUDA_MPS_PIPE_DIRECTORY": str(work / "mps" / "pipe"),
+            "CUDA_MPS_LOG_DIRECTORY": str(work / "mps" / "log"),
+        }
+        assert (work / "mps" / "pipe").is_dir()
+        raise ZeroDivisionError  # a failure inside still stops the daemon
+    pipe, logd = work / "mps" / "pipe", work / "mps" / "log"
+    assert calls.read_text().splitlines() == [
+        f"args=-d pipe={pipe} log={logd}",
+        f"args= pipe={pipe} log={logd}",
+        "quit",
+    ]
+    # no control command: no daemon
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with mps_daemon(work, log=lambda m: None) as env:
+        assert env is None
+
+
+def test_layouts_measured_with_the_compiled_wide_step_on_cpu(tiny_cache, tmp_path):
+    spec = ModelSpec(widths=(4, 6, 8), kernel_sizes=(1, 3), pool_after=(1, 2), hidden=16)
+    rc = RunConfig(lr=0.01, seed=0, device="cpu", epochs=1, precision="fp32",
+                   compile="default", model=spec)  # fmt: skip
+    desc = tmp_path / "run.json"
+    desc.write_text(json.dumps(dataclasses.asdict(rc)))
+    out = tmp_path / "layouts.json"
+    measure(desc, tiny_cache, out, ["ceiling", "wide-2"], steps=2)
+    res = json.loads(out.read_text())
+    assert res["ceiling"]["ok"] and res["ceiling"]["bf16_matmul_flops"] > 0
+    wide = res["wide-2"]
+    assert wide["ok"], wide
+    assert wide["k"] == 2 and wide["finite_loss"] and wide["epochs_per_s"] > 0
+    # the rate is the definition's: K / (steps of an epoch x step time + evaluation)
+    n_train = len(data_mod.load(tiny_cache).y_train)
+    steps = -(-n_train // rc.batch_size)
+    assert wide["epochs_per_s"] == pytest.approx(2 / (steps * wide["step_s"] + wide["eval_s"]))

@@ -1,5 +1,7 @@
-"""Configuration: defaults, schema validation with one-line messages, semantic checks,
-and the run grid (head x learning rate x device x seed) the workflow fans out over.
+"""The user's configuration, read and validated: strict YAML (a key written twice is an
+error), the schema's defaults, one-line messages for every bad value, and the semantic
+checks the schema cannot express. What the config plans (the run grid, data identity,
+job resources) lives in grid.py, dataset.py and resources.py.
 
 The JSON schema in ``workflow/schemas/config.schema.yaml`` is the single source of
 allowed values and defaults; Snakemake validates with it too.

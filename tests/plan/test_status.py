@@ -165,7 +165,7 @@ def test_status_bad_config_is_one_line(tmp_path):
     )
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
-        "error: config file config/config.yaml does not exist; run status from the project "
+        "error: config file config/config.yaml does not exist; run from the project "
         "folder (or pass --directory) with the --configfile of the snakemake call"
     ]
 

@@ -21,12 +21,12 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import loads_bounded, read_regular
-from . import config as config_mod
 from . import grid
 from . import machine as devices
 from . import progress as progress_mod
+from .config import DEFAULT_CONFIG
+from .config import load_study as load_config
 
-DEFAULT_CONFIG = Path("config/config.yaml")
 # a run on another host counts as stopped after this many epochs' time without an update
 STALE_EPOCHS = 3
 STALE_MIN_S = 600.0
@@ -48,34 +48,6 @@ class RunStatus:
     test_acc: float | None = None
     seconds_per_epoch: float | None = None
     eta_s: float | None = None
-
-
-def merge(base: dict, over: dict) -> dict:
-    """``over`` merged into ``base`` key by key, as Snakemake merges --configfile files."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def load_config(configfiles: list[Path]) -> dict:
-    """config/config.yaml with each of ``configfiles`` merged over it (the Snakefile's
-    `configfile:` and then the command line's, as Snakemake does), each read as strictly
-    as the workflow reads it (config.read_yaml), validated."""
-    raw: dict = {}
-    for path in [DEFAULT_CONFIG, *configfiles]:
-        if not Path(path).exists():
-            raise UserError(
-                f"config file {path} does not exist; run status from the project folder "
-                "(or pass --directory) with the --configfile of the snakemake call"
-            )
-        layer = config_mod.read_yaml(path) or {}
-        if not isinstance(layer, dict):
-            raise UserError(
-                f"config file {path} is not a YAML mapping; start from {DEFAULT_CONFIG}"
-            )
-        raw = merge(raw, layer)
-    return config_mod.validate(raw)
 
 
 def resolve_auto(root: Path) -> str:

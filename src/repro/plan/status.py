@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import loads_bounded, read_regular
+from ..text import for_terminal
 from . import grid
 from . import machine as devices
 from . import progress as progress_mod
@@ -216,7 +217,7 @@ COLUMNS += ("ETA",)
 def cells(r: RunStatus) -> list[str]:
     pct = lambda v: "-" if v is None else f"{100 * v:.1f} %"  # noqa: E731
     state = f"{r.state}: {r.detail}" if r.detail else r.state
-    return [
+    values = [
         r.head,
         r.lr,
         r.device,
@@ -228,6 +229,8 @@ def cells(r: RunStatus) -> list[str]:
         "-" if r.seconds_per_epoch is None else f"{r.seconds_per_epoch:.1f}",
         progress_mod.hms(r.eta_s) if r.state != "done" else "",
     ]
+    # a log's error line or a progress file may hold escape sequences: shown, not obeyed
+    return [for_terminal(v) for v in values]
 
 
 def total_line(t: Total) -> str:
@@ -255,13 +258,15 @@ STATE_STYLE = {"done": "green", "running": "cyan", "stopped": "yellow", "failed"
 
 def rich_table(rows: list[RunStatus], t: Total, title: str):
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, caption=total_line(t), caption_justify="left")
+    # Text, not str: rich would read `[red]` or `[link=...]` in a value as markup
+    table = Table(title=Text(title), caption=Text(total_line(t)), caption_justify="left")
     for name in COLUMNS:
         right = name in ("lr", "seed", "epoch", "train acc", "test acc", "s/epoch", "ETA")
         table.add_column(name, justify="right" if right else "left")
     for r in rows:
-        table.add_row(*cells(r), style=STATE_STYLE.get(r.state))
+        table.add_row(*map(Text, cells(r)), style=STATE_STYLE.get(r.state))
     return table
 
 

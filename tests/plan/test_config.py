@@ -281,6 +281,8 @@ CLI_CASES = [
     (["--run", "{not json"], "--run is not valid JSON"),
     (["--run", "/nonexistent/run.json"], "--run /nonexistent/run.json cannot be read"),
     (["--run", "/dev/zero"], "--run /dev/zero is not a regular file"),
+    # an error line quotes what it was given: escape sequences shown, never obeyed
+    (["--run", "/no/\x1b[2J\x07\nrun"], "--run /no/\\x1b[2J\\x07\\nrun cannot be read"),
     # a JSON array is JSON, never looked up as a file
     (["--run", "[0.01, 0]"], "--run is a JSON list, not a run description"),
     (["--run", "[" * 5000 + "]" * 5000], "--run is nested"),
@@ -510,6 +512,34 @@ def render_table() -> str:
         "`python -m repro check FILE` merges FILE over config/config.yaml as `snakemake"
         " --configfile FILE` does (tests/plan/test_config.py): a bad value or a missing"
         " config/config.yaml fails check as it fails the workflow.",
+        "",
+        "Strings from files, escaped for where they are shown (repro.text):",
+        "",
+        "| what is in the data | what happens |",
+        "|---|---|",
+        "| escape sequences, control or bidi characters in a run's log or progress file, a"
+        " device name, a recorded value quoted in an error (tests/plan/test_status.py) |"
+        " shown as Python escapes (`\\x1b`) in status, estimate, the train outcome line and"
+        " every `error:` line |",
+        "| rich markup (`[red]`, `[link=...]`) in a log line (tests/plan/test_status.py) |"
+        " shown as written, not interpreted |",
+        "| a text cell starting with `=`, `+`, `-`, `@` (a device name from a timing JSON)"
+        " (tests/report/test_tables.py) | written with a leading `'`; numbers and"
+        " number-like text such as -0.5 kept |",
+        "| `$...$` in a device name, a paper key of the config or a class name of"
+        " confusion.csv (tests/report/test_figures.py) | drawn as written, never as math"
+        " text (an unknown TeX command crashed the figures stage) |",
+        "| HTML or `{{ ... }}` in a device name (tests/report/test_report.py) | escaped in"
+        " the report's HTML (autoescape on), never evaluated |",
+        "",
+        "Report and recorded stages (tests/workflow/test_workflow.py): a failing stage's"
+        " one-line error (or a traceback's last line) is printed in Snakemake's output,"
+        " not only in its log.",
+        "",
+        "A lock left by a killed Snakemake (tests/plan/test_snakemake_lock.py):"
+        " `scripts/run.sh` stops with one line naming `.snakemake/locks` and the fix"
+        " (`snakemake --unlock`, then `--rerun-incomplete`) when no Snakemake runs in the"
+        " project on this host.",
         "",
     ]
     return "\n".join(rows)

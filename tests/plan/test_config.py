@@ -284,8 +284,9 @@ CLI_CASES = [
     # an error line quotes what it was given: escape sequences shown, never obeyed
     (["--run", "/no/\x1b[2J\x07\nrun"], "--run /no/\\x1b[2J\\x07\\nrun cannot be read"),
     # a JSON array is JSON, never looked up as a file
-    (["--run", "[0.01, 0]"], "--run is a JSON list, not a run description"),
+    (["--run", "[0.01, 0]"], "--run is a JSON array, not a run description"),
     (["--run", "[" * 5000 + "]" * 5000], "--run is nested"),
+    (["--run", "/dev/null"], "--run /dev/null is not a regular file"),
     # a description planned for a device this machine lacks (a job on the wrong node)
     (["--run", json.dumps(asdict(RunConfig(lr=0.01, device=ABSENT)))], "is not present"),
     (["--run", "{}", "--seed", "0"], "--seed would be ignored"),

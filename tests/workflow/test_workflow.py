@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -247,7 +248,9 @@ def test_a_failing_report_stage_shows_its_error_line(tmp_path_factory, copy_proj
     """The tables stage's one-line error reaches Snakemake's output, not only
     logs/tables.log: here a metrics.json replaced after the copy by deeply nested JSON."""
     repo = project_copy(tmp_path_factory, copy_project)
-    recorded = ["--configfile", "config/recorded.yaml", "results/tables/claims.csv"]
+    # the recording whole (the copy leaves out every logs/ folder, the recording's too)
+    shutil.copytree(ROOT / "recorded", repo / "recorded", dirs_exist_ok=True)
+    recorded = ["results/tables/claims.csv", "--configfile", "config/recorded.yaml"]
     snakemake(repo, *recorded)
     metrics = next((repo / "results" / "runs").rglob("metrics.json"))
     metrics.write_text("[" * 100_000 + "]" * 100_000)

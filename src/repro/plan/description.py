@@ -38,10 +38,15 @@ def read_description(run: str) -> dict:
         raise UserError(f"{e}; pass the workflow's description, or a file holding it") from None
     if not isinstance(value, dict):
         raise UserError(
-            f"--run is a JSON {type(value).__name__}, not a run description (an object); "
+            f"--run is a JSON {JSON_KINDS.get(type(value), 'value')}, not a run description "
+            f"(an object); "
             f"{FIELDS_HINT}"
         )
     return value
+
+
+JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+JSON_KINDS[type(None)] = "null"
 
 
 def from_json(run: str) -> RunConfig:

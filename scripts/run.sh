@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
+# a lock left by a killed Snakemake stops every run: say so in one line, with the fix
+python -m repro.plan.snakemake_lock
 exec snakemake --cores all "$@"

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from .errors import UserError
+from .text import for_terminal
 
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
 STAGES = {
@@ -199,7 +200,7 @@ def run_train(a) -> None:
 
     m = train_run(rc, a.cache, a.out, checkpoint=a.checkpoint, progress=a.progress)
     # stdout, not the log: Snakemake shows it when the job ends
-    print(result_line(m), flush=True)
+    print(for_terminal(result_line(m)), flush=True)
 
 
 def args_timing(p) -> None:
@@ -308,7 +309,7 @@ def run_estimate(a) -> None:
     from .plan.estimate import for_study
 
     _enter(a.directory)
-    print("\n".join(for_study(a.configfile, calibrate=not a.no_calibrate)))
+    print("\n".join(map(for_terminal, for_study(a.configfile, calibrate=not a.no_calibrate))))
 
 
 # ---- the GPU machine: device-run, calibrate; recording its tarball ---------------------
@@ -610,7 +611,8 @@ def main(argv: list[str] | None = None) -> int:
         args._run(args)
         return 0
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        # messages quote values from files: one line, no escape sequence obeyed
+        print(f"error: {for_terminal(e)}", file=sys.stderr)
         return 2
     except OSError as e:
         if e.errno not in WRITE_ERRORS:

@@ -59,13 +59,19 @@ def require(path, what: str, fix: str = "run the stage that writes it first") ->
     return path
 
 
+# no JSON file a stage reads is larger (the recorded runs' limit, repro.plan.recorded)
+MAX_JSON_BYTES = 64 * 2**20
+
+
 def read_json(path, what: str, fix: str = "run the stage that writes it first"):
-    """A stage's JSON input, with one-line errors for a missing or corrupt file."""
+    """A stage's JSON input (metrics.json, a timing JSON, the resolved config), with
+    one-line errors for a missing, oversized, non-regular, corrupt or too deeply nested
+    file: a report may be built from runs someone else made."""
     path = require(path, what, fix)
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{what} {path} is not valid JSON ({e}); delete it and rerun") from None
+        return read_json_bounded(path, MAX_JSON_BYTES, what)
+    except UserError as e:
+        raise UserError(f"{e}; delete it and rerun, or {fix}") from None
 
 
 # ---- reading a file that a user or another machine made ---------------------------------

@@ -259,6 +259,15 @@ def test_run_folder_names_the_data_set(tmp_path):
     assert {r["hash"] for r in grid.runs(recorded)} == {"c8c533c3"}
 
 
+def run_json(**changes) -> str:
+    """A whole, valid run description (as the workflow writes it) with ``changes`` made;
+    model fields by their own names, a ``model`` dict replacing the model."""
+    d = asdict(RunConfig(lr=0.01, device="cpu"))
+    for key, value in changes.items():
+        (d["model"] if key in d["model"] else d)[key] = value
+    return json.dumps(d)
+
+
 CLI_CASES = [
     (["--lr", "-1"], "learning_rates[0] = -1.0"),
     (["--epochs", "0"], "train.epochs = 0"),
@@ -270,12 +279,35 @@ CLI_CASES = [
     (["--dropout", "1"], "model.dropout = 1.0"),
     (["--batch-size", "0"], "train.batch_size = 0"),
     (["--run", "{not json"], "--run is not valid JSON"),
-    (["--run", "/nonexistent/run.json"], "--run /nonexistent/run.json: cannot read it"),
+    (["--run", "/nonexistent/run.json"], "--run /nonexistent/run.json cannot be read"),
+    (["--run", "/dev/zero"], "--run /dev/zero is not a regular file"),
+    # an error line quotes what it was given: escape sequences shown, never obeyed
+    (["--run", "/no/\x1b[2J\x07\nrun"], "--run /no/\\x1b[2J\\x07\\nrun cannot be read"),
+    # a JSON array is JSON, never looked up as a file
+    (["--run", "[0.01, 0]"], "--run is a JSON array, not a run description"),
+    (["--run", "[" * 5000 + "]" * 5000], "--run is nested"),
+    (["--run", "/dev/null"], "--run /dev/null is not a regular file"),
     # a description planned for a device this machine lacks (a job on the wrong node)
     (["--run", json.dumps(asdict(RunConfig(lr=0.01, device=ABSENT)))], "is not present"),
     (["--run", "{}", "--seed", "0"], "--seed would be ignored"),
-    (["--run", '{"lr": 0.01}'], "--run is not a run description (KeyError"),
+    # a partial description is refused, never filled with the defaults (150 epochs)
+    (["--run", '{"lr": 0.01}'], "--run is not a run description: it lacks batch_size"),
     (["--run", '{"lr": 0.01, "model": {}, "speed": 9}'], "--run is not a run description"),
+    (["--run", run_json(speed=9)], "unknown field 'speed'"),
+    (["--run", run_json(model={"head": "softmax"})], "it lacks model.dropout"),
+    (["--run", run_json(lr=float("nan"))], "--run field lr = nan is not allowed"),
+    (["--run", run_json(lr="0.01")], "--run field lr = '0.01' is not allowed"),
+    (["--run", run_json(epochs=0)], "--run field epochs = 0 is not allowed"),
+    (["--run", run_json(epochs=True)], "--run field epochs = True is not allowed"),
+    (["--run", run_json(epochs=2.5)], "--run field epochs = 2.5 is not allowed"),
+    (["--run", run_json(momentum=float("inf"))], "--run field momentum = inf"),
+    (["--run", run_json(precision="fp16")], "--run field precision = 'fp16' is not allowed"),
+    (["--run", run_json(device="tpu")], "--run field device = 'tpu' is not allowed"),
+    (["--run", run_json(compile=0)], "--run field compile = 0 is not allowed"),
+    (["--run", run_json(head="sigmoid")], "--run field model.head = 'sigmoid'"),
+    (["--run", run_json(kernel_sizes=[1, 2])], "--run field model.kernel_sizes = [1, 2]"),
+    (["--run", run_json(num_classes=11)], "--run field model.num_classes = 11"),
+    (["--run", run_json(pool_after=[2, 4, 9])], "model.pool_after = [2, 4, 9]"),
 ]
 
 
@@ -389,9 +421,15 @@ def render_table() -> str:
         "| a batch of exactly one image in the data at hand | the batch size, the image count,"
         " sizes that work |",
         "| `train --out` is an existing file, `timing --out` a folder | the path |",
-        "| `train --run` not JSON, not a run description, a file that cannot be read or is"
-        " over 1 MiB (not read), or with run flags too (tests/plan/test_config.py) | the flag and"
-        " the reason; the flags that would be ignored |",
+        "| `train --run` not JSON, nested too deeply, not an object (a JSON array is JSON,"
+        " never a file name), a file that cannot be read, is not a regular file or is over 1 MiB"
+        " (not read), or with run flags too (tests/plan/test_config.py) | the flag and the"
+        " reason; the flags that would be ignored |",
+        "| `train --run` with a field missing (a partial description is refused, never filled"
+        " with defaults) or unknown, a number not finite, of the wrong type (true, 2.5 epochs,"
+        " a rate as text) or out of range, a precision, head, device or compile mode not"
+        " allowed, model facts changed (tests/plan/test_config.py) | the field, its value and"
+        " what the config allows |",
         "| the run's device is absent where the job runs (tests/plan/test_config.py) |"
         " the device and the present ones |",
         "| a power loss during a write | files are fsync'd before the atomic rename |",
@@ -469,6 +507,40 @@ def render_table() -> str:
         "| a FIFO, a device or /dev/zero (opened non-blocking: never hangs) | the path |",
         "| a file over the reader's limit (checked before reading) | the path and size |",
         "| JSON nested deeper than 32 levels, or deep enough for a RecursionError | the path |",
+        "| the same for every JSON a report stage reads (metrics.json, timing JSONs, the"
+        " resolved config, provenance; repro.files.read_json, 64 MiB) | the file |",
+        "",
+        "`python -m repro check FILE` merges FILE over config/config.yaml as `snakemake"
+        " --configfile FILE` does (tests/plan/test_config.py): a bad value or a missing"
+        " config/config.yaml fails check as it fails the workflow.",
+        "",
+        "Strings from files, escaped for where they are shown (repro.text):",
+        "",
+        "| what is in the data | what happens |",
+        "|---|---|",
+        "| escape sequences, control or bidi characters in a run's log or progress file, a"
+        " device name, a recorded value quoted in an error (tests/plan/test_status.py) |"
+        " shown as Python escapes (`\\x1b`) in status, estimate, the train outcome line and"
+        " every `error:` line |",
+        "| rich markup (`[red]`, `[link=...]`) in a log line (tests/plan/test_status.py) |"
+        " shown as written, not interpreted |",
+        "| a text cell starting with `=`, `+`, `-`, `@` (a device name from a timing JSON)"
+        " (tests/report/test_tables.py) | written with a leading `'`; numbers and"
+        " number-like text such as -0.5 kept |",
+        "| `$...$` in a device name, a paper key of the config or a class name of"
+        " confusion.csv (tests/report/test_figures.py) | drawn as written, never as math"
+        " text (an unknown TeX command crashed the figures stage) |",
+        "| HTML or `{{ ... }}` in a device name (tests/report/test_report.py) | escaped in"
+        " the report's HTML (autoescape on), never evaluated |",
+        "",
+        "Report and recorded stages (tests/workflow/test_workflow.py): a failing stage's"
+        " one-line error (or a traceback's last line) is printed in Snakemake's output,"
+        " not only in its log.",
+        "",
+        "A lock left by a killed Snakemake (tests/plan/test_snakemake_lock.py):"
+        " `scripts/run.sh` stops with one line naming `.snakemake/locks` and the fix"
+        " (`snakemake --unlock`, then `--rerun-incomplete`) when no Snakemake runs in the"
+        " project on this host.",
         "",
     ]
     return "\n".join(rows)
@@ -539,4 +611,46 @@ def test_an_oversized_run_description_file_is_refused_unread(tmp_path, capsys):
     big.write_bytes(b" " * ((1 << 20) + 1))
     args = ["train", "--cache", "c.npz", "--out", str(tmp_path / "out"), "--run", str(big)]
     assert main(args) == 2
-    assert "is over 1 MiB" in capsys.readouterr().err
+    assert "has 1048577 bytes, more than the 1048576 allowed" in capsys.readouterr().err
+
+
+def test_the_workflows_descriptions_pass_the_run_checks(tmp_path):
+    """What the workflow and device-run pass is accepted unchanged (file or text), and
+    a rate written as an integer is read as the number it is."""
+    from repro.plan.description import from_json
+
+    cfg = config_mod.load(ROOT / "config" / "smoke.yaml")
+    for run in grid.runs(cfg):
+        text = grid.run_description(cfg, run["head"], run["lr"], "cpu", run["seed"], run["hash"])
+        assert from_json(text) == RunConfig.from_dict(json.loads(text))
+    (tmp_path / "run.json").write_text(text)
+    assert from_json(str(tmp_path / "run.json")) == from_json(text)
+    assert from_json(run_json(lr=1)).lr == 1.0 and isinstance(from_json(run_json(lr=1)).lr, float)
+
+
+def test_check_merges_the_project_config_as_snakemake_does(tmp_path):
+    """`check other.yaml` sees config/config.yaml under it, as `snakemake --configfile
+    other.yaml` does: a bad value there, or a key other.yaml leaves unset, counts."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("train: {epochs: 0}\nseeds: [0, 1, 2]\n")
+    (tmp_path / "other.yaml").write_text("learning_rates: [0.01]\n")
+
+    def check(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "repro", "check", "--no-device-check", *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+
+    res = check("other.yaml")
+    assert res.returncode == 2
+    assert res.stderr.strip() == (
+        "error: other.yaml: config key train.epochs = 0 is not allowed; allowed: an integer >= 1"
+    )
+    (tmp_path / "config" / "config.yaml").write_text("train: {epochs: 3}\nseeds: [0, 1, 2]\n")
+    res = check("other.yaml")
+    assert res.returncode == 0 and res.stdout.strip() == "other.yaml: ok (3 training runs)"
+    (tmp_path / "config" / "config.yaml").unlink()
+    res = check("other.yaml")
+    assert res.returncode == 2 and "config/config.yaml does not exist" in res.stderr

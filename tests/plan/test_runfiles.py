@@ -331,3 +331,45 @@ def test_a_fifo_in_the_calibration_cache_does_not_hang_planning(tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "None"
     assert (tmp_path / "resources" / "calibration").iterdir()
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: os.mkfifo(p), "is not a regular file"),
+        (lambda p: p.write_text("[" * 100_000 + "]" * 100_000), "nested too deeply"),
+        (lambda p: p.write_text('{"a": ' * 40 + "1" + "}" * 40), "nested more than 32 levels"),
+        (lambda p: p.write_text('{"final_test_acc": 0.9'), "is not valid JSON"),
+    ],
+    ids=["fifo", "recursion", "deep", "truncated"],
+)
+def test_a_report_stage_reads_its_json_bounded(tmp_path, make, message):
+    """The report stages read metrics.json and the timing JSONs through files.read_json:
+    a FIFO, a nested or a broken file is one line from the tables command, not a hang
+    or a traceback."""
+    metrics = tmp_path / "run" / "metrics.json"
+    metrics.parent.mkdir()
+    make(metrics)
+    (tmp_path / "config.json").write_text("{}")
+    res = subprocess.run(
+        [sys.executable, "-m", "repro", "tables", "--config", str(tmp_path / "config.json")]
+        + ["--runs", str(metrics), "--out-dir", str(tmp_path / "tables")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        timeout=60,
+    )
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: run metrics ") and message in lines[0]
+    assert not (tmp_path / "tables").exists()
+
+
+def test_read_json_limits_the_size_before_reading(tmp_path, monkeypatch):
+    path = tmp_path / "timing.json"
+    path.write_text(json.dumps({"device": "cpu", "pad": "x" * 200}))
+    monkeypatch.setattr(files, "MAX_JSON_BYTES", 100)
+    with pytest.raises(UserError, match=r"timing JSON .* more than the 100 allowed"):
+        files.read_json(path, "timing JSON")
+    monkeypatch.setattr(files, "MAX_JSON_BYTES", 1000)
+    assert files.read_json(path, "timing JSON")["device"] == "cpu"

@@ -165,7 +165,7 @@ def test_status_bad_config_is_one_line(tmp_path):
     )
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
-        "error: config file config/config.yaml does not exist; run status from the project "
+        "error: config file config/config.yaml does not exist; run from the project "
         "folder (or pass --directory) with the --configfile of the snakemake call"
     ]
 
@@ -191,3 +191,23 @@ def test_estimate_calibrates_once_and_scales_to_the_plan(study):
     assert skipped[1].endswith("time unknown (calibration skipped)")
     assert "for scale: on one NVIDIA H100" in skipped[2]
     assert not (root / estimate.CACHE_DIR).exists()
+
+
+def test_status_shows_escape_sequences_and_markup_from_files_as_text(study):
+    """A run's log (or progress file) is data: its escape sequences (clear screen, set
+    the window title) are shown escaped and `[...]` is not read as rich markup."""
+    cfg, runs = study
+    log = Path(progress_mod.TRAIN_LOG.format(**runs[0]))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("error: \x1b]0;pwned\x07 [red]boom[/red]\x1b[2J\u202eok\n")
+    shown = "\\x1b]0;pwned\\x07 [red]boom[/red]\\x1b[2J\\u202eok"
+    row = status.run_status(Path("."), runs[0], EPOCHS, time.time())
+    assert row.state == "failed" and status.cells(row)[4] == f"failed: {shown}"
+    plain, rich = io.StringIO(), io.StringIO()
+    status.show([Path("tiny.yaml")], tty=False, out=plain)
+    assert f"failed: {shown}" in plain.getvalue() and "\x1b" not in plain.getvalue()
+    from rich.console import Console
+
+    console = Console(file=rich, width=400, force_terminal=True, color_system=None)
+    console.print(status.rich_table(*status.collect(status.plan([Path("tiny.yaml")])), "t"))
+    assert "[red]boom[/red]" in rich.getvalue() and "\x1b]0;" not in rich.getvalue()

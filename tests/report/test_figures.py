@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import pytest
 from PIL import Image
 
+from repro.plan.dataset import CLASSES
 from repro.report import figures
 from repro.report import study as study_mod
 
@@ -76,3 +77,40 @@ def test_timing_figure_shows_paper_bars(study):
     assert len(widths) == len(study.timing) + 2
     assert widths[-2:] == [3, 6]
     plt.close(fig)
+
+
+# a $ pair is math text to matplotlib; \nosuch is no TeX command, so drawing it raises
+MATH = r"GPU $\nosuch{1}$ $x"
+
+
+def test_math_text_from_data_or_config_is_drawn_literally(study, tmp_path):
+    """A device name from a timing JSON, a paper key from the config and class names
+    from confusion.csv with `$...$` in them: the figures draw them as written."""
+    import copy
+    import dataclasses
+
+    cfg = copy.deepcopy(study.config)
+    cfg["paper"]["timing_minutes_5_epochs"] = {f"{MATH} (paper)": 3.0, "$5 laptop$": 6.0}
+    forged = dataclasses.replace(
+        study,
+        config=cfg,
+        timing=[dict(t, device_name=MATH) for t in study.timing],
+        confusion={
+            k: v.rename(columns=lambda c: f"${c}$", index=lambda c: f"${c}\\nosuch$")
+            for k, v in study.confusion.items()
+        },
+    )
+    shown = {}
+    with plt.rc_context(figures.RC):
+        for make in (figures.fig_timing, figures.fig_confusion):
+            fig = make(forged)
+            fig.canvas.draw()  # math text from the data would raise ValueError here
+            labels = fig.axes[0].get_yticklabels()
+            # (the text as drawn, whether matplotlib parses it as math)
+            shown[make] = [t._preprocess_math(t.get_text()) for t in labels]
+            plt.close(fig)
+    assert (f"cpu: {MATH}", False) in shown[figures.fig_timing]
+    assert ("$5 laptop$ (paper)", False) in shown[figures.fig_timing]
+    assert shown[figures.fig_confusion] == [(f"${c}\\nosuch$", False) for c in CLASSES]
+    written = figures.make_all(forged, tmp_path)
+    assert len(written) == 2 * len(figures.FIGURES)

@@ -163,3 +163,27 @@ def test_pages_numbered_and_sections_present(built):
     for test in comparison.test.unique():  # the test used is named
         assert squash(test).replace("-", "") in unbroken
     assert "cuda_deterministic" in built["text"] and "bit-for-bit" in built["text"]
+
+
+def test_html_from_data_is_escaped(tiny_runs, tmp_path):
+    """Autoescape stays on: a device name from a timing JSON with markup and a jinja2
+    expression reaches the HTML as text, neither as a tag nor evaluated."""
+    forged = json.loads(Path(tiny_runs["timing"][0]).read_text())
+    forged["device_name"] = '<img src=x onerror="alert(1)"> {{ 7*7 }} & <b>bold</b>'
+    timing = tmp_path / "timing.json"
+    timing.write_text(json.dumps(forged))
+    common = ["--config", str(tiny_runs["config_path"]), "--runs"]
+    common += [str(p) for p in tiny_runs["runs"]] + ["--timing", str(timing)]
+    assert main(["tables", *common, "--out-dir", str(tmp_path / "tables")]) == 0
+    assert main(["figures", *common, "--out-dir", str(tmp_path / "figures")]) == 0
+    prov = tmp_path / "provenance.json"
+    no_repo = ["--repo", str(tmp_path / "no-git-here")]
+    assert main(["provenance", *common, *no_repo, "--out", str(prov)]) == 0
+    args = [*common, "--tables-dir", str(tmp_path / "tables")]
+    args += ["--figures-dir", str(tmp_path / "figures"), "--provenance", str(prov)]
+    args += ["--out", str(tmp_path / "r.pdf"), "--html", str(tmp_path / "r.html")]
+    assert main(["report", *args]) == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "&lt;img src=x onerror=" in html and "{{ 7*7 }}" in html
+    assert "&amp; &lt;b&gt;bold&lt;/b&gt;" in html
+    assert "<img src=x" not in html and "<b>bold</b>" not in html and " 49 " not in html

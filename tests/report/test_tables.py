@@ -462,3 +462,27 @@ def test_tables_of_the_recorded_runs_keep_their_bytes(tmp_path):
     tables.build(tmp_path / "config.json", runs, timing, tmp_path / "data.json", out)
     got = {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in RECORDED_TABLES}
     assert got == RECORDED_TABLES
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised(tmp_path):
+    """A device name from a timing JSON that starts like a formula is written with a
+    leading apostrophe; numbers and number-like text (-0.5) stay as they are."""
+    df = pd.DataFrame(
+        {
+            "device_name": ['=HYPERLINK("http://x")', "+1+1", "@SUM(A1)", "-2+3", "cpu", "-"],
+            "text_number": ["-0.5", "+1e-3", "-inf", "0.01", "=1", "x"],
+            "minutes": [-0.5, 1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    )
+    tables.write_csv(df, tmp_path / "t.csv")
+    back = pd.read_csv(tmp_path / "t.csv", keep_default_na=False)
+    assert back.device_name.tolist() == [
+        '\'=HYPERLINK("http://x")',
+        "'+1+1",
+        "'@SUM(A1)",
+        "'-2+3",
+        "cpu",
+        "'-",
+    ]
+    assert back.text_number.astype(str).tolist() == ["-0.5", "+1e-3", "-inf", "0.01", "'=1", "x"]
+    assert back.minutes.tolist() == [-0.5, 1.0, 2.0, 3.0, 4.0, 5.0]

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -241,3 +242,20 @@ def test_project_path_with_space_and_command_substitution(tmp_path_factory, copy
     provenance = next(c for c in commands if "provenance" in c)
     assert provenance[provenance.index("--repo") + 1] == str(repo)
     assert not any(p.name == "pwned" for p in base.parent.rglob("pwned"))
+
+
+def test_a_failing_report_stage_shows_its_error_line(tmp_path_factory, copy_project):
+    """The tables stage's one-line error reaches Snakemake's output, not only
+    logs/tables.log: here a metrics.json replaced after the copy by deeply nested JSON."""
+    repo = project_copy(tmp_path_factory, copy_project)
+    # the recording whole (the copy leaves out every logs/ folder, the recording's too)
+    shutil.copytree(ROOT / "recorded", repo / "recorded", dirs_exist_ok=True)
+    recorded = ["results/tables/claims.csv", "--configfile", "config/recorded.yaml"]
+    snakemake(repo, *recorded)
+    metrics = next((repo / "results" / "runs").rglob("metrics.json"))
+    metrics.write_text("[" * 100_000 + "]" * 100_000)
+    res = snakemake(repo, *recorded, check=False)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "Error in rule tables" in out
+    line = f"error: run metrics {metrics.relative_to(repo)} is nested too deeply to be ours"
+    assert any(shown.startswith(line) for shown in out.splitlines()), out[-3000:]

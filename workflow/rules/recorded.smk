@@ -9,6 +9,10 @@ localrules:
     recorded_meta,
 
 
+# Each stage's stderr goes to its log; when it fails, its one-line `error: ...` (or a
+# traceback's last line) is printed to Snakemake's output too, not only the log.
+
+
 rule recorded_run:
     input:
         lambda w: [f"{RECORDED.folder}/{RUN.format(**w)}/{name}" for name in RUN_FILES],
@@ -25,6 +29,7 @@ rule recorded_run:
     shell:
         "python -m repro recorded run --folder {params.folder:q} --run {params.run:q}"
         " --out {params.outdir:q} 2> {log:q}"
+        " || (grep -m 1 '^error: ' {log:q} >&2 || tail -n 1 {log:q} >&2; exit 1)"
 
 
 rule recorded_timing:
@@ -41,6 +46,7 @@ rule recorded_timing:
     shell:
         "python -m repro recorded timing --folder {params.folder:q} --device {wildcards.device:q}"
         " --out {output:q} 2> {log:q}"
+        " || (grep -m 1 '^error: ' {log:q} >&2 || tail -n 1 {log:q} >&2; exit 1)"
 
 
 rule recorded_meta:
@@ -60,3 +66,4 @@ rule recorded_meta:
     shell:
         "python -m repro recorded meta --folder {params.folder:q} --runs {params.runs:q}"
         " --out-dir results/recorded 2> {log:q}"
+        " || (grep -m 1 '^error: ' {log:q} >&2 || tail -n 1 {log:q} >&2; exit 1)"

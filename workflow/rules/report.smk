@@ -7,6 +7,10 @@ STUDY = {
 }
 
 
+# Each stage's stderr goes to its log; when it fails, its one-line `error: ...` (or a
+# traceback's last line) is printed to Snakemake's output too, not only the log.
+
+
 rule write_config:
     # the param also makes Snakemake rerun this rule (and the report) when the config
     # changes; keys that shape no result are left out
@@ -56,6 +60,7 @@ rule tables:
         "python -m repro tables --config {input.config:q} --runs {input.runs:q}"
         " --timing {input.timing:q} --data-meta {input.data_meta:q}"
         " --out-dir results/tables 2> {log:q}"
+        " || (grep -m 1 '^error: ' {log:q} >&2 || tail -n 1 {log:q} >&2; exit 1)"
 
 
 rule figures:
@@ -91,6 +96,7 @@ rule figures:
     shell:
         "python -m repro figures --config {input.config:q} --runs {input.runs:q}"
         " --timing {input.timing:q} --out-dir results/figures 2> {log:q}"
+        " || (grep -m 1 '^error: ' {log:q} >&2 || tail -n 1 {log:q} >&2; exit 1)"
 
 
 rule provenance:
@@ -110,6 +116,7 @@ rule provenance:
         "python -m repro provenance --config {input.config:q} --runs {input.runs:q}"
         " --timing {input.timing:q} --data-meta {input.data_meta:q} --repo {params.repo:q}"
         " --recorded {input.recorded:q} --out {output:q} 2> {log:q}"
+        " || (grep -m 1 '^error: ' {log:q} >&2 || tail -n 1 {log:q} >&2; exit 1)"
 
 
 rule report:
@@ -129,3 +136,4 @@ rule report:
         "python -m repro report --config {input.config:q} --runs {input.runs:q}"
         " --timing {input.timing:q} --tables-dir results/tables --figures-dir results/figures"
         " --provenance {input.provenance:q} --out {output:q} 2> {log:q}"
+        " || (grep -m 1 '^error: ' {log:q} >&2 || tail -n 1 {log:q} >&2; exit 1)"

@@ -355,6 +355,40 @@ def check_files(paths) -> None:
             read_yaml(path)
 
 
+# the Snakefile's `configfile:`, relative to the project folder the workflow runs in
+DEFAULT_CONFIG = Path("config/config.yaml")
+
+
+def merge(base: dict, over: dict) -> dict:
+    """``over`` merged into ``base`` key by key, as Snakemake merges --configfile files
+    (snakemake.utils.update_config: mappings merged, anything else replaced)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_study(configfiles: list[Path]) -> dict:
+    """config/config.yaml with each of ``configfiles`` merged over it (the Snakefile's
+    `configfile:` and then the command line's, as Snakemake does), each read as strictly
+    as the workflow reads it (read_yaml), validated: what `check`, `status` and
+    `estimate` plan is what `snakemake --configfile ...` runs."""
+    raw: dict = {}
+    for path in [DEFAULT_CONFIG, *configfiles]:
+        if not Path(path).exists():
+            raise UserError(
+                f"config file {path} does not exist; run from the project folder "
+                "(or pass --directory) with the --configfile of the snakemake call"
+            )
+        layer = read_yaml(path) or {}
+        if not isinstance(layer, dict):
+            raise UserError(
+                f"config file {path} is not a YAML mapping; start from {DEFAULT_CONFIG}"
+            )
+        raw = merge(raw, layer)
+    return validate(raw)
+
+
 def load(path: str | Path) -> dict:
     path = Path(path)
     raw = read_yaml(path)

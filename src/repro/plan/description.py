@@ -4,15 +4,18 @@ the config's schema (the same checks and messages as a config file)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import replace
-from pathlib import Path
+import math
+from dataclasses import fields, replace
 
 from ..errors import UserError
-from . import config, grid
-from .settings import AXES, RunConfig
+from ..files import loads_bounded, read_json_bounded
+from . import config, grid, paper, schema
+from .config import short
+from .settings import AXES, ModelSpec, RunConfig, config_keys
 
 MAX_DESCRIPTION_BYTES = 1 << 20
+# a description is two levels deep (the model's lists are the third)
+MAX_DESCRIPTION_DEPTH = 4
 
 
 def flag_name(path: str, key: str) -> str:
@@ -23,31 +26,136 @@ def flag_name(path: str, key: str) -> str:
 
 
 def read_description(run: str) -> dict:
-    """--run: JSON text, or the path of a file holding it."""
-    text = run
-    if not run.lstrip().startswith("{"):
-        try:
-            if Path(run).stat().st_size > MAX_DESCRIPTION_BYTES:
-                raise UserError(f"--run {run} is over 1 MiB; a run description is a few lines")
-            text = Path(run).read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            why = f"cannot read it ({getattr(e, 'strerror', None) or type(e).__name__})"
-            raise UserError(f"--run {run}: {why}; give the JSON or a file holding it") from None
+    """--run: JSON text (an object), or the path of a file holding it; bounded in size
+    and nesting, and only a regular file is read (never a FIFO or a device)."""
+    text = run.strip()
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(f"--run is not valid JSON ({e}); pass the workflow's description") from None
+        if text.startswith(("{", "[")):  # JSON, never a file name (`[1]` is not a path)
+            value = loads_bounded(text, "--run", MAX_DESCRIPTION_DEPTH)
+        else:
+            value = read_json_bounded(run, MAX_DESCRIPTION_BYTES, "--run", MAX_DESCRIPTION_DEPTH)
+    except UserError as e:
+        raise UserError(f"{e}; pass the workflow's description, or a file holding it") from None
+    if not isinstance(value, dict):
+        raise UserError(
+            f"--run is a JSON {JSON_KINDS.get(type(value), 'value')}, not a run description "
+            f"(an object); "
+            f"{FIELDS_HINT}"
+        )
+    return value
+
+
+JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+JSON_KINDS[type(None)] = "null"
 
 
 def from_json(run: str) -> RunConfig:
-    """--run as it is (the workflow validated the config it comes from)."""
-    try:
-        return RunConfig.from_dict(read_description(run))
-    except (KeyError, TypeError, AttributeError) as e:
+    """--run, checked with the config's rules (every field present, of its type, finite
+    and allowed) before any work: a partial description is refused, never filled with
+    defaults (150 epochs where the user meant 2)."""
+    return RunConfig.from_dict(checked(read_description(run)))
+
+
+def checked(d: dict) -> dict:
+    """The description ``d`` with its numbers typed (1 -> 1.0 for a rate), or UserError
+    naming the first missing, unknown or disallowed field. Without jsonschema: the GPU
+    machine that runs `train --run` lacks it."""
+    _same_fields(d, field_paths(RunConfig), "")
+    model = d["model"]
+    if not isinstance(model, dict):
+        raise UserError(f"--run field model = {short(model)} is not an object; {FIELDS_HINT}")
+    _same_fields(model, field_paths(ModelSpec), "model.")
+    out = {**d, "model": dict(model)}
+    for path, key in config_keys().items():
+        node = schema.node(key)
+        if key in AXES:  # the config lists them; a run has one value
+            allowed = f"one value of the config's {key}: {node['description']}"
+            node = {**schema.resolve(node["items"]), "description": allowed}
+        section, _, name = path.rpartition(".")
+        target = out[section] if section else out
+        target[name] = _allowed(path, node, target[name])
+    for name, fact in (("num_classes", paper.N_CLASSES), ("in_channels", 3)):
+        if not _same(model[name], fact):
+            raise UserError(f"--run field model.{name} = {short(model[name])}; allowed: {fact}")
+    m = out["model"]
+    if m["pool_after"] and max(m["pool_after"]) > len(m["widths"]):
         raise UserError(
-            f"--run is not a run description ({type(e).__name__}: {e}); pass the one "
-            "the workflow writes (python -m repro train --help lists the fields)"
-        ) from None
+            f"--run field model.pool_after = {m['pool_after']} names a block beyond the "
+            f"{len(m['widths'])} blocks of model.widths"
+        )
+    return out
+
+
+FIELDS_HINT = "pass the one the workflow writes (python -m repro train --help lists the fields)"
+
+
+def field_paths(cls) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def _same_fields(d: dict, expected: set[str], prefix: str) -> None:
+    missing, unknown = sorted(expected - set(d)), sorted(set(d) - expected)
+    if missing:
+        names = ", ".join(prefix + n for n in missing)
+        raise UserError(f"--run is not a run description: it lacks {names}; {FIELDS_HINT}")
+    if unknown:
+        names = ", ".join(short(prefix + str(n)) for n in unknown)
+        raise UserError(f"--run is not a run description: unknown field {names}; {FIELDS_HINT}")
+
+
+def _same(value, allowed) -> bool:
+    """JSON equality that keeps booleans apart from numbers (False is not 0)."""
+    return value == allowed and isinstance(value, bool) == isinstance(allowed, bool)
+
+
+def _allowed(path: str, node: dict, value):
+    """``value`` typed as the schema node says, or UserError in the config's words."""
+    if not _fits(schema.resolve(node), value):
+        raise UserError(
+            f"--run field {path} = {short(value)} is not allowed; allowed: {node['description']}"
+        )
+    if node.get("type") == "number":
+        return float(value)
+    return value
+
+
+def _fits(node: dict, value) -> bool:
+    """The schema keywords the run fields use: type, enum, bounds, items, not multipleOf."""
+    node = schema.resolve(node)
+    if "enum" in node and not any(_same(value, e) for e in node["enum"]):
+        return False
+    kind = node.get("type")
+    if kind is not None and not isinstance(value, TYPES[kind]):
+        return False
+    if kind in ("integer", "number") and isinstance(value, bool):  # JSON true is no count
+        return False
+    if isinstance(value, bool) or kind == "boolean":
+        return True
+    if isinstance(value, (int, float)):
+        return _in_bounds(node, value)
+    if isinstance(value, list):
+        n, items = len(value), node.get("items", {})
+        if not node.get("minItems", 0) <= n <= node.get("maxItems", n):
+            return False
+        if node.get("uniqueItems") and len(set(map(repr, value))) < n:
+            return False
+        return all(_fits(items, v) for v in value)
+    return True
+
+
+TYPES = {"integer": int, "number": (int, float), "string": str, "boolean": bool, "array": list}
+
+
+def _in_bounds(node: dict, x) -> bool:
+    if isinstance(x, bool) or not math.isfinite(x):
+        return False
+    if node.get("type") == "integer" and not isinstance(x, int):
+        return False
+    low, high = node.get("minimum", -math.inf), node.get("maximum", math.inf)
+    above = node.get("exclusiveMinimum", -math.inf)
+    below = node.get("exclusiveMaximum", math.inf)
+    excluded = node.get("not", {}).get("multipleOf")  # kernel sizes: odd only
+    return low <= x <= high and above < x < below and not (excluded and x % excluded == 0)
 
 
 def from_flags(given: dict, timing: bool, devices) -> RunConfig:

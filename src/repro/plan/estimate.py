@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import read_json_bounded
+from ..text import for_terminal
 from . import dataset, grid, paper
 from . import machine as devices
 from .machine import package_versions
@@ -235,4 +236,4 @@ def announce(cfg: dict, runs: list[dict], timing: list[str], root: Path, local: 
         text = lines(cfg, runs, timing, root, local, cfg["estimate"]["calibrate"])
     except Exception as e:  # noqa: BLE001 - whatever went wrong, the run goes on
         text = [f"estimate unavailable ({type(e).__name__}: {e})"]
-    print("\n".join(text), file=sys.stderr, flush=True)
+    print("\n".join(map(for_terminal, text)), file=sys.stderr, flush=True)

@@ -21,12 +21,13 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import loads_bounded, read_regular
-from . import config as config_mod
+from ..text import for_terminal
 from . import grid
 from . import machine as devices
 from . import progress as progress_mod
+from .config import DEFAULT_CONFIG
+from .config import load_study as load_config
 
-DEFAULT_CONFIG = Path("config/config.yaml")
 # a run on another host counts as stopped after this many epochs' time without an update
 STALE_EPOCHS = 3
 STALE_MIN_S = 600.0
@@ -48,34 +49,6 @@ class RunStatus:
     test_acc: float | None = None
     seconds_per_epoch: float | None = None
     eta_s: float | None = None
-
-
-def merge(base: dict, over: dict) -> dict:
-    """``over`` merged into ``base`` key by key, as Snakemake merges --configfile files."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def load_config(configfiles: list[Path]) -> dict:
-    """config/config.yaml with each of ``configfiles`` merged over it (the Snakefile's
-    `configfile:` and then the command line's, as Snakemake does), each read as strictly
-    as the workflow reads it (config.read_yaml), validated."""
-    raw: dict = {}
-    for path in [DEFAULT_CONFIG, *configfiles]:
-        if not Path(path).exists():
-            raise UserError(
-                f"config file {path} does not exist; run status from the project folder "
-                "(or pass --directory) with the --configfile of the snakemake call"
-            )
-        layer = config_mod.read_yaml(path) or {}
-        if not isinstance(layer, dict):
-            raise UserError(
-                f"config file {path} is not a YAML mapping; start from {DEFAULT_CONFIG}"
-            )
-        raw = merge(raw, layer)
-    return config_mod.validate(raw)
 
 
 def resolve_auto(root: Path) -> str:
@@ -244,7 +217,7 @@ COLUMNS += ("ETA",)
 def cells(r: RunStatus) -> list[str]:
     pct = lambda v: "-" if v is None else f"{100 * v:.1f} %"  # noqa: E731
     state = f"{r.state}: {r.detail}" if r.detail else r.state
-    return [
+    values = [
         r.head,
         r.lr,
         r.device,
@@ -256,6 +229,8 @@ def cells(r: RunStatus) -> list[str]:
         "-" if r.seconds_per_epoch is None else f"{r.seconds_per_epoch:.1f}",
         progress_mod.hms(r.eta_s) if r.state != "done" else "",
     ]
+    # a log's error line or a progress file may hold escape sequences: shown, not obeyed
+    return [for_terminal(v) for v in values]
 
 
 def total_line(t: Total) -> str:
@@ -283,13 +258,15 @@ STATE_STYLE = {"done": "green", "running": "cyan", "stopped": "yellow", "failed"
 
 def rich_table(rows: list[RunStatus], t: Total, title: str):
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, caption=total_line(t), caption_justify="left")
+    # Text, not str: rich would read `[red]` or `[link=...]` in a value as markup
+    table = Table(title=Text(title), caption=Text(total_line(t)), caption_justify="left")
     for name in COLUMNS:
         right = name in ("lr", "seed", "epoch", "train acc", "test acc", "s/epoch", "ETA")
         table.add_column(name, justify="right" if right else "left")
     for r in rows:
-        table.add_row(*cells(r), style=STATE_STYLE.get(r.state))
+        table.add_row(*map(Text, cells(r)), style=STATE_STYLE.get(r.state))
     return table
 
 

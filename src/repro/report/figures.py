@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ..plan import paper  # noqa: E402
+from ..text import for_figure  # noqa: E402
 from . import stats, why  # noqa: E402
 from .study import load_study  # noqa: E402
 from .tables import timing  # noqa: E402
@@ -98,7 +99,7 @@ def _curves(study, metric: str, ylabel: str, floor: bool = False):
                 for split, style in (("test", "-"), ("train", "--")):
                     col = f"{split}_{metric}"
                     mean, sd = h[col].to_numpy(), h[f"{col}_std"].to_numpy()
-                    label = f"lr {lr} {split}"
+                    label = for_figure(f"lr {lr} {split}")
                     ax.plot(
                         h.epoch,
                         mean,
@@ -165,8 +166,9 @@ def fig_confusion(study):
         vmin=0,
         vmax=100,
         square=True,
-        xticklabels=conf.columns,
-        yticklabels=conf.index,
+        # class names come from confusion.csv's header: never read as math text
+        xticklabels=[for_figure(c) for c in conf.columns],
+        yticklabels=[for_figure(c) for c in conf.index],
         cbar_kws={"label": "% of true class", "shrink": 0.8},
         annot_kws={"fontsize": 7.5},
         ax=ax,
@@ -185,7 +187,8 @@ def fig_timing(study):
         f"{r.device_name}\n(paper)" if r.source == "paper" else f"{r.device}: {r.device_name}"
         for r in t.itertuples()
     ]
-    labels = [_wrap(s, 34) for s in labels]
+    # device names come from timing JSONs and the config: never read as math text
+    labels = [for_figure(_wrap(s, 34)) for s in labels]
     measured = sns.color_palette(study.config["figures"]["palette"], 10)[4:]
     colors = [
         "0.65" if r.source == "paper" else measured[i % 6] for i, r in enumerate(t.itertuples())

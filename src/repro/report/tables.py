@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..files import require, write_atomic
 from ..plan import paper
+from ..text import for_spreadsheet
 from . import claims as claims_mod
 from . import stats
 from .study import Study, load_study
@@ -305,6 +306,10 @@ def build_all(study: Study) -> dict[str, pd.DataFrame]:
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
+    """A table as CSV; text cells that a spreadsheet would run as a formula (a device
+    name from a timing JSON, a key from the config) are neutralised, numbers kept."""
+    text = [c for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c])]
+    df = df.assign(**{c: df[c].map(for_spreadsheet) for c in text})
     write_atomic(path, df.to_csv(index=False, float_format="%.6g"))
 
 

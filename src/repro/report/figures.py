@@ -1,10 +1,11 @@
 """Stage 5: Figs. 2-5 as SVG (vector, for the PDF) and PNG.
 
-Fig. 2 loss and Fig. 3 accuracy per epoch (with one seed its run; with two or more the
-mean over seeds and a band of +-1 standard deviation, drawn only then), one panel per head, test solid and train dashed; Fig. 4 the confusion
-heatmap in percent per true class; Fig. 5 minutes per 5 epochs next to the paper's.
-Each learning rate keeps one colour in every figure. SVGs carry no date and fixed ids,
-so the same results give the same bytes.
+Fig. 2 loss and Fig. 3 accuracy per epoch (with one seed its run; with two or more
+the mean over seeds and a band of +-1 standard deviation, drawn only then), one panel
+per head, test solid and train dashed; Fig. 4 the confusion heatmap in percent per true
+class; Fig. 5 minutes per 5 epochs next to the paper's. Each learning rate keeps one
+colour in every figure. SVGs carry no date and fixed ids, so the same results give the
+same bytes.
 """
 
 from __future__ import annotations

@@ -211,3 +211,28 @@ def test_status_shows_escape_sequences_and_markup_from_files_as_text(study):
     console = Console(file=rich, width=400, force_terminal=True, color_system=None)
     console.print(status.rich_table(*status.collect(status.plan([Path("tiny.yaml")])), "t"))
     assert "[red]boom[/red]" in rich.getvalue() and "\x1b]0;" not in rich.getvalue()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"test_acc": "0.9"},
+        {"train_acc": 1.5},
+        {"epoch": -1},
+        {"epochs": True},
+        {"seconds_per_epoch": float("inf")},
+        {"updated": "now"},
+        {"pid": 1.5},
+        {"host": ["vm"]},
+    ],
+    ids=lambda c: next(iter(c)),
+)
+def test_a_damaged_progress_file_reads_as_none(tmp_path, change):
+    """status formats what a progress file holds: a text accuracy, a time of infinity or a
+    host that is a list (forged or damaged files) is no progress file, not a crash."""
+    path = tmp_path / "p.json"
+    progress_mod.ProgressFile(path, epochs=3).update(epoch=1, train_acc=0.5, test_acc=0.4)
+    assert progress_mod.read(path)["epoch"] == 1, "what the trainer writes reads back"
+    rec = json.loads(path.read_text())
+    path.write_text(json.dumps({**rec, **change}))
+    assert progress_mod.read(path) is None

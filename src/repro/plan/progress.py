@@ -10,6 +10,7 @@ the run folder's CSVs stay byte-identical between two CPU runs of one seed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import time
@@ -62,9 +63,29 @@ def read(path: Path) -> dict | None:
         rec = read_json_bounded(path, MAX_PROGRESS_BYTES, "progress file")
     except UserError:
         return None
-    if not isinstance(rec, dict) or rec.get("state") not in STATES:
+    if not isinstance(rec, dict) or rec.get("state") not in STATES or not _well_typed(rec):
         return None
     return rec
+
+
+def _number(value, low: float = 0.0, high: float = math.inf, optional: bool = True) -> bool:
+    if value is None:
+        return optional
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return ok and math.isfinite(value) and low <= value <= high
+
+
+def _well_typed(rec: dict) -> bool:
+    """The fields status reads have the types this module writes (a forged or damaged
+    file with a text accuracy or an infinite time is treated as no progress file)."""
+    return (
+        _number(rec.get("epoch"), optional=False)
+        and _number(rec.get("epochs"), optional=False)
+        and all(_number(rec.get(k), high=1.0) for k in ("train_acc", "test_acc"))
+        and all(_number(rec.get(k)) for k in ("seconds_per_epoch", "elapsed", "started", "updated"))
+        and (rec.get("pid") is None or type(rec.get("pid")) is int)
+        and all(rec.get(k) is None or isinstance(rec[k], str) for k in ("host", "error"))
+    )
 
 
 def hms(seconds: float | None) -> str:

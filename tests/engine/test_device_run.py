@@ -81,7 +81,7 @@ def device_python(tmp_path_factory) -> Path:
 
 
 @pytest.mark.device_script
-def test_device_script_runs_in_a_bare_python(device_python, archive, tmp_path):
+def test_device_script_runs_in_a_bare_python(device_python, archive, tmp_path, monkeypatch):
     arch = tmp_path / "resources" / "cifar10-jpeg.tar.gz"
     arch.parent.mkdir()
     arch.symlink_to(archive)
@@ -129,13 +129,18 @@ def test_device_script_runs_in_a_bare_python(device_python, archive, tmp_path):
     assert "results/timing/cpu/timing.json" in names
     assert re.search(r"grid: 6 epochs in \d+ s", res.stdout)
 
-    # recorded, the runs pass the recorded mode's checks for the matching config
-    folder = record(out / "device-run.tar.gz", tmp_path / "recorded", "cpu-test", commit="abc")
+    # recorded, the runs pass the recorded mode's checks for the matching config; record
+    # writes under the project it runs in only (here tmp_path)
+    monkeypatch.chdir(tmp_path)
+    folder = record(out / "device-run.tar.gz", tmp_path / "recorded", "cpu-test")
     cfg["recorded"] = str(folder)
     found = recorded.plan(cfg, grid.recorded_expectations(cfg))
     assert len(found.runs) == 3
     prov = json.loads((folder / "provenance.json").read_text())
-    assert prov["commit"] == "abc" and prov["data_sha256"] == sha256_of(archive)
+    # the commit the device reported, and each run's code as its training job took it
+    assert prov["commit"] == prov["commit_reported_by_device"] != "unknown"
+    assert all(r["code"]["commit"] == prov["commit"] for r in prov["runs"])
+    assert prov["data_sha256"] == sha256_of(archive)
     assert prov["command"].startswith("bash scripts/device_run.sh $OUT --device cpu")
     # a config that differs from the recording (another precision) is refused
     other = "bf16" if plan["precision"] == "fp32" else "fp32"

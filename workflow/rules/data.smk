@@ -3,9 +3,7 @@
 rule prepare_data:
     input:
         archive=lambda w: (
-            [cache_config(w)["data"]["archive"]]
-            if w.tag.startswith("archive")
-            else []
+            [cache_config(w)["data"]["archive"]] if w.tag.startswith("archive") else []
         ),
     output:
         cache="resources/data/cifar10-{tag}.npz",

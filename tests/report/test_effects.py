@@ -163,6 +163,41 @@ def test_holm_ranking_is_inconclusive_with_too_few_seeds():
     assert verdicts.count(effects.FAILS) <= 5
 
 
+@pytest.mark.parametrize(
+    "means,expected",
+    [
+        ((89.0, 87.5, 86.0), effects.HOLDS),  # the seed's claim, planted 1.5 points clear
+        ((87.5, 89.0, 86.0), effects.FAILS),  # another rate planted 1.5 points above
+    ],
+)
+def test_best_rate_over_seeds_finds_a_planted_winner_or_loser(means, expected):
+    """The best-lr claim over seeds (Welch, Holm): a planted winner is found, a planted
+    better rival fails the claim; the order of the other two rates does not matter."""
+    rng = np.random.default_rng(21)
+    order = ["0.01", "0.005", "0.001"]
+    verdicts = [
+        effects.best_of(
+            {lr: runs(rng, m, 8) for lr, m in zip(order, means, strict=True)}, "0.01", N_TEST, 0.05
+        )["verdict"]
+        for _ in range(100)
+    ]
+    assert verdicts.count(expected) >= 90, verdicts
+
+
+def test_best_rate_with_no_planted_difference_is_rarely_decided():
+    """Equal rates: the claim is inconclusive, and wrongly decided either way at most at
+    the test's error rate (5 %, plus simulation slack); one seed per rate ranks nothing."""
+    rng = np.random.default_rng(22)
+    order = ["0.01", "0.005", "0.001"]
+    verdicts = [
+        effects.best_of({lr: runs(rng, 87.0, 3) for lr in order}, "0.01", N_TEST, 0.05)["verdict"]
+        for _ in range(200)
+    ]
+    assert verdicts.count(effects.INCONCLUSIVE) >= 180, verdicts
+    one = effects.best_of({lr: runs(rng, 87.0, 1) for lr in order}, "0.01", N_TEST, 0.05)
+    assert one["verdict"] == effects.INCONCLUSIVE and one["pairs"] == []
+
+
 def test_jpeg_extrapolation_recovers_a_planted_line_exactly_without_noise():
     added = np.repeat([0.0, 15.0, 40.0], 2)
     acc = 88.0 - 0.04 * (25.0 + added)

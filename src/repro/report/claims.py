@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..plan import paper
+from . import effects
 from .deviations import OFFLINE_JPEG_Q75_SHA256, allowance_label
-from .stats import binomial_sd
+from .stats import MCNEMAR, Z_TEST, binomial_sd
 from .study import where
 from .tolerance import (
     ACCURACY,
@@ -277,10 +278,11 @@ def check_all(study, comparison: pd.DataFrame) -> pd.DataFrame:
 
 
 def _best_lr(study, comparison, judge) -> dict:
-    """Three-valued: supported (lr 0.01 beats every other rate beyond noise), contradicted
-    (another rate beats it beyond noise), otherwise inconclusive; equal means are a tie,
-    not a ranking. With one run per rate the tests compare two trained networks, which
-    says nothing about the rates: inconclusive whatever they find."""
+    """Three-valued, over seeds (``effects.best_of``: Welch, Holm across the pairs):
+    holds when lr 0.01 beats every other rate beyond seed noise, does not hold when
+    another rate beats it, otherwise inconclusive; equal means are a tie, not a ranking.
+    With one run per rate no rate is ranked: the paired tests of the comparison table
+    (McNemar) are quoted, and say only whether these two trained networks differ."""
     head, device, _ = study.reference()
     best = paper.SELECTED_LR
     runs = study.select(head, device)
@@ -289,41 +291,52 @@ def _best_lr(study, comparison, judge) -> dict:
         "key": "best_lr",
         "claim": f"Learning rate {best} gives the best test accuracy",
         "paper": " > ".join(f"{lr}: {acc:.2f} %" for lr, acc in paper.TEST_ACCURACY.items()),
-        "rule": f"holds if lr {best} beats every other lr in the pairwise test (Holm-adjusted"
-        " p < alpha); does not hold if another lr beats it there; otherwise inconclusive."
-        " A claim about rates needs at least 2 seeds per rate: one run per rate is two"
-        " networks, and their test says only that these two runs differ.",
+        "rule": f"holds if lr {best} beats every other lr over seeds (Welch's test,"
+        " Holm-adjusted across the pairs, p < alpha); does not hold if another lr beats it"
+        " there; otherwise inconclusive. A claim about rates needs at least 2 seeds per"
+        " rate: one run per rate is two networks, and their paired test says only that"
+        " these two runs differ.",
     }
     if best not in means.index or len(means) < 2:
         row.update(measured=f"lr {best} and another lr are needed", verdict=NOT_MEASURABLE)
         row["short"] = row["measured"]
         return row
-    c = where(comparison, head, device)
-    c = c[(c.lr_a == best) | (c.lr_b == best)]
-    ok = _beats_all(c, best)
-    if int(runs.groupby("lr").size().min()) < 2:
+    groups = {lr: g.final_test_acc.tolist() for lr, g in runs.groupby("lr", sort=False)}
+    seeds = effects.best_of(groups, best, int(runs.n_test.iloc[0]), 1 - study.confidence)
+    if seeds["pairs"]:
+        tests = "; ".join(
+            f"vs {_other(r, best)}: Welch p = {r['p_holm']:.3g}"
+            for r in seeds["pairs"]
+            if best in (r["a"], r["b"])
+        )
+        ok = {effects.HOLDS: True, effects.FAILS: False}.get(seeds["verdict"])
+    else:
+        c = where(comparison, head, device)
+        c = c[(c.lr_a == best) | (c.lr_b == best)]
+        tests = "so only whether these runs differ: " + "; ".join(
+            f"vs {r.lr_b if r.lr_a == best else r.lr_a}: {_test_name(r.test)} p = {r.p_holm:.3g}"
+            for r in c.itertuples()
+        )
         ok = None
-    tests = "; ".join(
-        f"vs {r.lr_b if r.lr_a == best else r.lr_a}: p = {r.p_holm:.3g}" for r in c.itertuples()
-    )
     if means.nunique() == 1:
         ranking = f"all tied at {means.iloc[0]:.2f} %"
     else:
         order = means.sort_values(ascending=False, kind="stable")
         ranking = " > ".join(f"{lr}: {order[lr]:.2f} %" for lr in order.index)
-    row["measured"] = f"{ranking} ({head} head; {tests})"
+    n = int(runs.groupby("lr").size().min())
+    row["measured"] = f"{ranking} ({head} head, {over_seeds(n)} per rate; {tests})"
     row["short"] = ranking
     row["verdict"] = judge.verdict(ok)
     row["rule"] += judge.why()
     return row
 
 
-def _beats_all(c: pd.DataFrame, best: str) -> bool | None:
-    """True if ``best`` won every pairwise test, False if another rate won one."""
-    better = [str(b) for b in c.better if isinstance(b, str) and b]
-    if any(b != best for b in better):
-        return False
-    return True if better and len(better) == len(c) else None
+def _test_name(test: str) -> str:
+    return {MCNEMAR: "McNemar", Z_TEST: "two-proportion z"}.get(test, test)
+
+
+def _other(pair: dict, best: str) -> str:
+    return pair["b"] if pair["a"] == best else pair["a"]
 
 
 def paper_agreement(study, runs: pd.DataFrame, paper_acc: float):

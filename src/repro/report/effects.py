@@ -243,19 +243,47 @@ def rank_rates(groups: dict, expected: list, n_test: int, alpha: float) -> dict:
     decided against it, otherwise inconclusive. With fewer than two seeds in a group no
     ranking is claimed: one run per rate says whether two runs differ, not which rate is
     better."""
+    out = _over_seeds(groups, expected, n_test, alpha)
+    if out["verdict"]:
+        return out
+    rank = {g: i for i, g in enumerate(expected)}
+    rows = out["pairs"]
+    return _decided(out, rows, lambda r: rank[r["better"]] > rank[_other(r)])
+
+
+def best_of(groups: dict, best: str, n_test: int, alpha: float) -> dict:
+    """Does ``best`` beat every other group over seeds (the seed's "lr 0.01 gives the
+    best accuracy")? The same tests as ``rank_rates`` (Welch over seeds, Holm across all
+    pairs); only the pairs with ``best`` decide: holds when it wins each, does not hold
+    when another group beats it, otherwise inconclusive (equal means included)."""
+    out = _over_seeds(groups, [best, *(g for g in groups if g != best)], n_test, alpha)
+    if out["verdict"]:
+        return out
+    rows = [r for r in out["pairs"] if best in (r["a"], r["b"])]
+    return _decided(out, rows, lambda r: r["better"] != best)
+
+
+def _over_seeds(groups: dict, expected: list, n_test: int, alpha: float) -> dict:
+    """Means, the found order and every pair's test; ``verdict`` set (inconclusive) when
+    a group has fewer than two seeds, else empty for the caller to decide."""
     missing = [g for g in expected if g not in groups]
     if missing:
         raise UserError(f"rank_rates: no runs for {missing}; train them or drop them from expected")
     groups = {g: list(np.asarray(groups[g], float)) for g in expected}
     means = {g: float(np.mean(v)) for g, v in groups.items()}
     found = sorted(means, key=lambda g: -means[g])
+    out = {"verdict": "", "order": found, "means": means, "pairs": [], "why": ""}
     few = [g for g, v in groups.items() if len(v) < 2]
     if few:
         why = f"fewer than 2 seeds for {', '.join(few)}: no ranking over seeds"
-        return {"verdict": INCONCLUSIVE, "order": found, "means": means, "pairs": [], "why": why}
-    rows = pairwise(groups, n_test, alpha)
-    rank = {g: i for i, g in enumerate(expected)}
-    against = [r for r in rows if r["better"] and rank[r["better"]] > rank[_other(r)]]
+        return {**out, "verdict": INCONCLUSIVE, "why": why}
+    return {**out, "pairs": pairwise(groups, n_test, alpha)}
+
+
+def _decided(out: dict, rows: list[dict], is_against) -> dict:
+    """The verdict of ``rows`` (the deciding pairs): any pair decided against the claim
+    fails it, any undecided one leaves it inconclusive, else it holds."""
+    against = [r for r in rows if r["better"] and is_against(r)]
     undecided = [r for r in rows if not r["better"]]
     if against:
         verdict, why = FAILS, ", ".join(f"{r['better']} beats {_other(r)}" for r in against)
@@ -263,8 +291,8 @@ def rank_rates(groups: dict, expected: list, n_test: int, alpha: float) -> dict:
         verdict = INCONCLUSIVE
         why = "not decided: " + ", ".join(f"{r['a']} vs {r['b']}" for r in undecided)
     else:
-        verdict, why = HOLDS, "every pair decided in the expected order"
-    return {"verdict": verdict, "order": found, "means": means, "pairs": rows, "why": why}
+        verdict, why = HOLDS, "every pair decided in the claimed order"
+    return {**out, "verdict": verdict, "why": why}
 
 
 def _other(row: dict) -> str:

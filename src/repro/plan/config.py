@@ -228,10 +228,10 @@ def _check_variants(cfg: dict) -> None:
         if isinstance(v.get("train"), dict) and "pack" in v["train"]:
             # how many runs a job trains at once is the machine's schedule, shared by
             # every run of the study; a variant says what is computed (its overrides
-            # must change a result), and a pack changes none
+            # must change a result), and a pack changes no run's settings or hash
             raise UserError(
                 f"config key variants[{i}].train.pack of {v['name']!r} is not a variant "
-                "setting (packing changes no result); set train.pack at the top level"
+                "setting (packing changes no run's settings); set train.pack at the top level"
             )
         try:
             checked = validate(variants_mod.merged(cfg, v))

@@ -1,6 +1,7 @@
 # One command for a single run and for a pack (train-pack trains one run alone), with
-# params derived from the outputs only: Snakemake's code and params triggers then see
-# no difference between the two, so a change of train.pack retrains no finished run.
+# params derived from the outputs or the same for every job: Snakemake's code and params
+# triggers then see no difference between the two, so a change of train.pack retrains
+# no finished run (tests/workflow/test_packs_workflow.py).
 # Each run's result line goes to Snakemake's output; the job's stderr to every run's log
 # (fd 3 carries stdout past the pipe into tee).
 TRAIN_SHELL = (

@@ -21,6 +21,7 @@ if RECORDED:
 else:
 
     include: "workflow/rules/train.smk"
+    include: "workflow/rules/packs.smk"
 
 
 include: "workflow/rules/report.smk"

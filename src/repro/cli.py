@@ -190,15 +190,18 @@ def args_train(p) -> None:
         default=None,
         help="progress JSON rewritten every epoch (what `python -m repro status` reads)",
     )
+    _gpu_slots(p)
 
 
 def run_train(a) -> None:
     rc = _description(a)
     if not a.cache.exists():
         raise UserError(f"data cache {a.cache} does not exist; run `python -m repro prepare`")
+    from .engine.devices import take_gpu
     from .engine.train import result_line, train_run
 
-    m = train_run(rc, a.cache, a.out, checkpoint=a.checkpoint, progress=a.progress)
+    gpu = take_gpu(a.gpu_slots, rc.device)
+    m = train_run(rc, a.cache, a.out, checkpoint=a.checkpoint, progress=a.progress, gpu=gpu)
     # stdout, not the log: Snakemake shows it when the job ends
     print(for_terminal(result_line(m)), flush=True)
 
@@ -206,14 +209,17 @@ def run_train(a) -> None:
 def args_timing(p) -> None:
     _train_inputs(p, timing=True)
     p.add_argument("--out", required=True, type=Path, help="timing JSON")
+    _gpu_slots(p)
 
 
 def run_timing(a) -> None:
     if a.out.is_dir():
         raise UserError(f"--out {a.out} is a folder; give the timing JSON's file path")
     rc = _description(a, timing=True)
+    from .engine.devices import take_gpu
     from .engine.timing import measure
 
+    take_gpu(a.gpu_slots, rc.device)  # a GPU shared with a training job would time both
     a.out.parent.mkdir(parents=True, exist_ok=True)
     measure(rc, a.cache, a.out)
 
@@ -424,24 +430,65 @@ def run_measure_layouts(a) -> None:
 
 
 def args_train_pack(p) -> None:
-    p.add_argument("--runs", type=Path, nargs="+", required=True, help="run descriptions")
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        required=True,
+        help="run descriptions (JSON, or files holding them) of one setting: only lr and "
+        "seed differ; one run trains alone, as `repro train` trains it",
+    )
     p.add_argument("--cache", type=Path, required=True, help="prepared data (.npz)")
     p.add_argument("--outs", type=Path, nargs="+", required=True, help="a folder per run")
     p.add_argument("--checkpoints", type=Path, nargs="+", default=None)
+    p.add_argument("--progress", type=Path, nargs="+", default=None, help="a file per run")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    _gpu_slots(p)
+
+
+def _gpu_slots(p) -> None:
+    p.add_argument(
+        "--gpu-slots",
+        type=Path,
+        default=None,
+        help="a cuda job takes a GPU no other job with this lock folder uses, waiting "
+        "while all are taken (the workflow's jobs); default: torch's current GPU",
+    )
 
 
 def run_train_pack(a) -> None:
-    from .engine import devices
-    from .engine.pack_run import train_pack
-    from .engine.train import result_line
-    from .files import read_json_bounded
+    from .plan.description import read_description
     from .plan.settings import RunConfig
 
-    rcs = [RunConfig.from_dict(read_json_bounded(r, 1 << 20, "run description")) for r in a.runs]
+    if a.threads is not None and a.threads < 1:
+        raise UserError(f"--threads {a.threads} is not allowed; give an integer >= 1")
+    # read as written, not through the config's checks: the device command packs
+    # stand-in models smaller than a config allows (tests/engine/test_device_run.py)
+    try:
+        rcs = [RunConfig.from_dict(read_description(r)) for r in a.runs]
+    except (TypeError, KeyError, AttributeError) as e:
+        raise UserError(
+            f"--runs holds a description with missing or unknown fields ({e}); pass the "
+            "ones the workflow or the device command writes"
+        ) from None
+    if not a.cache.exists():
+        raise UserError(f"data cache {a.cache} does not exist; run `python -m repro prepare`")
+    from .engine import devices
+    from .engine.pack import check_pack
+    from .engine.pack_run import train_pack
+    from .engine.train import result_line, train_run
+
+    check_pack(rcs, a.outs, a.checkpoints, a.progress)
+    devices.resolve(rcs[0].device)  # present on this machine, or one line saying so
     devices.use_threads(a.threads)
-    for m in train_pack(rcs, a.cache, a.outs, a.checkpoints):
-        print(result_line(m), flush=True)
+    gpu = devices.take_gpu(a.gpu_slots, rcs[0].device)
+    if len(rcs) == 1:  # the single-run path: bitwise a single run's, and faster alone
+        checkpoint, progress = (a.checkpoints or [None])[0], (a.progress or [None])[0]
+        results = [train_run(rcs[0], a.cache, a.outs[0], checkpoint, progress=progress, gpu=gpu)]
+    else:
+        results = train_pack(rcs, a.cache, a.outs, a.checkpoints, a.progress, gpu=gpu)
+    for m in results:
+        # stdout, not the log: Snakemake shows it when the job ends
+        print(for_terminal(result_line(m)), flush=True)
 
 
 def args_calibrate(p) -> None:

@@ -44,6 +44,12 @@ CASES = [
     ("dropout of 1", "model: {dropout: 1.0}", ["model.dropout = 1.0", "[0, 1)"]),
     ("negative dropout", "model: {dropout: -0.1}", ["model.dropout = -0.1", "[0, 1)"]),
     ("unknown precision", "train: {precision: fp16}", ["train.precision = 'fp16'", "bf16"]),
+    ("pack < 1", "train: {pack: 0}", ["train.pack = 0", "integer >= 1"]),
+    (
+        "pack set by a variant",
+        "variants: [{name: big, reason: larger packs, train: {pack: 8}}]",
+        ["variants[0].train.pack of 'big'", "train.pack at the top level"],
+    ),
     (
         "subset larger than the data",
         "data: {subset: {train_per_class: 6000}}",

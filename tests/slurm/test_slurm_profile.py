@@ -45,10 +45,8 @@ def parse_jobs(log: str) -> list[dict]:
     return jobs
 
 
-def test_paper_dry_run_requests_gpus_for_cuda_jobs(tmp_path):
-    # a copy without results/, so that every job of the grid is planned
-    copy_repo(tmp_path)
-
+def dry_run(folder: Path, *config: str) -> dict[str, list[dict]]:
+    """The jobs of the profile's dry run of the paper config, by rule."""
     proc = subprocess.run(
         [
             str(SNAKEMAKE),
@@ -60,19 +58,25 @@ def test_paper_dry_run_requests_gpus_for_cuda_jobs(tmp_path):
             "config/config.yaml",
             "--config",
             *CLUSTER_CONFIG,
+            *config,
         ],
-        cwd=tmp_path,
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=300,
     )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-5000:]
-
-    jobs = parse_jobs(log)
     by_rule: dict[str, list[dict]] = {}
-    for job in jobs:
+    for job in parse_jobs(log):
         by_rule.setdefault(job["rule"], []).append(job)
+    return by_rule
+
+
+def test_paper_dry_run_requests_gpus_for_cuda_jobs(tmp_path):
+    # a copy without results/, so that every job of the grid is planned
+    copy_repo(tmp_path)
+    by_rule = dry_run(tmp_path)
 
     # the paper grid: 3 learning rates x 2 devices x 1 seed, timing per device
     assert len(by_rule["train"]) == 6, [j["wildcards"] for j in by_rule["train"]]
@@ -100,3 +104,20 @@ def test_paper_dry_run_requests_gpus_for_cuda_jobs(tmp_path):
     # (a dry run prints every job as "rule"; that the aggregates run as
     # localrules and nothing else does is checked on a real SLURM in test_slurm.py)
     assert LOCAL_RULES <= set(by_rule), sorted(by_rule)
+
+
+def test_a_pack_job_requests_one_gpu_for_its_runs_time(tmp_path):
+    """train.pack 3: the three cuda runs are one job on one GPU of the GPU partition, with
+    the three runs' time; the cpu runs stay jobs of their own."""
+    from repro.plan import config as config_mod
+    from repro.plan.resources import job_resources
+
+    copy_repo(tmp_path)
+    packed = dry_run(tmp_path, "train={pack: 3}")
+    packs = [j for rule, js in packed.items() if rule.startswith("train_pack_") for j in js]
+    assert len(packs) == 1 and not packs[0]["local"]
+    assert sorted(j["wildcards"]["device"] for j in packed["train"]) == ["cpu"] * 3
+    res = packs[0]["resources"]
+    assert (res["gpu"], res["gpu_model"], res["slurm_partition"]) == ("1", "a100", "gpu")
+    one = job_resources(config_mod.load(REPO / "config" / "config.yaml"), "train", "cuda")
+    assert int(res["runtime"]) - 10 == 3 * (one["runtime"] - 10)

@@ -181,9 +181,9 @@ def test_paper_config_plans_three_runs_of_150_epochs(project, tmp_path):
     res = snakemake(project, "-n", "-p", env=env)
     assert planned_jobs(res)["train"] == 3
     assert "plan:" not in res.stdout + res.stderr  # a dry run neither estimates nor calibrates
-    commands = [line for line in res.stdout.splitlines() if "python -m repro train" in line]
+    commands = [line for line in res.stdout.splitlines() if "python -m repro train-pack" in line]
     # each job gets its whole run description as one JSON argument
-    runs = [json.loads(shlex.split(c)[shlex.split(c).index("--run") + 1]) for c in commands]
+    runs = [json.loads(shlex.split(c)[shlex.split(c).index("--runs") + 1]) for c in commands]
     assert len(runs) == 3 and all(r["epochs"] == 150 for r in runs)
     assert {r["lr"] for r in runs} == {0.01, 0.005, 0.001}
     assert {r["precision"] for r in runs} == {"auto"}, "resolved by the job, not here"
@@ -212,7 +212,9 @@ def test_every_interpolated_shell_value_is_quoted():
     """A path with a space or `$(...)` reaches each command as one argument."""
     unquoted = []
     for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
-        for block in re.findall(r"shell:\n((?:\s+\".*\"\n)+)", smk.read_text()):
+        # a rule's shell, or a command that rules share (TRAIN_SHELL = (...))
+        shells = r"(?:shell:|_SHELL = \()\n((?:\s+\".*\"\n)+)"
+        for block in re.findall(shells, smk.read_text()):
             for field in re.findall(r"(?<!\{)\{([^{}]+)\}(?!\})", block):
                 if not field.endswith(":q") and field not in BUILT_BY_REPRO:
                     unquoted.append(f"{smk.name}: {{{field}}}")
@@ -238,7 +240,8 @@ def test_project_path_with_space_and_command_substitution(tmp_path_factory, copy
     res = snakemake(repo, *SMOKE, "-n", "-p", env=env)
     commands = [shlex.split(c) for c in res.stdout.splitlines() if "python -m repro" in c]
     stages = {c[c.index("repro") + 1] for c in commands}
-    assert {"prepare", "train", "timing", "tables", "figures", "provenance", "report"} <= stages
+    wanted = {"prepare", "train-pack", "timing", "tables", "figures", "provenance", "report"}
+    assert wanted <= stages
     provenance = next(c for c in commands if "provenance" in c)
     assert provenance[provenance.index("--repo") + 1] == str(repo)
     assert not any(p.name == "pwned" for p in base.parent.rglob("pwned"))

@@ -47,6 +47,21 @@ if config["recorded"]:
     DATA_META = "results/recorded/data.json"
 
 
+# the runs that train together on cuda (config key train.pack): one job each (packs.smk)
+PACKS = [] if RECORDED else repro_grid.packs(config)
+# what a train job writes into each of its runs' folders (output name -> file)
+TRAINED_FILES = {
+    "epochs": "epochs.csv",
+    "steps": "steps.csv",
+    "times": "epoch_times.csv",
+    "confusion": "confusion.csv",
+    "confusion_by_epoch": "confusion_by_epoch.csv",
+    "predictions": "predictions.csv",
+    "weights": "model.pt",
+    "metrics": "metrics.json",
+}
+
+
 def run_outputs(name):
     return [f"{RUN.format(**r)}/{name}" for r in RUNS]
 
@@ -61,6 +76,12 @@ def run_description(wildcards):
 
 def run_cache(wildcards):
     return repro_grid.run_cache(config, wildcards.device, wildcards.hash)
+
+
+def train_flags(wildcards, output):
+    # from the outputs: Snakemake leaves params derived from them out of its params
+    # trigger, so how the runs were packed never reruns a finished run
+    return repro_grid.train_job_flags(config, output)
 
 
 def cache_config(wildcards):

@@ -1,15 +1,20 @@
+# One command for a single run and for a pack (train-pack trains one run alone), with
+# params derived from the outputs or the same for every job: Snakemake's code and params
+# triggers then see no difference between the two, so a change of train.pack retrains
+# no finished run (tests/workflow/test_packs_workflow.py).
+# Each run's result line goes to Snakemake's output; the job's stderr to every run's log
+# (fd 3 carries stdout past the pipe into tee).
+TRAIN_SHELL = (
+    "(python -m repro train-pack {params.flags} --threads {threads} --cache {input.cache:q}"
+    " --gpu-slots {params.gpu_slots:q} 2>&1 >&3 3>&- | tee {log:q} > /dev/null) 3>&1"
+)
+
+
 rule train:
     input:
         cache=run_cache,
     output:
-        epochs=f"{RUN}/epochs.csv",
-        steps=f"{RUN}/steps.csv",
-        times=f"{RUN}/epoch_times.csv",
-        confusion=f"{RUN}/confusion.csv",
-        confusion_by_epoch=f"{RUN}/confusion_by_epoch.csv",
-        predictions=f"{RUN}/predictions.csv",
-        weights=f"{RUN}/model.pt",
-        metrics=f"{RUN}/metrics.json",
+        **{key: f"{RUN}/{name}" for key, name in TRAINED_FILES.items()},
     log:
         repro_progress.TRAIN_LOG,
     conda:
@@ -23,14 +28,10 @@ rule train:
         gpu=job_resource("train", "gpu"),
         gpu_model=job_resource("train", "gpu_model"),
     params:
-        run=run_description,
-        outdir=lambda w, output: Path(output.metrics).parent,
-        checkpoint=repro_progress.CHECKPOINT,
-        progress=repro_progress.PROGRESS,
+        flags=train_flags,
+        gpu_slots=repro_progress.GPU_SLOTS,
     shell:
-        "python -m repro train --run {params.run:q} --threads {threads} --cache {input.cache:q}"
-        " --out {params.outdir:q} --checkpoint {params.checkpoint:q}"
-        " --progress {params.progress:q} 2> {log:q}"
+        TRAIN_SHELL
 
 
 rule timing:
@@ -52,6 +53,7 @@ rule timing:
         gpu_model=job_resource("timing", "gpu_model"),
     params:
         run=lambda w: repro_grid.timing_description(config, w.device),
+        gpu_slots=repro_progress.GPU_SLOTS,
     shell:
         "python -m repro timing --run {params.run:q} --threads {threads} --cache {input.cache:q}"
-        " --out {output:q} 2> {log:q}"
+        " --out {output:q} --gpu-slots {params.gpu_slots:q} 2> {log:q}"

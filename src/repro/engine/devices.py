@@ -4,12 +4,16 @@ right."""
 
 from __future__ import annotations
 
+import os
 import platform
+from pathlib import Path
 
 import torch
 
 from ..errors import UserError
 from ..plan import machine
+from . import gpu_slots
+from .train_lock import Ancestry
 
 
 def available() -> list[str]:
@@ -75,3 +79,23 @@ def use_threads(threads: int | None) -> None:
     """torch's CPU threads for this process (None: torch's default)."""
     if threads is not None:
         torch.set_num_threads(threads)
+
+
+def take_gpu(lock_dir: Path | None, device: str) -> dict | None:
+    """For a cuda job given the project's GPU lock folder (the workflow's jobs): a GPU of
+    this host that no other such job uses, made torch's current device before CUDA is
+    initialised; waits while every GPU is taken. Returns what metrics.json records of it
+    (``{"index": i, "of": n}``), or None where no GPU is taken (another device, no
+    folder: a command run by hand or the device command's own processes)."""
+    simulated = gpu_slots.simulated_count(os.environ)
+    if lock_dir is None or (device != "cuda" and simulated is None):
+        return None
+    if simulated is not None:
+        gpus = [str(i) for i in range(simulated)]
+    else:
+        # the device count asks the driver without creating a context on any GPU
+        gpus = gpu_slots.visible_gpus(os.environ, torch.cuda.device_count())
+    slot = gpu_slots.claim(lock_dir, gpus, orphaned=Ancestry().gone)
+    if simulated is None:
+        torch.cuda.set_device(slot.index)
+    return slot.record()

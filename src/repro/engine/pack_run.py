@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from ..files import write_atomic
+from ..plan.code_identity import code_identity
 from ..plan.progress import ProgressFile
 from ..plan.settings import RunConfig
 from . import data as data_mod
@@ -84,9 +85,11 @@ def train_pack(
     write_steps: bool = True,
     checkpoint_every: float = CHECKPOINT_EVERY_S,
     eval_batch: int = EVAL_BATCH,
+    gpu: dict | None = None,
 ) -> list[dict]:
     """Train ``rcs`` as one pack; write run i's folder to ``outs[i]`` (and, given, its
-    checkpoint and progress file) as ``train_run`` does; returns the runs' metrics."""
+    checkpoint and progress file) as ``train_run`` does; returns the runs' metrics.
+    ``gpu``: the GPU the job took (devices.take_gpu), recorded in each metrics.json."""
     rcs = [rc.on_this_machine() for rc in rcs]
     outs = [Path(o) for o in outs]
     checkpoints = [Path(c) for c in checkpoints] if checkpoints is not None else None
@@ -102,7 +105,7 @@ def train_pack(
             prog.update()
         try:
             metrics = _train_pack(
-                rcs, cache, outs, checkpoints, write_steps, progs, checkpoint_every, eval_batch
+                rcs, cache, outs, checkpoints, write_steps, progs, checkpoint_every, eval_batch, gpu
             )
         except BaseException as e:
             _fail(progs, e)
@@ -125,8 +128,11 @@ def _fail(progs: list[ProgressFile], e: BaseException) -> None:
         prog.update(**fields)
 
 
-def _train_pack(rcs, cache, outs, checkpoints, write_steps, progs, checkpoint_every, eval_batch):
+def _train_pack(
+    rcs, cache, outs, checkpoints, write_steps, progs, checkpoint_every, eval_batch, gpu
+):
     t_start = time.perf_counter()
+    code = code_identity()  # as train_run: the code as this job starts
     ancestry = Ancestry()
     ds = load_data(rcs[0], cache)
     data_id = data_mod.content_hash(ds)
@@ -154,9 +160,13 @@ def _train_pack(rcs, cache, outs, checkpoints, write_steps, progs, checkpoint_ev
     weights = state.wide.unpack()
     results = []
     for slot, (rc, out, history) in enumerate(zip(rcs, outs, histories, strict=True)):
-        metrics = summarise(rc, history, dd.n_train, len(dd.y_test), parameters, data_id, wall)
+        metrics = summarise(
+            rc, history, dd.n_train, len(dd.y_test), parameters, data_id, wall, code
+        )
         metrics["test_steps_per_epoch"] = -(-len(dd.y_test) // eval_batch)
         metrics["layout"] = {"k": len(rcs), "slot": slot}
+        if gpu is not None:
+            metrics["gpu"] = gpu
         write_run(out, history, metrics, weights[slot], dd.y_test.cpu(), write_steps)
         results.append(metrics)
     # only once every run's folder is written: a stop in between resumes them all

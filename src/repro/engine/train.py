@@ -597,9 +597,11 @@ def train_run(
     checkpoint: Path | None = None,
     write_steps: bool = True,
     progress: Path | None = None,
+    gpu: dict | None = None,
 ) -> dict:
     """Train one run; write CSVs, confusion matrix, metrics and weights into ``outdir``,
     and, with ``progress``, the run's state there after every epoch (repro.plan.progress).
+    ``gpu``: the GPU the job took (devices.take_gpu), recorded in metrics.json.
     One process at a time per run (a lock next to the checkpoint): a second trainer is
     refused before it touches the progress file the first one writes."""
     cfg = cfg.on_this_machine()  # precision auto, as the train command resolves it
@@ -609,7 +611,7 @@ def train_run(
         prog = ProgressFile(progress, cfg.epochs)
         prog.update()
         try:
-            metrics = _train_run(cfg, cache, outdir, checkpoint, write_steps, prog)
+            metrics = _train_run(cfg, cache, outdir, checkpoint, write_steps, prog, gpu)
         except SystemExit as e:
             state = "stopped" if e.code == 143 else "failed"
             prog.update(state=state, error=f"exit {e.code}")
@@ -632,6 +634,7 @@ def _train_run(
     checkpoint: Path | None,
     write_steps: bool,
     prog: ProgressFile,
+    gpu: dict | None = None,
 ) -> dict:
     t_start = time.perf_counter()
     code = code_identity()  # the code as this job starts: files may change while it trains
@@ -659,6 +662,8 @@ def _train_run(
     wall_seconds = time.perf_counter() - t_start
     parameters = count_parameters(state.model)
     metrics = summarise(cfg, history, dd.n_train, n_test, parameters, data_id, wall_seconds, code)
+    if gpu is not None:  # where it ran, like the thread count: not the run's identity
+        metrics["gpu"] = gpu
     weights = state.model.state_dict()
     write_run(outdir, history, metrics, weights, dd.y_test.cpu(), write_steps)
     if checkpoint is not None:

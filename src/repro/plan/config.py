@@ -225,6 +225,14 @@ def _check_variants(cfg: dict) -> None:
     command line arrive as strings), so that the plan merges them without jsonschema."""
     variants_mod.check_names(cfg["variants"])
     for i, v in enumerate(cfg["variants"]):
+        if isinstance(v.get("train"), dict) and "pack" in v["train"]:
+            # how many runs a job trains at once is the machine's schedule, shared by
+            # every run of the study; a variant says what is computed (its overrides
+            # must change a result), and a pack changes no run's settings or hash
+            raise UserError(
+                f"config key variants[{i}].train.pack of {v['name']!r} is not a variant "
+                "setting (packing changes no run's settings); set train.pack at the top level"
+            )
         try:
             checked = validate(variants_mod.merged(cfg, v))
         except UserError as e:

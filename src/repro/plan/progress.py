@@ -23,6 +23,8 @@ from ..files import read_json_bounded, write_atomic
 CHECKPOINT = "results/checkpoints/{head}/lr{lr}/{device}/seed{seed}/{hash}.pt"
 PROGRESS = "results/progress/{head}/lr{lr}/{device}/seed{seed}/{hash}.json"
 TRAIN_LOG = "logs/train/{head}/lr{lr}/{device}/seed{seed}/{hash}.log"
+# the lock files by which concurrent cuda jobs of a project take one GPU each
+GPU_SLOTS = ".repro/gpu-slots"
 
 STATES = ("running", "stopped", "failed", "done")
 MAX_PROGRESS_BYTES = 2**20  # a progress record is a few hundred bytes

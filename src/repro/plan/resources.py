@@ -16,12 +16,14 @@ JOB_RESOURCE_KEYS = ("runtime", "mem_mb", "cpus_per_task", "gpu", "gpu_model")
 MINUTES_PER_FULL_EPOCH = {"cuda": 1.0, "mps": 3.0, "cpu": 20.0}
 
 
-def job_resources(cfg: dict, kind: str, device: str) -> dict:
-    """SLURM (and local) resources of one `train` or `timing` job."""
+def job_resources(cfg: dict, kind: str, device: str, runs: int = 1) -> dict:
+    """SLURM (and local) resources of one `train` or `timing` job; a train job of a pack
+    trains ``runs`` runs at once, and gets their time added up (an upper bound: the
+    wide network is at worst as slow as the runs one after the other)."""
     epochs = cfg["timing"]["epochs"] if kind == "timing" else cfg["train"]["epochs"]
     per_class = cfg["data"]["subset"]["train_per_class"]
     fraction = min(1.0, (per_class or paper.TRAIN_PER_CLASS) / paper.TRAIN_PER_CLASS)
-    runtime = 10 + math.ceil(epochs * fraction * MINUTES_PER_FULL_EPOCH[device])
+    runtime = 10 + math.ceil(runs * epochs * fraction * MINUTES_PER_FULL_EPOCH[device])
     return {
         "runtime": runtime,
         # the padded uint8 training set, the normalised test set, model and optimizer
@@ -32,18 +34,21 @@ def job_resources(cfg: dict, kind: str, device: str) -> dict:
     }
 
 
-def partition_resource(cfg: dict) -> dict:
-    """`slurm_partition` only when the config names one; otherwise the profile's default."""
+def partition_resource(cfg: dict, device: str | None = None) -> dict:
+    """`slurm_partition` only when the config names one; otherwise the profile's default.
+    Of the rule's ``device`` wildcard, or of ``device`` (a pack's rule has no wildcards)."""
     s = cfg["slurm"]
     if not (s["partition"] or s["gpu_partition"]):
         return {}
 
-    def partition(wildcards) -> str:
-        if wildcards.device == "cuda":
+    def partition_of(device: str) -> str:
+        if device == "cuda":
             return s["gpu_partition"] or s["partition"] or ""
         return s["partition"] or ""
 
-    return {"slurm_partition": partition}
+    if device is not None:
+        return {"slurm_partition": partition_of(device)}
+    return {"slurm_partition": lambda wildcards: partition_of(wildcards.device)}
 
 
 def prepare_flags(cfg: dict) -> str:

@@ -157,6 +157,30 @@ def test_a_later_session_finishes_the_runs_of_a_recording(tmp_path):
     assert not (folder / RUN.replace("lr0.01", "lr0.001")).exists()
 
 
+def test_a_session_of_other_settings_joins_beside_under_its_own_hash(tmp_path):
+    """A variant trained in a later session (fp32 beside the recording's bf16) joins the
+    recording in its own folder when that folder carries its own config's settings hash;
+    the earlier runs stay as they were and the provenance lists both sessions."""
+    from repro.plan.recorded import recording_hashes
+
+    first = _session(["0.01"], [], {"devices": ["cuda"], "train": {"precision": "bf16"}})
+    folder = record(_tar(tmp_path / "1.tar.gz", first), tmp_path / "rec", "h100", commit="c1")
+    before = (folder / RUN / "epochs.csv").read_bytes()
+    fp32 = {"devices": ["cuda"], "train": {"precision": "fp32"}}
+    (own,) = recording_hashes({"config": fp32})
+    assert own != "c8c533c3"
+    files = {
+        k.replace("c8c533c3", own): v.replace(b"c8c533c3", own.encode())
+        for k, v in _session(["0.01"], [], fp32).items()
+    }
+    record(_tar(tmp_path / "2.tar.gz", files), tmp_path / "rec", "h100", commit="c2", add=True)
+    assert (folder / RUN.replace("c8c533c3", own) / "epochs.csv").read_text() == "lr 0.01\n"
+    assert (folder / RUN / "epochs.csv").read_bytes() == before
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert [s["commit"] for s in prov["sessions"]] == ["c1", "c2"]
+    assert {Path(r["folder"]).name for r in prov["runs"]} == {"c8c533c3", own}
+
+
 def test_a_newer_schemas_mode_key_does_not_split_a_recording(tmp_path):
     """Seen: the first session's config had no ``recorded`` key, the second's had it as
     null (the schema gained it in between); likewise ``estimate``, which shapes no run.

@@ -106,6 +106,8 @@ def test_jpeg_variant_has_its_own_cache_and_hash(tmp_path):
         ({"name": "v", "reason": "r", "heads": ["logits"]}, "heads is unknown"),
         ({"name": "v", "model": {"hidden": 3}}, "variants"),
         ({"name": "v", "reason": "r"}, "same settings as 'paper'"),
+        ({"name": "v", "reason": "r", "against": "v", "seeds": [5]}, "names no earlier variant"),
+        ({"name": "v", "reason": "r", "against": "nope", "seeds": [5]}, "names no earlier"),
     ],
 )
 def test_bad_variant_is_one_line(variant, message):
@@ -123,6 +125,34 @@ def test_two_variants_of_one_name_are_refused():
 def test_numbers_typed_on_the_command_line_are_coerced_in_variants():
     cfg = small(variants=[{"name": "v", "reason": "r", "train": {"epochs": "3"}}])
     assert grid.variant_config(cfg, "v")["train"]["epochs"] == 3
+
+
+def test_the_queued_why_runs_are_the_recorded_reports_variant_runs():
+    """Every run the why study queues (config/why.yaml, bf16 aside: it is the recorded
+    reference) is a run of config/recorded.yaml, folder for folder: what a GPU session
+    trains from the queue and `record --add`s lands in the recorded report. Each cause
+    but fp32 is measured against the fp32 runs there, not against the bf16 reference."""
+    why, recorded = merged_files("why.yaml"), merged_files("recorded.yaml")
+    folders = {grid.RUN_DIR.format(**r) for r in grid.runs(recorded)}
+    queued = {grid.RUN_DIR.format(**r) for r in grid.runs(why) if r["variant"] != "bf16"}
+    assert queued <= folders, sorted(queued - folders)[:3]
+    from repro.plan.variants import against
+
+    names = [v["name"] for v in recorded["variants"]]
+    assert against(recorded, "fp32") == "paper"
+    assert {against(recorded, n) for n in names if n != "fp32"} == {"fp32"}
+
+
+def test_against_names_an_earlier_variant_and_changes_no_run():
+    base = {"name": "a", "reason": "r", "model": {"hidden": 3}}
+    plain = small(variants=[base, {"name": "b", "reason": "r", "model": {"hidden": 4}}])
+    named = small(
+        variants=[base, {"name": "b", "reason": "r", "model": {"hidden": 4}, "against": "a"}]
+    )
+    assert grid.runs(plain) == grid.runs(named)
+    with pytest.raises(UserError, match="names no earlier variant") as e:
+        small(variants=[{**base, "against": "b"}, {"name": "b", "reason": "r", "seeds": [7]}])
+    assert "\n" not in str(e.value)
 
 
 def test_recorded_report_plans_the_reference_and_leaves_unrecorded_variants_out():

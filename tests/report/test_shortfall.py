@@ -66,3 +66,40 @@ def test_a_frame_without_variants_is_refused_in_one_line():
     runs = frame(np.random.default_rng(1), {"paper": (86.0, 96.0, 2)}).drop(columns="variant")
     with pytest.raises(shortfall.UserError, match="lacks variant"):
         shortfall.shortfall_rows(runs, VARIANTS, "0.01", 89.5, 0.95)
+
+
+def test_a_variant_measured_against_another_variant_gets_its_own_effect():
+    """bf16 reference at 86, fp32 at 88, narrow (fp32 and half the channels) at 90: the
+    narrow cause is +2 against fp32 (its ``against``), not the +4 it would be against the
+    bf16 reference, which would add the precision cause to it; with no fp32 runs it is
+    not yet run, whatever the reference has."""
+    rng = np.random.default_rng(3)
+    plan = {"paper": (86.0, 96.0, 4), "fp32": (88.0, 96.0, 4), "narrow": (90.0, 94.0, 4)}
+    variants = [
+        {"name": "fp32", "reason": "precision"},
+        {"name": "narrow", "reason": "widths", "against": "fp32"},
+    ]
+    rows = {
+        r["cause"]: r
+        for r in shortfall.shortfall_rows(frame(rng, plan), variants, "0.01", 89.5, 0.95)
+    }
+    narrow = rows["narrow"]
+    assert narrow["against"] == "fp32" and rows["fp32"]["against"] == "paper"
+    assert narrow["low"] <= 2.0 <= narrow["high"] and not narrow["low"] <= 4.0 <= narrow["high"]
+    assert rows["fp32"]["low"] <= 2.0 <= rows["fp32"]["high"]
+    no_fp32 = frame(rng, {"paper": (86.0, 96.0, 4), "narrow": (89.0, 94.0, 4)})
+    rows = {r["cause"]: r for r in shortfall.shortfall_rows(no_fp32, variants, "0.01", 89.5, 0.95)}
+    assert rows["narrow"]["status"] == shortfall.NOT_YET_RUN
+
+
+def test_a_single_run_per_arm_is_tested_with_its_caveat_on_the_row():
+    """One run of the variant against one of the reference: the row is tested, and says
+    that its interval covers test-set noise only; with seeds on both arms it says nothing."""
+    rng = np.random.default_rng(4)
+    variants = [{"name": "fp32", "reason": "precision"}]
+    one = frame(rng, {"paper": (86.0, 96.0, 1), "fp32": (86.5, 96.0, 1)})
+    (row,) = shortfall.shortfall_rows(one, variants, "0.01", 89.5, 0.95)
+    assert row["status"] == shortfall.TESTED and "test-set noise only" in row["note"]
+    seeded = frame(rng, {"paper": (86.0, 96.0, 3), "fp32": (86.5, 96.0, 3)})
+    (row,) = shortfall.shortfall_rows(seeded, variants, "0.01", 89.5, 0.95)
+    assert row["status"] == shortfall.TESTED and row["note"] == ""

@@ -160,7 +160,7 @@ def lines(
     head = (
         f"plan: {len(runs)} runs x {epochs} epochs (heads {', '.join(cfg['heads'])}; "
         f"lr {lrs}; seeds {seeds}) on {n_train:,} training / {n_test:,} test images = "
-        f"{planned:,} epochs, {planned * n_train / 1e6:.2f} M training images; "
+        f"{planned:,} epochs, {_images(planned * n_train)} training images; "
         f"{planned - sum(done.values()):,} epochs left"
     )
     if timing:
@@ -237,3 +237,8 @@ def announce(cfg: dict, runs: list[dict], timing: list[str], root: Path, local: 
     except Exception as e:  # noqa: BLE001 - whatever went wrong, the run goes on
         text = [f"estimate unavailable ({type(e).__name__}: {e})"]
     print("\n".join(map(for_terminal, text)), file=sys.stderr, flush=True)
+
+
+def _images(n: int) -> str:
+    """A count of images as a reader takes it in: millions from 100,000 on, else exact."""
+    return f"{n / 1e6:.2f} M" if n >= 100_000 else f"{n:,}"

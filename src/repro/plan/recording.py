@@ -21,7 +21,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..files import check_no_links, read_regular, write_atomic
 from .grid import result_config
-from .recorded import MAX_BYTES, RUN_FILES, check_manifest, read_json
+from .recorded import MAX_BYTES, RUN_FILES, check_manifest, read_json, recording_hashes
 
 _RUN = re.compile(
     r"results/runs/(softmax|logits)/lr([0-9.e+-]+)/(cpu|cuda|mps)/seed(\d+)/([0-9a-f]{8})/"
@@ -131,10 +131,14 @@ def record(
         # a queue's runs carry their own settings (run hash and fingerprint), not the
         # recording's: they join it beside its runs, never over them
         same = _settings(earlier.get("config")) == _settings(config) and len(hashes) == 1
-        if not (same or plan.get("queue") is True):
+        # a session of other settings (a variant of the study, e.g. fp32 beside bf16)
+        # joins beside the recording's runs when its runs carry its own config's hash
+        beside = bool(complete) and all(_own_hash(config, c) for c in complete)
+        if not (same or beside or plan.get("queue") is True):
             raise UserError(
                 f"{tarball} was trained with other settings than {folder} "
-                "(provenance config or run hash differs); record it under its own label"
+                "(provenance config or run hash differs), and its run folders do not carry "
+                "its own config's settings hash; record it under its own label"
             )
         clash = sorted(c for c in complete if (folder / c).exists())
         if clash:
@@ -151,6 +155,16 @@ def record(
     prov["manifest"] = manifest(folder)
     _write(folder, "provenance.json", json.dumps(prov, indent=2) + "\n")
     return folder
+
+
+def _own_hash(config: dict, run: str) -> bool:
+    """Whether the folder ``run`` (results/runs/<head>/lr<lr>/<device>/seed<n>/<hash>)
+    carries the settings hash of ``config`` on its device (the device's config may say
+    auto: the folder names the device it resolved to)."""
+    parts = Path(run).parts
+    if len(parts) != 7:
+        return False
+    return parts[6] in recording_hashes({"config": {**config, "devices": [parts[4]]}})
 
 
 def _write(folder: Path, rel: str, data: bytes | str) -> None:

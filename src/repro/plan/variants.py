@@ -41,7 +41,8 @@ def merged(cfg: dict, variant: dict) -> dict:
 
 
 def check_names(variants: list) -> None:
-    """Names distinct and not the reference's; reasons on one line."""
+    """Names distinct and not the reference's; reasons on one line; ``against`` names the
+    reference or an earlier variant (so the comparisons form no circle)."""
     seen = set()
     for i, v in enumerate(variants):
         name = v["name"]
@@ -60,7 +61,22 @@ def check_names(variants: list) -> None:
                 f"config key variants[{i}].reason of {name!r} is not one line of text; say "
                 "in one line why the variant is tried"
             )
+        against = v.get("against", REFERENCE)
+        if against != REFERENCE and against not in seen:
+            raise UserError(
+                f"config key variants[{i}].against = {against!r} names no earlier variant; "
+                f"name {REFERENCE} or a variant listed above {name!r}"
+            )
         seen.add(name)
+
+
+def against(cfg: dict, name: str) -> str:
+    """The variant whose runs ``name``'s effect is measured against (the reference by
+    default; a variant that adds one cause to another names that one)."""
+    for v in cfg.get("variants") or []:
+        if v["name"] == name:
+            return v.get("against", REFERENCE)
+    return REFERENCE
 
 
 def entries(cfg: dict) -> list[dict]:

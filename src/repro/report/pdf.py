@@ -16,9 +16,10 @@ from pathlib import Path
 import jinja2
 
 from ..files import read_json, require, write_atomic
-from ..plan import paper
+from ..plan import grid, paper
 from ..plan.architecture import architecture_table
 from ..plan.settings import ModelSpec, RunConfig
+from ..plan.variants import REFERENCE
 from . import claims as claims_mod
 from . import stats, why
 from .figures import FIGURES
@@ -229,28 +230,47 @@ RECORDED_FIELDS = ("label", "folder", "gpu", "commit", "date", "driver", "torch"
 RECORDED_FIELDS += ("cudnn", "python", "command", "data_sha256")
 
 
-def recorded(prov: dict) -> dict | None:
+def recorded(prov: dict, cfg: dict | None = None) -> dict | None:
     """What page 1 and Appendix A say about recorded runs; None when the runs were trained.
-    A recording finished over several GPU sessions lists each (commit, date, command)."""
+    A recording finished over several GPU sessions lists each (GPU, commit, date, command,
+    and its runs: learning rates, named by variant where ``cfg`` has one of that hash)."""
     rec = prov.get("recorded")
     if not isinstance(rec, dict):
         return None
     out = {k: str(rec.get(k) or "unknown") for k in RECORDED_FIELDS}
     sessions = rec.get("sessions") or [rec]
-    by_session: dict[int, list[str]] = {}
+    by_session: dict[int, dict[str, list[str]]] = {}
     for r in rec.get("runs") or []:
         if r.get("complete"):
-            by_session.setdefault(int(r.get("session") or 1), []).append(str(r.get("lr")))
+            runs = by_session.setdefault(int(r.get("session") or 1), {})
+            runs.setdefault(_variant_of_folder(cfg, r.get("folder")), []).append(str(r.get("lr")))
+    gpus = list(dict.fromkeys(str(x.get("gpu") or "unknown") for x in sessions))
+    out["gpu"] = " and ".join(gpus)
     out["sessions"] = [
         {
+            "gpu": str(x.get("gpu") or "unknown"),
+            # with one GPU, page 1 names it once; with several, each session its own
+            "prefix": f"{x.get('gpu') or 'unknown'}: " if len(gpus) > 1 else "",
             "commit": trained_commit(x),
             "date": str(x.get("date") or "unknown"),
             "command": str(x.get("command") or "unknown"),
-            "lrs": ", ".join(by_session.get(i, [])) or "none finished",
+            "runs": "; ".join(
+                f"{'' if v == REFERENCE else v + ' '}lr {', '.join(lrs)}"
+                for v, lrs in by_session.get(i, {}).items()
+            )
+            or "none finished",
         }
         for i, x in enumerate(sessions, start=1)
     ]
     return out
+
+
+def _variant_of_folder(cfg: dict | None, folder) -> str:
+    """The variant of a recorded run folder's hash in ``cfg`` (the reference if unknown)."""
+    m = grid.RUN_DIR_PATTERN.fullmatch(str(folder or ""))
+    if cfg is None or not m:
+        return REFERENCE
+    return grid.variant_of(cfg, m["device"], m["hash"]) or REFERENCE
 
 
 def trained_commit(session: dict) -> str:
@@ -414,7 +434,7 @@ def context(config, runs, timing, tables_dir, figures_dir, provenance) -> dict:
         "training_versions": training_versions(prov),
         "run_code": run_code(prov),
         "prov": prov,
-        "recorded": recorded(prov),
+        "recorded": recorded(prov, cfg),
         "t": {k.removesuffix(".csv"): df for k, df in tables.items()},
         "figures": figures,
         "captions": CAPTIONS,
@@ -423,6 +443,7 @@ def context(config, runs, timing, tables_dir, figures_dir, provenance) -> dict:
         "devices": study.devices(),
         "runs": study.runs,
         "n_runs": len(study.runs),
+        "n_variant_runs": len(study.variant_runs) - len(study.runs),
         "arch": architecture(cfg, heads[0]),
         "paper_parameters": paper.PARAMETERS,
         "paper": paper,
@@ -460,6 +481,7 @@ def why_context(study) -> dict:
     lr = why.rate(study)
     return {
         "why_rows": rows,
+        "why_cover_rows": why.cover_rows(rows),
         "why_lr": lr,
         "why_gap": why.gap(study),
         "why_sentence": why.sentence(rows, why.gap(study), lr),

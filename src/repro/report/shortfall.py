@@ -32,10 +32,13 @@ def shortfall_rows(
     """The rows, in the order of ``variants`` then ``untestable``.
 
     ``runs``: one row per run with a ``variant`` column (the study frame); ``variants``:
-    dicts with ``name`` and ``reason`` (the config's variants, the reference excluded);
+    dicts with ``name``, ``reason`` and optionally ``against`` (the config's variants, the
+    reference excluded; ``against``: the variant the effect is measured against, by
+    default ``reference``);
     ``untestable``: dicts with ``name``, ``reason`` and optionally ``extrapolation`` (what
     ``effects.jpeg_extrapolation`` returned). Effects are at learning rate ``lr`` against
-    the runs of ``reference``; the gap is ``paper`` minus the reference's mean."""
+    the runs of each row's ``against``; the gap (and a row's share of it) is ``paper`` minus
+    the mean of those runs."""
     missing = [c for c in NEEDED if c not in runs.columns]
     if missing:
         raise UserError(
@@ -43,13 +46,14 @@ def shortfall_rows(
             " their variant"
         )
     at_lr = runs[runs["lr"] == lr]
-    ref = at_lr[at_lr["variant"] == reference]
-    rows = [
-        _tested_row(v, at_lr[at_lr["variant"] == v["name"]], ref, paper, confidence)
-        for v in variants
-        if v["name"] != reference
-    ]
-    rows += [_untestable_row(u) for u in untestable]
+    rows = []
+    for v in variants:
+        if v["name"] == reference:
+            continue
+        base = v.get("against") or reference
+        sel, ref = at_lr[at_lr["variant"] == v["name"]], at_lr[at_lr["variant"] == base]
+        rows.append({**_tested_row(v, sel, ref, paper, confidence), "against": base})
+    rows += [{**_untestable_row(u), "against": reference} for u in untestable]
     return rows
 
 
@@ -70,6 +74,7 @@ def _blank(name: str, reason: str, status: str) -> dict:
         "train_effect": nan,
         "gap_effect": nan,
         "method": "",
+        "note": "",
     }
 
 
@@ -93,8 +98,17 @@ def _tested_row(variant: dict, sel: pd.DataFrame, ref: pd.DataFrame, paper, conf
         train_effect=train.difference,
         gap_effect=gap.difference,
         method=f"{test.method}; share: {share['method']}",
+        # said where the number is shown: one run per arm has no seed spread, and its
+        # interval is too narrow by it
+        note="" if min(len(sel), len(ref)) >= 2 else _few_note(len(sel), len(ref)),
     )
     return row
+
+
+def _few_note(n_variant: int, n_reference: int) -> str:
+    if n_variant >= 2 or n_reference >= 2:
+        return "one arm a single run: its seed spread is borrowed from the other"
+    return "one run each: the interval covers test-set noise only, not the seed spread"
 
 
 def _arm(sel: pd.DataFrame) -> dict:

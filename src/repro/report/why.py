@@ -25,7 +25,7 @@ from ..plan.dataset import cache_path  # noqa: E402
 from ..plan.grid import variant_configs  # noqa: E402
 from ..plan.variants import REFERENCE  # noqa: E402
 from .effects import jpeg_extrapolation, lossless_distortion  # noqa: E402
-from .shortfall import TESTED, shortfall_rows  # noqa: E402
+from .shortfall import NOT_YET_RUN, TESTED, shortfall_rows  # noqa: E402
 
 LOSSLESS = {
     "name": "lossless images",
@@ -53,7 +53,10 @@ def rows(study, added: dict | None = None) -> list[dict]:
     labelled extrapolation where JPEG variants have runs and known distortions
     (``added``: variant -> MSE its re-encode added; default: read from the caches)."""
     lr = rate(study)
-    variants = [{"name": v["name"], "reason": v["reason"]} for v in study.config["variants"]]
+    variants = [
+        {"name": v["name"], "reason": v["reason"], "against": v.get("against", REFERENCE)}
+        for v in study.config["variants"]
+    ]
     added = jpeg_added(study.config) if added is None else added
     return shortfall_rows(
         study.variant_runs,
@@ -113,7 +116,7 @@ def sentence(why_rows: list[dict], gap_points: float, lr: str) -> str:
     """The honest summary: which tested causes moved accuracy (interval excluding zero),
     with their share of the gap, and how many are still untested."""
     tested = [r for r in why_rows if r["status"] == TESTED]
-    waiting = [r["cause"] for r in why_rows if r["status"] == "not yet run"]
+    waiting = [r["cause"] for r in why_rows if r["status"] == NOT_YET_RUN]
     opening = f"At lr {lr} our reference falls {gap_points:.2f} points short of the paper."
     if not tested:
         return (
@@ -129,10 +132,27 @@ def sentence(why_rows: list[dict], gap_points: float, lr: str) -> str:
     found = (
         "Measured effects whose interval excludes zero: " + "; ".join(parts) + "."
         if parts
+        else f"The one tested cause, {tested[0]['cause']}, did not move accuracy beyond its"
+        " interval."
+        if len(tested) == 1
         else f"None of the {len(tested)} tested causes moved accuracy beyond its interval."
     )
     rest = f" Not yet run: {', '.join(waiting)}." if waiting else ""
     return f"{opening} {found}{rest}"
+
+
+def cover_rows(why_rows: list[dict]) -> list[dict]:
+    """Page 1's shorter table: every measured or untestable cause as its own row, the
+    causes not yet run as one row naming them all (Section 11 lists each)."""
+    waiting = [r for r in why_rows if r["status"] == NOT_YET_RUN]
+    out = []
+    for r in why_rows:
+        if r["status"] != NOT_YET_RUN:
+            out.append(r)
+        elif r is waiting[0]:
+            names = ", ".join(w["cause"] for w in waiting)
+            out.append({**r, "cause": names, "against": REFERENCE})
+    return out
 
 
 def reporting_rows(study) -> list[dict]:

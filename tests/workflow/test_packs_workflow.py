@@ -17,18 +17,10 @@ from pathlib import Path
 import pytest
 
 from repro.engine.gpu_slots import SIMULATED_ENV
+from repro.plan import recorded
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN_FILES = (
-    "epochs.csv",
-    "steps.csv",
-    "epoch_times.csv",
-    "confusion.csv",
-    "confusion_by_epoch.csv",
-    "predictions.csv",
-    "model.pt",
-    "metrics.json",
-)
+RUN_FILES = tuple(recorded.TRAINED_FILES.values())
 # a study small enough to train in seconds: 100 images, a tiny model, one epoch
 TINY = """
 data: {subset: {train_per_class: 10, test_per_class: 5}}

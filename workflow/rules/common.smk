@@ -49,17 +49,7 @@ if config["recorded"]:
 
 # the runs that train together on cuda (config key train.pack): one job each (packs.smk)
 PACKS = [] if RECORDED else repro_grid.packs(config)
-# what a train job writes into each of its runs' folders (output name -> file)
-TRAINED_FILES = {
-    "epochs": "epochs.csv",
-    "steps": "steps.csv",
-    "times": "epoch_times.csv",
-    "confusion": "confusion.csv",
-    "confusion_by_epoch": "confusion_by_epoch.csv",
-    "predictions": "predictions.csv",
-    "weights": "model.pt",
-    "metrics": "metrics.json",
-}
+TRAINED_FILES = repro_recorded.TRAINED_FILES
 
 
 def run_outputs(name):

@@ -30,16 +30,20 @@ from .runfiles import check_run
 from .variants import REFERENCE
 
 MAX_BYTES = 64 * 2**20
+# what a train job writes into each of its runs' folders (the workflow's output name ->
+# file), metrics.json last, as train writes it
+TRAINED_FILES = {
+    "epochs": "epochs.csv",
+    "steps": "steps.csv",
+    "times": "epoch_times.csv",
+    "confusion": "confusion.csv",
+    "confusion_by_epoch": "confusion_by_epoch.csv",
+    "predictions": "predictions.csv",
+    "weights": "model.pt",
+    "metrics": "metrics.json",
+}
 # what a run folder holds once recorded; the weights (model.pt) are not recorded
-RUN_FILES = (
-    "epochs.csv",
-    "steps.csv",
-    "epoch_times.csv",
-    "confusion.csv",
-    "confusion_by_epoch.csv",
-    "predictions.csv",
-    "metrics.json",
-)
+RUN_FILES = tuple(f for f in TRAINED_FILES.values() if f != "model.pt")
 # metrics.json keys the tables, figures and provenance stages read
 METRIC_KEYS = (
     "head",

@@ -374,45 +374,26 @@ def args_device_run(p) -> None:
 
 
 def run_device_run(a) -> None:
+    # what the queue mode and the paper-grid mode both take
+    common = dict(archive=a.archive, device=a.device, budget_s=a.budget_s, commit=a.commit)
+    common["threads"] = a.threads
     if a.queue is not None or a.standin_queue:
         from .engine.device_queue import queue_device_run
 
         standin = dict(subset=a.subset, epochs=a.epochs) if a.queue is None else None
         queue_device_run(
-            a.out,
-            a.work,
-            queue=a.queue,
-            archive=a.archive,
-            device=a.device,
-            budget_s=a.budget_s,
-            measure_s=a.measure_s,
-            steps=a.calibration_steps,
-            ks=tuple(a.wide_ks),
-            procs=a.procs,
-            commit=a.commit,
-            threads=a.threads,
-            standin=standin,
-            force_layout=a.force_layout,
-        )
+            a.out, a.work, queue=a.queue, measure_s=a.measure_s, steps=a.calibration_steps,
+            ks=tuple(a.wide_ks), procs=a.procs, standin=standin, force_layout=a.force_layout,
+            **common,
+        )  # fmt: skip
         return
     from .engine.device_run import device_run
 
     device_run(
-        a.out,
-        a.work,
-        archive=a.archive,
-        device=a.device,
-        budget_s=a.budget_s,
-        subset=a.subset,
-        epochs=a.epochs,
-        variants=tuple(a.variants),
-        calibration_steps=a.calibration_steps,
-        reference_workers=tuple(a.reference_workers),
-        commit=a.commit,
-        threads=a.threads,
-        lrs=tuple(a.lrs) if a.lrs else None,
-        fixed_plan=a.plan,
-    )
+        a.out, a.work, subset=a.subset, epochs=a.epochs, variants=tuple(a.variants),
+        calibration_steps=a.calibration_steps, reference_workers=tuple(a.reference_workers),
+        lrs=tuple(a.lrs) if a.lrs else None, fixed_plan=a.plan, **common,
+    )  # fmt: skip
 
 
 def args_measure_layouts(p) -> None:

@@ -19,6 +19,7 @@ from repro.engine.device_queue import (
     fit,
     make_jobs,
     makespan,
+    plan_with_data,
     read_queue,
 )
 from repro.engine.layouts import measure
@@ -73,6 +74,22 @@ def test_plan_fits_whole_runs_by_priority():
     assert layout["name"] == "wide-2" and sum(len(j) for j in jobs) == 2
     with pytest.raises(RuntimeError):
         choose_layout(runs, {"wide-4": layouts["wide-4"]}, 30.0)
+
+
+def test_plan_leaves_time_for_the_data_of_the_runs_it_plans():
+    """Four runs of the reference data then two of a re-encoded variant, 10 s each alone:
+    with 60 s the first plan takes all six, whose variant cache (15 s) is not ready; the
+    plan then fits in 45 s: the four reference runs only, which need no new cache."""
+    runs = [queued(0.01, s) for s in range(1, 5)]
+    runs += [dataclasses.replace(queued(0.005, s), data={"jpeg_quality": 50}) for s in (5, 6)]
+    layouts = {"single": {"ok": True, "epochs_per_s": 1.0, "width": 1, "slots": 1}}
+    ready = {json.dumps({}, sort_keys=True)}
+    layout, jobs = plan_with_data(runs, layouts, 60.0, 15.0, ready)
+    assert [r.rc.seed for j in jobs for r in j] == [1, 2, 3, 4]
+    # with the variant's cache ready, all six fit
+    ready.add(json.dumps({"jpeg_quality": 50}, sort_keys=True))
+    layout, jobs = plan_with_data(runs, layouts, 60.0, 15.0, ready)
+    assert len([r for j in jobs for r in j]) == 6
 
 
 def test_queue_is_read_and_checked(tmp_path):

@@ -138,9 +138,12 @@ def pack_key(r: QueuedRun) -> str:
     return json.dumps([d, r.data], sort_keys=True, default=str)
 
 
-def prepare_data(runs: list[QueuedRun], archive: Path, work: Path) -> dict[str, Path]:
-    """One cache per distinct data section (from ``archive``), by data key."""
-    caches: dict[str, Path] = {}
+def prepare_data(
+    runs: list[QueuedRun], archive: Path, work: Path, caches: dict[str, Path] | None = None
+) -> dict[str, Path]:
+    """One cache per distinct data section (from ``archive``), by data key; ``caches``:
+    those prepared already (kept, not prepared again)."""
+    caches = dict(caches or {})
     for r in runs:
         key = json.dumps(r.data, sort_keys=True, default=str)
         if key in caches:
@@ -217,6 +220,19 @@ def choose_layout(
     if not options:
         raise RuntimeError("no layout worked in the measurement; see logs/measure*.log")
     n, _, layout, jobs = max(options, key=lambda o: (o[0], o[1]))
+    return layout, jobs
+
+
+def plan_with_data(
+    runs: list[QueuedRun], layouts: dict, seconds: float, data_s: float, ready: set, only=None
+) -> tuple[dict, list]:
+    """``choose_layout`` with the time the planned runs' data caches not yet prepared
+    (``ready``: data keys prepared) will take, at ``data_s`` each: planned once with all
+    of ``seconds``, then again without the caches that plan needs (which needs no more)."""
+    layout, jobs = choose_layout(runs, layouts, seconds, only)
+    extra = {json.dumps(r.data, sort_keys=True, default=str) for j in jobs for r in j} - ready
+    if extra:
+        layout, jobs = choose_layout(runs, layouts, seconds - len(extra) * data_s, only)
     return layout, jobs
 
 
@@ -382,12 +398,18 @@ def queue_study(
         write_atomic(work / "queue.json", Path(queue).read_bytes())
     if not runs:
         raise UserError(f"{queue} holds no run: the study has all its runs")
-    caches = prepare_data(runs, archive, work)
+    # only the first run's data before measuring: a re-encoded variant's cache costs
+    # about 20 s on the GPU machine, worth it only for the runs the plan can train
+    t_data = clock.elapsed()
+    caches = prepare_data(runs[:1], archive, work)
+    data_s = clock.elapsed() - t_data
     n_train = data_mod.load(cache_of(runs[0], caches)).y_train.shape[0]
     s = dr.Session(default, cache_of(runs[0], caches), n_train, work, device, threads, steps, clock)
     layouts = measure_layouts(s, runs[0], s.cache, ks, procs, measure_s, extra_env)
-    layout, jobs = choose_layout(runs, layouts, clock.left() - dr.PACK_RESERVE_S, force_layout)
+    layout, jobs = plan_with_data(runs, layouts, clock.left() - dr.PACK_RESERVE_S, data_s,
+                                  set(caches), force_layout)  # fmt: skip
     planned = [r for job in jobs for r in job]
+    caches = prepare_data(planned, archive, work, caches)
     plan = {"queue": True, "layout": layout, "jobs": [[r.folder for r in j] for j in jobs]}
     write_atomic(work / "plan.json", json.dumps(plan, indent=2))
     dr.log(f"plan: {layout['name']} ({layout['epochs_per_s']:.3f} epochs/s), "

@@ -102,35 +102,27 @@ def calibrate(cache: Path, device: str, variants: list[str], out: Path, steps: i
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     ds = data_mod.load(cache)
-    results = {}
-    for variant in variants:
-        t0 = time.perf_counter()
-        try:
-            if variant == "ceiling":
-                n, reps = (8192, 20) if dev.type == "cuda" else (512, 3)
-                res = {
-                    "bf16_matmul_flops": throughput.matmul_flops(dev, torch.bfloat16, n, reps),
-                    "fp32_matmul_flops": throughput.matmul_flops(dev, torch.float32, n, reps),
-                    "n": n,
-                }
-            elif variant.startswith("reference"):
-                workers = int(variant.split("-w")[1])
-                rc = variant_config(cfg, device, "eager-fp32")
-                img_s = throughput.reference_loop(ds, rc, dev, steps, max(2, steps // 10), workers)
-                res = {"img_s": img_s, "workers": workers}
-            else:
-                rc = variant_config(cfg, device, variant)
-                torch.backends.cuda.matmul.allow_tf32 = False  # as repro.engine.train.setup_device
-                warmup = max(2, steps // 10) if rc.compile is False else max(3, steps // 5)
-                res = throughput.project_loop(ds, rc, dev, steps, warmup)
-            res["ok"] = True
-        except Exception as e:  # noqa: BLE001 - any failure only rules the variant out
-            first = (str(e).splitlines() or [""])[0][:300]
-            res = {"ok": False, "error": f"{type(e).__name__}: {first}"}
-        res["seconds"] = time.perf_counter() - t0
-        results[variant] = res
-        write_atomic(out, json.dumps(results, indent=2))
-        print(f"calibrated {variant}: {res}", file=sys.stderr, flush=True)
+
+    def one(variant: str) -> dict:
+        if variant == "ceiling":
+            n, reps = (8192, 20) if dev.type == "cuda" else (512, 3)
+            return {
+                "bf16_matmul_flops": throughput.matmul_flops(dev, torch.bfloat16, n, reps),
+                "fp32_matmul_flops": throughput.matmul_flops(dev, torch.float32, n, reps),
+                "n": n,
+                "ok": True,
+            }
+        if variant.startswith("reference"):
+            workers = int(variant.split("-w")[1])
+            rc = variant_config(cfg, device, "eager-fp32")
+            img_s = throughput.reference_loop(ds, rc, dev, steps, max(2, steps // 10), workers)
+            return {"img_s": img_s, "workers": workers, "ok": True}
+        rc = variant_config(cfg, device, variant)
+        torch.backends.cuda.matmul.allow_tf32 = False  # as repro.engine.train.setup_device
+        warmup = max(2, steps // 10) if rc.compile is False else max(3, steps // 5)
+        return {**throughput.project_loop(ds, rc, dev, steps, warmup), "ok": True}
+
+    throughput.measure_each(variants, one, out, "calibrated")
 
 
 # ---- the driver ------------------------------------------------------------------

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-from ..files import write_atomic
 from ..plan.settings import RunConfig
 from . import throughput
 from .pack import EVAL_BATCH, evaluate_pack, fresh_pack, make_pack_steps
@@ -85,23 +83,16 @@ def measure(run: Path, cache: Path, out: Path, layouts: list[str], steps: int) -
     device = setup_device(rc)
     ds = load_data(rc, cache)
     warmup = max(2, steps // 10) if rc.compile is False else max(3, steps // 5)
-    results: dict = {}
-    for name in layouts:
-        t0 = time.perf_counter()
-        try:
-            if name == "ceiling":
-                n, reps = (8192, 20) if device.type == "cuda" else (256, 3)
-                flops = throughput.matmul_flops(device, torch.bfloat16, n, reps)
-                res = {"bf16_matmul_flops": flops, "n": n}
-            elif name == "single":
-                res = single_rate(ds, rc, device, steps, warmup)
-            else:
-                res = pack_rate(ds, rc, device, int(name.split("-")[1]), steps, warmup)
-            res["ok"] = res.get("finite_loss", True)
-        except Exception as e:  # noqa: BLE001 - a failure only rules the layout out
-            first = (str(e).splitlines() or [""])[0][:300]
-            res = {"ok": False, "error": f"{type(e).__name__}: {first}"}
-        res["seconds"] = time.perf_counter() - t0
-        results[name] = res
-        write_atomic(out, json.dumps(results, indent=2))
-        print(f"measured {name}: {res}", file=sys.stderr, flush=True)
+
+    def one(name: str) -> dict:
+        if name == "ceiling":
+            n, reps = (8192, 20) if device.type == "cuda" else (256, 3)
+            flops = throughput.matmul_flops(device, torch.bfloat16, n, reps)
+            return {"bf16_matmul_flops": flops, "n": n, "ok": True}
+        if name == "single":
+            res = single_rate(ds, rc, device, steps, warmup)
+        else:
+            res = pack_rate(ds, rc, device, int(name.split("-")[1]), steps, warmup)
+        return {**res, "ok": res.get("finite_loss", True)}
+
+    throughput.measure_each(layouts, one, out, "measured")

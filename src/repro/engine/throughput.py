@@ -11,13 +11,18 @@ a matrix-product ceiling, on the same images and device. Used by the throughput 
 
 from __future__ import annotations
 
+import json
+import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
+from ..files import write_atomic
 from ..plan import dataset
 from .model import Net
 from .train import DeviceData, RunConfig, evaluate, make_optimizer, make_steps
@@ -159,3 +164,21 @@ def matmul_flops(device: torch.device, dtype: torch.dtype, n: int, reps: int) ->
         a @ b
     sync(device)
     return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def measure_each(names, measure_one: Callable[[str], dict], out: Path, verb: str) -> dict:
+    """``measure_one(name)`` for each name in turn, a failure only ruling that one out;
+    ``out`` (JSON) is rewritten after each, so a time limit keeps what was measured."""
+    results: dict = {}
+    for name in names:
+        t0 = time.perf_counter()
+        try:
+            res = measure_one(name)
+        except Exception as e:  # noqa: BLE001 - any failure only rules this one out
+            first = (str(e).splitlines() or [""])[0][:300]
+            res = {"ok": False, "error": f"{type(e).__name__}: {first}"}
+        res["seconds"] = time.perf_counter() - t0
+        results[name] = res
+        write_atomic(out, json.dumps(results, indent=2))
+        print(f"{verb} {name}: {res}", file=sys.stderr, flush=True)
+    return results

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# What the next lent GPU runs first, within 9.5 minutes: measure the layouts (one process,
-# wide packs K = 2, 4, 8, several processes under MPS) and train the study's queue in
-# priority order with the fastest, then pack everything into OUT_DIR/device-run.tar.gz
-# (with OUT_DIR/device-run.log: two files).
+# What the next lent GPU runs first, within 9.5 minutes: measure the layouts (a wide pack,
+# K = 4 unless WIDE_KS names others; one process; several processes under MPS) and train
+# the study's queue in priority order with the fastest, then pack everything into
+# OUT_DIR/device-run.tar.gz (with OUT_DIR/device-run.log: two files).
 #   bash scripts/gpu_session.sh OUT_DIR [more device-run options, e.g. --commit SHA]
 # The queue: resources/device/queue.json (ignored by git; carry it), written here first:
 #   python -m repro queue --configfile config/why.yaml --recorded recorded/<label> \
@@ -20,5 +20,10 @@ else
   echo "no $queue: training the stand-in queue (paper grid, seeds 1 and 2, fp32)"
   source_flag=(--standin-queue)
 fi
-exec bash scripts/device_run.sh "$out" "${source_flag[@]}" --budget-s "${BUDGET_S:-540}" \
-  --measure-s "${MEASURE_S:-90}" --calibration-steps "${STEPS:-60}" "$@"
+# defaults from the first H200 session (BENCHMARKS.md): 90 s of measuring left no room
+# to train after 57 s of data caching and the wide compile did not finish; now only the
+# first run's data is cached before measuring, one wide pack (K = 4) is measured first;
+# before that, at most 45 s: are two deterministic passes of a pack of 2 bitwise equal?
+exec bash scripts/device_run.sh "$out" "${source_flag[@]}" --budget-s "${BUDGET_S:-560}" \
+  --measure-s "${MEASURE_S:-100}" --calibration-steps "${STEPS:-60}" \
+  --wide-ks ${WIDE_KS:-4} --wide-check "${WIDE_CHECK:-2}" "$@"

@@ -31,6 +31,7 @@ STAGES = {
     "estimate": "the study's plan and estimated run time on this machine",
     "device-run": "the paper grid on a lent GPU: calibrate, plan, train, pack",
     "measure-layouts": "measure the layouts' epochs/s of one run (for device-run --queue)",
+    "wide-check": "train one wide pack twice, deterministic: are the two bitwise equal?",
     "train-pack": "train several runs of one setting at once as one wide network",
     "calibrate": "measure training variants' throughput (for device-run)",
     "record": "a GPU machine's device-run tarball -> recorded/<label>/",
@@ -371,6 +372,10 @@ def args_device_run(p) -> None:
     q.add_argument("--wide-ks", type=int, nargs="+", default=[2, 4, 8], help="packs measured")
     q.add_argument("--procs", type=int, default=2, help="processes of the fallback layout")
     q.add_argument("--force-layout", default=None, help="train with this measured layout")
+    q.add_argument(
+        "--wide-check", type=int, default=0, metavar="K",
+        help="first check that two deterministic passes of a pack of K are bitwise equal",
+    )  # fmt: skip
 
 
 def run_device_run(a) -> None:
@@ -384,6 +389,7 @@ def run_device_run(a) -> None:
         queue_device_run(
             a.out, a.work, queue=a.queue, measure_s=a.measure_s, steps=a.calibration_steps,
             ks=tuple(a.wide_ks), procs=a.procs, standin=standin, force_layout=a.force_layout,
+            wide_check=a.wide_check,
             **common,
         )  # fmt: skip
         return
@@ -408,6 +414,22 @@ def run_measure_layouts(a) -> None:
     from .engine.layouts import measure
 
     measure(a.run, a.cache, a.out, a.layouts, a.steps)
+
+
+def args_wide_check(p) -> None:
+    p.add_argument("--run", type=Path, required=True, help="run description (JSON file)")
+    p.add_argument("--cache", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--k", type=int, default=2, help="runs in the pack (seeds 0..k-1)")
+    p.add_argument("--images", type=int, default=4096, help="training images of the pass")
+
+
+def run_wide_check(a) -> None:
+    from .engine.wide_check import check
+
+    res = check(a.run, a.cache, a.k, a.images, a.out)
+    verdict = "bitwise equal" if res["bitwise_equal"] else "NOT equal"
+    print(f"wide-check on {for_terminal(res['device_name'])}: K = {res['k']}, {verdict}")
 
 
 def args_train_pack(p) -> None:

@@ -206,6 +206,9 @@ def test_gpu_session_trains_a_queue_in_a_bare_python(device_python, archive, tmp
         names = set(tar.getnames())
         summary = json.load(tar.extractfile("summary.json"))
         layouts = json.load(tar.extractfile("layouts.json"))
+        check = json.load(tar.extractfile("wide_check.json"))
+    # the equality check ran first (gpu_session's default: a pack of 2)
+    assert check["bitwise_equal"] and check["k"] == 2 and check["tensors"] > 10
     assert {"single", "wide-2", "wide-4", "procs-2", "ceiling"} <= set(layouts)
     assert summary["layout"]["name"] == "wide-4"
     for name, row in summary["layouts"].items():
@@ -225,8 +228,11 @@ def test_gpu_session_trains_a_queue_in_a_bare_python(device_python, archive, tmp
     folder = record(out / "device-run.tar.gz", copy, "h100-2026-11-26", add=True)
     prov = recorded.read_json(folder, "provenance.json")
     recorded.check_manifest(folder, prov)
-    assert [r["folder"] for r in prov["runs"]][3:] == folders
-    assert len(prov["sessions"]) == 3
+    earlier = len(
+        recorded.read_json(ROOT / "recorded" / "h100-2026-11-26", "provenance.json")["runs"]
+    )
+    assert [r["folder"] for r in prov["runs"]][earlier:] == folders
+    assert len(prov["sessions"]) == 4
     for f in folders:
         assert (folder / f / "metrics.json").is_file()
     after = {p.relative_to(copy) for p in copy.rglob("*")}

@@ -490,3 +490,27 @@ def test_killed_pack_process_resumes_to_the_same_bytes(tiny_cache, tmp_path, cap
     for r, o in zip(ref, outs, strict=True):
         for name in (*RUN_CSVS, "model.pt"):
             assert (r / name).read_bytes() == (o / name).read_bytes(), name
+
+
+def test_wide_check_finds_two_deterministic_passes_equal_and_a_changed_one_not(
+    tiny_cache, tmp_path
+):
+    """The GPU machine's equality check (python -m repro wide-check), run here on the CPU:
+    two deterministic passes of one pack are bitwise equal; a pass with one seed changed
+    is not, and the check names the tensors that differ."""
+    from repro.cli import main
+    from repro.engine import wide_check
+
+    rcs = tiny_runs(epochs=1)
+    desc = tmp_path / "run.json"
+    desc.write_text(json.dumps(asdict(rcs[0])))
+    assert main(["wide-check", "--run", str(desc), "--cache", str(tiny_cache),
+                 "--out", str(tmp_path / "check.json"), "--images", "64"]) == 0  # fmt: skip
+    res = json.loads((tmp_path / "check.json").read_text())
+    assert res["bitwise_equal"] and res["k"] == 2 and res["images"] == 64
+    assert res["tensors"] > 20 and res["max_abs_difference"] == 0.0
+    dd = DeviceData(data_mod.load(tiny_cache), torch.device("cpu"))
+    other = [replace(rcs[0], seed=7), rcs[1]]
+    diff = wide_check.compare(wide_check.one_pass(rcs, dd), wide_check.one_pass(other, dd))
+    assert not diff["bitwise_equal"] and not diff["losses_equal"]
+    assert diff["differing_tensors"] and diff["max_abs_difference"] > 0

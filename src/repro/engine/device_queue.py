@@ -245,12 +245,29 @@ def write_description(work: Path, name: str, rc: RunConfig) -> Path:
     return path
 
 
+def check_wide(s: dr.Session, r: QueuedRun, k: int, extra_env, limit: float = 45.0) -> dict:
+    """Issue 20's GPU equality check in a child (``wide-check``: one eager epoch on 4,096
+    images, twice, deterministic): ``wide_check.json`` says whether the two were bitwise
+    equal. Bounded by ``limit`` seconds; the queue goes on either way."""
+    desc = write_description(s.work, "wide-check", r.rc)
+    out = s.work / "wide_check.json"
+    args = ["wide-check", "--run", str(desc), "--cache", str(s.cache), "--out", str(out)]
+    code = dr.run_child([*args, "--k", str(k)], s.logs / "wide-check.log", limit, s.threads,
+                        extra_env)  # fmt: skip
+    res = json.loads(out.read_text()) if out.exists() else {"error": f"not finished (exit {code})"}
+    dr.log(f"wide check (K = {k}, deterministic): {res.get('bitwise_equal', res.get('error'))}")
+    return res
+
+
 def measure_layouts(s: dr.Session, r: QueuedRun, cache: Path, ks, procs, limit, extra_env):
     """The layouts' measurements (``layouts.json``): one child for the ceiling, the
     single run and the wide packs, then ``procs`` children at once (the fallback)."""
     desc = write_description(s.work, "measure", r.rc)
     out = s.work / "measure" / "layouts.json"
-    names = ["ceiling", "single", *(f"wide-{k}" for k in ks)]
+    # the wide packs before the single run: the H200's single and MPS figures are known
+    # (BENCHMARKS.md), the wide ones are not, and a compile that outlasts the child's
+    # time (seen: the first H200 session) must not take them all with it
+    names = ["ceiling", *(f"wide-{k}" for k in ks), "single"]
     args = ["measure-layouts", "--run", str(desc), "--cache", str(cache), "--out", str(out)]
     args += ["--steps", str(s.calibration_steps), "--layouts", *names]
     code = dr.run_child(args, s.logs / "measure.log", 0.7 * limit, s.threads, extra_env)
@@ -381,6 +398,7 @@ def queue_study(
     extra_env: dict | None = None,
     standin: dict | None = None,
     force_layout: str | None = None,
+    wide_check: int = 0,
 ) -> dict:
     """Read (or write, ``standin``: kwargs of standin_queue) the queue, measure, plan,
     train, summarise."""
@@ -405,6 +423,8 @@ def queue_study(
     data_s = clock.elapsed() - t_data
     n_train = data_mod.load(cache_of(runs[0], caches)).y_train.shape[0]
     s = dr.Session(default, cache_of(runs[0], caches), n_train, work, device, threads, steps, clock)
+    if wide_check > 1:
+        check_wide(s, runs[0], wide_check, extra_env)
     layouts = measure_layouts(s, runs[0], s.cache, ks, procs, measure_s, extra_env)
     layout, jobs = plan_with_data(runs, layouts, clock.left() - dr.PACK_RESERVE_S, data_s,
                                   set(caches), force_layout)  # fmt: skip

@@ -28,7 +28,8 @@ _RUN = re.compile(
     r"(" + "|".join(re.escape(f) for f in RUN_FILES) + r")"
 )
 _OTHER = re.compile(
-    r"results/timing/(cpu|cuda|mps)/timing\.json|(calibration|plan|environment|summary|layouts|queue)\.json"
+    r"results/timing/(cpu|cuda|mps)/timing\.json"
+    r"|(calibration|plan|environment|summary|layouts|queue|wide_check)\.json"
     r"|data/cifar10\.json|logs/[A-Za-z0-9_.-]+\.log|partial/lr[0-9.e+-]+/epochs\.csv"
 )
 # a device tarball holds a few hundred members and tens of MiB; far more is no tarball of

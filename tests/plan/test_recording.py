@@ -58,10 +58,15 @@ def _device_files(complete: bool = True) -> dict[str, bytes]:
 
 
 def test_a_device_tarball_becomes_a_recorded_folder(tmp_path):
-    tb = _tar(tmp_path / "d.tar.gz", {**_device_files(), "checkpoints/x.pt": b"pickle"})
+    # a re-encoded variant's cache JSON (its added distortion) comes back; its data not
+    jpeg = b'{"jpeg": {"quality": 50}}'
+    extra = {"checkpoints/x.pt": b"pickle", "data/cifar10-1.json": jpeg, "data/cifar10-1.npz": b"x"}
+    tb = _tar(tmp_path / "d.tar.gz", {**_device_files(), **extra})
     folder = record(tb, tmp_path / "recorded", "h100-test", commit="abc123")
     assert (folder / RUN / "epochs.csv").read_bytes() == b"epoch,train_loss\n1,2.0\n"
     assert not (folder / "checkpoints").exists(), "members outside the layout are skipped"
+    assert (folder / "data" / "cifar10-1.json").read_bytes() == jpeg
+    assert not (folder / "data" / "cifar10-1.npz").exists()
     prov = json.loads((folder / "provenance.json").read_text())
     assert prov["commit"] == "abc123" and prov["commit_reported_by_device"] == "old"
     assert prov["gpu"] == "NVIDIA H100" and prov["folder"] == "recorded/h100-test"

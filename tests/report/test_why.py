@@ -178,3 +178,27 @@ def test_jpeg_extrapolation_recovers_a_planted_slope():
     assert "extrapolat" in row["method"].lower()
     # without known distortions, no number is claimed
     assert np.isnan(by_cause(why.rows(s, {}))["lossless images"]["effect"])
+
+
+def test_recorded_jpeg_runs_take_their_distortion_from_the_recordings_cache_json(tmp_path):
+    """Recorded JPEG runs have no cache here: the MSE their re-encode added comes from
+    the cache JSON a GPU session brought back (sessions/<n>/data/*.json), matched by
+    JPEG quality; a quality no session prepared gets none (no number is made up)."""
+    import json
+
+    folder = tmp_path / "recorded" / "h100"
+    meta = {"jpeg": {"quality": 50, "added_mse_train": 88.0, "added_mse_test": 90.0}}
+    (folder / "sessions" / "3" / "data").mkdir(parents=True)
+    (folder / "sessions" / "3" / "data" / "cifar10-1.json").write_text(json.dumps(meta))
+    (folder / "data").mkdir()
+    (folder / "data" / "cifar10.json").write_text(json.dumps({"n_train": 50000}))
+    variants = [
+        {"name": f"jpeg-q{q}", "reason": "r", "data": {"jpeg_quality": q}} for q in (50, 20)
+    ]
+    cfg = config_mod.validate(
+        {"devices": ["cpu"], "variants": variants, "data": {"folder": str(tmp_path)}}
+    )
+    cfg["recorded"] = str(folder)
+    assert why.jpeg_added(cfg) == {"jpeg-q50": 89.0}
+    cfg["recorded"] = None
+    assert why.jpeg_added(cfg) == {}

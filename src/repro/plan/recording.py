@@ -30,7 +30,8 @@ _RUN = re.compile(
 _OTHER = re.compile(
     r"results/timing/(cpu|cuda|mps)/timing\.json"
     r"|(calibration|plan|environment|summary|layouts|queue|wide_check)\.json"
-    r"|data/cifar10\.json|logs/[A-Za-z0-9_.-]+\.log|partial/lr[0-9.e+-]+/epochs\.csv"
+    r"|data/cifar10(-[0-9]{1,3})?\.json|logs/[A-Za-z0-9_.-]+\.log"
+    r"|partial/lr[0-9.e+-]+/epochs\.csv"
 )
 # a device tarball holds a few hundred members and tens of MiB; far more is no tarball of
 # ours (tarfile keeps every header it has read in memory, so the count is bounded too)

@@ -71,18 +71,49 @@ def rows(study, added: dict | None = None) -> list[dict]:
 
 def jpeg_added(cfg: dict) -> dict[str, float]:
     """Variant -> the MSE its re-encode added (mean of the train and test splits), read
-    from its cache's JSON where the cache was built here (not for recorded runs)."""
+    from its cache's JSON where the cache was built here, else (recorded runs) from the
+    cache JSON of that quality that a GPU session brought back into the recording."""
+    recorded = _recorded_jpeg(Path(cfg["recorded"])) if cfg.get("recorded") else {}
     out = {}
     for entry in variant_configs(cfg):
-        if not entry["config"]["data"].get("jpeg_quality"):
+        quality = entry["config"]["data"].get("jpeg_quality")
+        if not quality:
             continue
         meta = Path(cache_path(entry["config"])).with_suffix(".json")
-        if not meta.is_file():
+        if meta.is_file():
+            jpeg = read_json_bounded(meta, MAX_META_BYTES, "data cache JSON").get("jpeg") or {}
+        else:
+            jpeg = recorded.get(quality, {})
+        added = _added(jpeg)
+        if added is not None:
+            out[entry["name"]] = added
+    return out
+
+
+def _added(jpeg) -> float | None:
+    values = (
+        [jpeg.get(f"added_mse_{s}") for s in ("train", "test")] if isinstance(jpeg, dict) else []
+    )
+    if values and all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+        return float(sum(values) / 2)
+    return None
+
+
+def _recorded_jpeg(folder: Path) -> dict[int, dict]:
+    """JPEG quality -> the ``jpeg`` entry of a re-encoded cache's JSON in the recording
+    (``data/*.json`` of any of its sessions), read as the recording's other files are."""
+    from ..plan import recorded  # torch-free; here: only recorded studies need it
+
+    out: dict[int, dict] = {}
+    if not folder.is_dir():
+        return out
+    for rel in recorded.folder_files(folder):
+        parts = rel.split("/")
+        if not (rel.endswith(".json") and len(parts) >= 2 and parts[-2] == "data"):
             continue
-        jpeg = read_json_bounded(meta, MAX_META_BYTES, "data cache JSON").get("jpeg") or {}
-        values = [jpeg.get(f"added_mse_{s}") for s in ("train", "test")]
-        if all(isinstance(v, int | float) and math.isfinite(v) for v in values):
-            out[entry["name"]] = float(sum(values) / 2)
+        jpeg = recorded.read_json(folder, rel).get("jpeg")
+        if isinstance(jpeg, dict) and isinstance(jpeg.get("quality"), int):
+            out.setdefault(jpeg["quality"], jpeg)
     return out
 
 

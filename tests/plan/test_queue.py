@@ -75,12 +75,14 @@ def test_each_entry_is_what_the_train_command_takes(study, tmp_path):
 
 
 def test_recorded_runs_count_as_done():
-    """The why study against the committed H100 runs: the three bf16 runs are done, the
-    other 19 are queued with the fp32 paper grid first."""
+    """The why study against the committed recording: the three bf16 runs and the fp32
+    run the H200 trained (lr 0.01, seed 0) are done, the other 18 are queued with the
+    fp32 paper grid first."""
     q = queue_mod.queue([ROOT / "config" / "why.yaml"], Path("/nonexistent"), RECORDED)
-    assert (q["planned"], q["done"]) == (22, 3)
+    assert (q["planned"], q["done"]) == (22, 4)
+    assert ("0.01", 0) not in {(r["lr"], r["seed"]) for r in q["runs"] if r["variant"] == "paper"}
     assert "bf16" not in {r["variant"] for r in q["runs"]}
-    assert [r["variant"] for r in q["runs"][:9]] == ["paper"] * 9
+    assert [r["variant"] for r in q["runs"][:8]] == ["paper"] * 8
     assert q["runs"][0]["description"]["precision"] == "fp32"
 
 

@@ -486,3 +486,18 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised(tmp_path):
     ]
     assert back.text_number.astype(str).tolist() == ["-0.5", "+1e-3", "-inf", "0.01", "'=1", "x"]
     assert back.minutes.tolist() == [-0.5, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_an_accuracy_range_stays_between_0_and_100_percent():
+    """Two seeds at chance on 200 test images: t with 1 degree of freedom makes one more
+    run's range about +-33 points; an accuracy cannot leave 0-100 %, so neither can the
+    range (seen: a smoke report printed [-23.02, 43.02]); the verdict is unchanged."""
+    from repro.report.tolerance import ACCURACY, Noise, agree
+
+    wide = Noise(n=2, sd=2.1, half_width=33.0, source="t, 1 df", allowance=1.0)
+    a = agree(10.0, 89.55, wide, ACCURACY, 0.005, 1, claims.PERCENT)
+    assert (a.low, a.high) == (0.0, pytest.approx(43.005)) and not a.bare and not a.allowed
+    top = agree(98.0, 99.0, wide, ACCURACY, 0.005, 1, claims.PERCENT)
+    assert top.high == top.high_allowed == 100.0 and top.bare
+    loss = agree(1.5, 1.52, wide, 0.01, 0.005, -0.01)  # a loss keeps its open range
+    assert loss.low == pytest.approx(1.5 - 0.335)

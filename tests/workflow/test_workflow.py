@@ -64,7 +64,7 @@ def test_estimate_comes_before_the_first_job_and_outcomes_at_job_ends(smoke_run)
     out = smoke_run[1]
     plan = out.index("plan: 6 runs x 2 epochs (heads softmax; lr 0.01, 0.005, 0.001; seeds 0, 1)")
     assert plan < out.index("rule prepare_data")
-    assert "on 200 training / 100 test images = 12 epochs, 2,400 training images" in out
+    assert "on 500 training / 200 test images = 12 epochs, 6,000 training images" in out
     # a fresh copy has no cached calibration: a few real steps, unless the machine is too
     # busy to finish them in time (then the estimate says so and the run goes on)
     cpu = re.search(
@@ -123,7 +123,7 @@ def test_every_run_wrote_its_histories(project):
             rows = list(csv.DictReader(f))
         assert [int(r["epoch"]) for r in rows] == [1, 2]
         steps = (path.parent / "steps.csv").read_text().splitlines()
-        assert len(steps) == 1 + 2 * 2  # 200 images / batch 128 -> 2 steps per epoch
+        assert len(steps) == 1 + 2 * 4  # 500 images / batch 128 -> 4 steps per epoch
     assert not list((project / "results").rglob("*.tmp"))
     assert not (project / "results" / "checkpoints").exists() or not list(
         (project / "results" / "checkpoints").rglob("*.pt")

@@ -59,6 +59,7 @@ EPOCH1_PRECISION = 5.0
 FINAL_GAP = paper.ACCURACY["train"][1] - paper.ACCURACY["test"][1]
 FINAL_GAP_PRECISION = 2 * 0.5
 CAT_DOG_RANGE = paper.CAT_DOG_RANGE
+PERCENT = (0.0, 100.0)  # what an accuracy can be
 
 
 def kind(verdict: str) -> str:
@@ -350,7 +351,8 @@ def paper_agreement(study, runs: pd.DataFrame, paper_acc: float):
         allowance_label(study.deviations()),
     )
     mean = float(runs.final_test_acc.mean())
-    return noise, agree(mean, paper_acc, noise, ACCURACY, printed_precision(f"{paper_acc:.2f}"), 1)
+    precision = printed_precision(f"{paper_acc:.2f}")
+    return noise, agree(mean, paper_acc, noise, ACCURACY, precision, 1, PERCENT)
 
 
 def _table4(study, judge) -> list[dict]:
@@ -389,8 +391,8 @@ def _table4(study, judge) -> list[dict]:
 
 def _epoch1(ref: Reference) -> dict:
     first = ref.hist.iloc[0]
-    tr = agree(first.train_acc, EPOCH1_TRAIN, ref.noise, ACCURACY, EPOCH1_PRECISION, 1)
-    te = agree(first.test_acc, EPOCH1_TEST, ref.noise, ACCURACY, EPOCH1_PRECISION, 1)
+    tr = agree(first.train_acc, EPOCH1_TRAIN, ref.noise, ACCURACY, EPOCH1_PRECISION, 1, PERCENT)
+    te = agree(first.test_acc, EPOCH1_TEST, ref.noise, ACCURACY, EPOCH1_PRECISION, 1, PERCENT)
     return ref.judge.row(
         "epoch1_accuracy",
         "After the first epoch train accuracy is about 40 % and test accuracy about 50 %",

@@ -13,7 +13,9 @@ snakefmt --check Snakefile workflow/rules
 snakemake --lint --configfile config/smoke.yaml
 
 echo "== tests"
-python -m pytest -m "not slurm" "$@"
+# two workers, each taking whole test files (a file's module fixtures, such as the smoke
+# study, run once): 526 s instead of 745 s on the 2-core build machine (BENCHMARKS.md)
+python -m pytest -m "not slurm" -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
 
 echo "== SLURM tests"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -87,7 +87,7 @@ def test_device_script_runs_in_a_bare_python(device_python, archive, tmp_path, m
     arch.symlink_to(archive)
     out = tmp_path / "out"
     cmd = ["bash", str(ROOT / "scripts" / "device_run.sh"), str(out), "--device", "cpu"]
-    cmd += ["--archive", str(arch), "--subset", "20,5", "--epochs", "2", "--budget-s", "900"]
+    cmd += ["--archive", str(arch), "--subset", "10,5", "--epochs", "1", "--budget-s", "900"]
     cmd += ["--variants", "eager", "--calibration-steps", "2", "--reference-workers", "2"]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(PYTHON=str(device_python), TMPDIR=str(tmp_path))
@@ -110,16 +110,16 @@ def test_device_script_runs_in_a_bare_python(device_python, archive, tmp_path, m
         {
             "data": {"source": "archive", "archive": str(archive)},
             "devices": ["cpu"],
-            "train": {"epochs": 2, "precision": plan["precision"], "compile": False},
+            "train": {"epochs": 1, "precision": plan["precision"], "compile": False},
             # the device script times min(timing.epochs, epochs) epochs
-            "timing": {"epochs": 2},
+            "timing": {"epochs": 1},
         }
     )
-    cfg["data"]["subset"] = {"train_per_class": 20, "test_per_class": 5}
+    cfg["data"]["subset"] = {"train_per_class": 10, "test_per_class": 5}
     settings = grid.settings_hash(cfg, "cpu")
     assert [r["lr"] for r in summary["runs"]] == ["0.01", "0.005", "0.001"]
     for run in summary["runs"]:
-        assert run["complete"] and run["epochs_done"] == 2
+        assert run["complete"] and run["epochs_done"] == 1
         assert run["folder"] == f"results/runs/softmax/lr{run['lr']}/cpu/seed0/{settings}"
         for f in ("epochs.csv", "steps.csv", "predictions.csv", "confusion_by_epoch.csv"):
             assert f"{run['folder']}/{f}" in names, f
@@ -127,7 +127,7 @@ def test_device_script_runs_in_a_bare_python(device_python, archive, tmp_path, m
         assert run["fingerprint"] == rc.fingerprint()
         assert (out / f"weights-lr{run['lr']}-fp16.pt").exists()
     assert "results/timing/cpu/timing.json" in names
-    assert re.search(r"grid: 6 epochs in \d+ s", res.stdout)
+    assert re.search(r"grid: 3 epochs in \d+ s", res.stdout)
 
     # recorded, the runs pass the recorded mode's checks for the matching config; record
     # writes under the project it runs in only (here tmp_path)

@@ -157,3 +157,19 @@ def test_a_pack_job_asks_for_its_runs_time_on_its_device_partition():
     }
     assert resources.partition_resource(cfg, "cuda") == {"slurm_partition": "gpu"}
     assert resources.partition_resource(cfg, "cpu") == {"slurm_partition": "cpu"}
+
+
+def test_the_estimate_names_the_packs_and_does_not_guess_their_speed(tmp_path):
+    """6 cuda runs with train.pack 4: two packs (4 + 2), said in the estimate, which still
+    counts the runs one after the other (no wide-layout speed measured on a GPU yet);
+    with pack 1 there is no such line."""
+    from repro.plan import estimate
+
+    cfg = config_mod.validate(
+        {"devices": ["cuda"], "seeds": [0, 1], "train": {"pack": 4}, "timing": {"enabled": False}}
+    )
+    text = "\n".join(estimate.lines(cfg, grid.runs(cfg), [], tmp_path, False, False))
+    assert "cuda: 6 runs in 2 packs of up to 4 (train.pack)" in text
+    assert "not measured yet" in text
+    cfg["train"]["pack"] = 1
+    assert "packs" not in "\n".join(estimate.lines(cfg, grid.runs(cfg), [], tmp_path, False, False))

@@ -174,6 +174,14 @@ def lines(
             left, n_jobs = left + cfg["timing"]["epochs"], n_jobs + 1
         line = device_line(cfg, device, left, n_jobs, root, local, calibrate_now)
         out.append("  " + line)
+    packs = [p for p in grid.packs(cfg) if any(r in runs for r in p)]
+    if packs:
+        # the wide layout's speed on a GPU is not measured yet (issue 20): said, not guessed
+        out.append(
+            f"  cuda: {sum(len(p) for p in packs)} runs in {len(packs)} packs of up to "
+            f"{cfg['train']['pack']} (train.pack); the estimate above counts them one "
+            "after the other: a pack's own speed is not measured yet"
+        )
     if "cuda" not in jobs:
         rec = RECORDED["cuda"]
         full = rec["compiled"] * planned * epoch_share(n_train, n_test)

@@ -425,6 +425,11 @@ def args_wide_check(p) -> None:
 
 
 def run_wide_check(a) -> None:
+    if not 1 <= a.k <= 64 or a.images < 2:
+        raise UserError(
+            f"wide-check --k {a.k} --images {a.images}: use a pack of 1-64 runs and at least "
+            "2 training images"
+        )
     from .engine.wide_check import check
 
     res = check(a.run, a.cache, a.k, a.images, a.out)

@@ -514,3 +514,14 @@ def test_wide_check_finds_two_deterministic_passes_equal_and_a_changed_one_not(
     diff = wide_check.compare(wide_check.one_pass(rcs, dd), wide_check.one_pass(other, dd))
     assert not diff["bitwise_equal"] and not diff["losses_equal"]
     assert diff["differing_tensors"] and diff["max_abs_difference"] > 0
+
+
+@pytest.mark.parametrize("flags", [["--k", "0"], ["--k", "65"], ["--images", "1"]])
+def test_wide_check_refuses_a_pack_it_cannot_train_in_one_line(flags, tmp_path, capsys):
+    from repro.cli import main
+
+    args = ["wide-check", "--run", "x.json", "--cache", "x.npz", "--out", str(tmp_path / "o")]
+    assert main([*args, *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "use a pack of 1-64 runs" in err[0]
+    assert not (tmp_path / "o").exists()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..files import write_atomic
+from ..files import read_json_bounded, write_atomic
 from ..plan.settings import RunConfig
 from . import data as data_mod
 from .pack import EVAL_BATCH, evaluate_pack, fresh_pack, make_pack_steps, pack_epoch
@@ -80,7 +80,7 @@ def one_pass(rcs: list[RunConfig], dd: DeviceData):
 def check(run: Path, cache: Path, k: int, images: int, out: Path) -> dict:
     """The check for ``k`` runs of the description in ``run`` (seeds 0..k-1, the lr of
     the description), written to ``out`` as JSON."""
-    base = RunConfig.from_dict(json.loads(Path(run).read_text()))
+    base = RunConfig.from_dict(read_json_bounded(Path(run), 1 << 20, "run description"))
     rcs = [dataclasses.replace(base, seed=seed) for seed in range(k)]
     result = deterministic_twice(rcs, cache, images)
     write_atomic(out, json.dumps(result, indent=2) + "\n")

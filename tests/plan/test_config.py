@@ -292,6 +292,10 @@ CLI_CASES = [
     (["--run", "/no/\x1b[2J\x07\nrun"], "--run /no/\\x1b[2J\\x07\\nrun cannot be read"),
     # a JSON array is JSON, never looked up as a file
     (["--run", "[0.01, 0]"], "--run is a JSON array, not a run description"),
+    # JSON scalars too, where no file has that name (it would be read as a file)
+    (["--run", '"abc"'], "--run is a JSON string, not a run description"),
+    (["--run", "null"], "--run is a JSON null, not a run description"),
+    (["--run", "17"], "--run is a JSON number, not a run description"),
     (["--run", "[" * 5000 + "]" * 5000], "--run is nested"),
     (["--run", "/dev/null"], "--run /dev/null is not a regular file"),
     # a description planned for a device this machine lacks (a job on the wrong node)
@@ -423,8 +427,9 @@ def render_table() -> str:
         "| a batch of exactly one image in the data at hand | the batch size, the image count,"
         " sizes that work |",
         "| `train --out` is an existing file, `timing --out` a folder | the path |",
-        "| `train --run` not JSON, nested too deeply, not an object (a JSON array is JSON,"
-        " never a file name), a file that cannot be read, is not a regular file or is over 1 MiB"
+        "| `train --run` not JSON, nested too deeply, not an object (a JSON array, or a bare"
+        " JSON string, number or null where no file has that name, is JSON, never a file"
+        " name), a file that cannot be read, is not a regular file or is over 1 MiB"
         " (not read), or with run flags too (tests/plan/test_config.py) | the flag and the"
         " reason; the flags that would be ignored |",
         "| `train --run` with a field missing (a partial description is refused, never filled"

@@ -4,7 +4,9 @@ the config's schema (the same checks and messages as a config file)."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import fields, replace
 
 from ..errors import UserError
@@ -32,6 +34,9 @@ def read_description(run: str) -> dict:
     try:
         if text.startswith(("{", "[")):  # JSON, never a file name (`[1]` is not a path)
             value = loads_bounded(text, "--run", MAX_DESCRIPTION_DEPTH)
+        elif not os.path.lexists(run) and _json_scalar(text):
+            # "abc", 17, null: JSON the user meant as a description, not a missing file
+            value = json.loads(text)
         else:
             value = read_json_bounded(run, MAX_DESCRIPTION_BYTES, "--run", MAX_DESCRIPTION_DEPTH)
     except UserError as e:
@@ -43,6 +48,17 @@ def read_description(run: str) -> dict:
             f"{FIELDS_HINT}"
         )
     return value
+
+
+def _json_scalar(text: str) -> bool:
+    """Whether ``text`` (short) is a JSON string, number, boolean or null."""
+    if len(text) > 1000:
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}

@@ -215,6 +215,9 @@ def fig_effects(study, why_rows: list[dict]):
     measured = [r for r in why_rows if not math.isnan(r["effect"])]
     left = min([-1.0, *(r["low"] for r in measured)])
     right = max([g + 0.5, *(r["high"] for r in measured)])
+    # room beyond the outermost interval, so that its cap is drawn whole
+    pad = 0.04 * (right - left)
+    left, right = left - pad, right + pad
     fig, ax = plt.subplots(figsize=(6.4, 0.3 * len(why_rows) + 1.2))
     ys = np.arange(len(why_rows))[::-1]
     for y, r in zip(ys, why_rows, strict=True):
@@ -230,15 +233,21 @@ def fig_effects(study, why_rows: list[dict]):
             capsize=3,
         )
     ax.set_xlim(left, right)
+    ax.set_ylim(-0.6, len(why_rows) - 0.4)  # the last row's text clear of the axis
     ax.axvline(0, color="0.5", lw=0.8)
     ax.axvline(g, color="C3", ls="--", lw=1, label=f"the paper gap ({g:+.2f} points)")
-    ax.set_yticks(ys, [r["cause"] for r in why_rows])
+    ax.set_yticks(ys, [_label(r) for r in why_rows])
     ax.set_xlabel(
-        f"effect on final test accuracy at lr {rate(study)} (points, variant - reference)"
+        f"effect on final test accuracy at lr {rate(study)} (points, variant - its baseline)"
     )
     ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def _label(row: dict) -> str:
+    against = row.get("against", REFERENCE)
+    return row["cause"] if against == REFERENCE else f"{row['cause']} (vs {against})"
 
 
 def fig_train_test(study):
@@ -247,7 +256,9 @@ def fig_train_test(study):
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     runs = study.variant_runs
     for i, (name, sel) in enumerate(runs.groupby("variant", sort=False)):
-        ax.scatter(sel.final_train_acc, sel.final_test_acc, label=name, color=f"C{i % 10}", s=22)
+        # "paper" is the reference setup's name, not the paper's numbers (the star)
+        label = f"{name} (our reference)" if name == REFERENCE else name
+        ax.scatter(sel.final_train_acc, sel.final_test_acc, label=label, color=f"C{i % 10}", s=22)
     train, test = paper.ACCURACY["train"][1], study.paper_accuracy(paper.SELECTED_LR)
     ax.scatter([train], [test], marker="*", s=160, color="k", label="the seed (lr 0.01)")
     lo = min(runs.final_test_acc.min(), test) - 1

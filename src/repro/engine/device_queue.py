@@ -22,6 +22,7 @@ import dataclasses
 import json
 import re
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import yaml
@@ -145,7 +146,7 @@ def prepare_data(
     those prepared already (kept, not prepared again)."""
     caches = dict(caches or {})
     for r in runs:
-        key = json.dumps(r.data, sort_keys=True, default=str)
+        key = data_key(r)
         if key in caches:
             continue
         name = "cifar10" if not caches else f"cifar10-{len(caches)}"
@@ -156,8 +157,13 @@ def prepare_data(
     return caches
 
 
+def data_key(r: QueuedRun) -> str:
+    """Runs with the same key train on one data cache."""
+    return json.dumps(r.data, sort_keys=True, default=str)
+
+
 def cache_of(r: QueuedRun, caches: dict[str, Path]) -> Path:
-    return caches[json.dumps(r.data, sort_keys=True, default=str)]
+    return caches[data_key(r)]
 
 
 # ---- planning ----------------------------------------------------------------------
@@ -230,7 +236,7 @@ def plan_with_data(
     (``ready``: data keys prepared) will take, at ``data_s`` each: planned once with all
     of ``seconds``, then again without the caches that plan needs (which needs no more)."""
     layout, jobs = choose_layout(runs, layouts, seconds, only)
-    extra = {json.dumps(r.data, sort_keys=True, default=str) for j in jobs for r in j} - ready
+    extra = {data_key(r) for j in jobs for r in j} - ready
     if extra:
         layout, jobs = choose_layout(runs, layouts, seconds - len(extra) * data_s, only)
     return layout, jobs
@@ -363,7 +369,7 @@ def queue_device_run(out_dir: Path, work: Path, **kw) -> dict:
     (work / "logs").mkdir(parents=True, exist_ok=True)
     summary = None
     try:
-        with mps_daemon(work, dr.log) if kw.get("device") == "cuda" else _no_mps() as env:
+        with mps_daemon(work, dr.log) if kw.get("device") == "cuda" else nullcontext() as env:
             summary = queue_study(work=work, extra_env=env, **kw)
     finally:
         for proc in dr.CHILDREN:
@@ -373,14 +379,6 @@ def queue_device_run(out_dir: Path, work: Path, **kw) -> dict:
         dr.log(f"packed {tarball}")
     print_queue_summary(summary, tarball)
     return summary
-
-
-class _no_mps:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def queue_study(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import check_no_links, read_regular, write_atomic
-from .grid import result_config
+from .grid import RUN_DIR_PATTERN, result_config
 from .recorded import MAX_BYTES, RUN_FILES, check_manifest, read_json, recording_hashes
 
 _RUN = re.compile(
@@ -163,10 +163,10 @@ def _own_hash(config: dict, run: str) -> bool:
     """Whether the folder ``run`` (results/runs/<head>/lr<lr>/<device>/seed<n>/<hash>)
     carries the settings hash of ``config`` on its device (the device's config may say
     auto: the folder names the device it resolved to)."""
-    parts = Path(run).parts
-    if len(parts) != 7:
-        return False
-    return parts[6] in recording_hashes({"config": {**config, "devices": [parts[4]]}})
+    m = RUN_DIR_PATTERN.fullmatch(run)
+    return bool(m) and m["hash"] in recording_hashes(
+        {"config": {**config, "devices": [m["device"]]}}
+    )
 
 
 def _write(folder: Path, rel: str, data: bytes | str) -> None:

@@ -244,13 +244,14 @@ def recorded(prov: dict, cfg: dict | None = None) -> dict | None:
         if r.get("complete"):
             runs = by_session.setdefault(int(r.get("session") or 1), {})
             runs.setdefault(_variant_of_folder(cfg, r.get("folder")), []).append(str(r.get("lr")))
-    gpus = list(dict.fromkeys(str(x.get("gpu") or "unknown") for x in sessions))
-    out["gpu"] = " and ".join(gpus)
+    gpus = [str(x.get("gpu") or "unknown") for x in sessions]
+    several = len(set(gpus)) > 1
+    out["gpu"] = " and ".join(dict.fromkeys(gpus))
     out["sessions"] = [
         {
-            "gpu": str(x.get("gpu") or "unknown"),
+            "gpu": gpu,
             # with one GPU, page 1 names it once; with several, each session its own
-            "prefix": f"{x.get('gpu') or 'unknown'}: " if len(gpus) > 1 else "",
+            "prefix": f"{gpu}: " if several else "",
             "commit": trained_commit(x),
             "date": str(x.get("date") or "unknown"),
             "command": str(x.get("command") or "unknown"),
@@ -260,7 +261,7 @@ def recorded(prov: dict, cfg: dict | None = None) -> dict | None:
             )
             or "none finished",
         }
-        for i, x in enumerate(sessions, start=1)
+        for i, (x, gpu) in enumerate(zip(sessions, gpus, strict=True), start=1)
     ]
     return out
 

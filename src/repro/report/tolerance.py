@@ -99,8 +99,8 @@ def agree(
     half = noise.half_width * scale + precision
     lo, hi = max(ours - half, limits[0]), min(ours + half, limits[1])
     extra = noise.allowance * allow
-    lo_a, hi_a = (lo, hi + extra) if extra >= 0 else (max(lo + extra, limits[0]), hi)
-    hi_a = min(hi_a, limits[1])
+    lo_a, hi_a = (lo, hi + extra) if extra >= 0 else (lo + extra, hi)
+    lo_a, hi_a = max(lo_a, limits[0]), min(hi_a, limits[1])
     return Agreement(lo, hi, lo_a, hi_a, lo <= paper <= hi, lo_a <= paper <= hi_a)
 
 

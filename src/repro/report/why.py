@@ -23,7 +23,7 @@ from ..files import read_json_bounded  # noqa: E402
 from ..plan import paper  # noqa: E402
 from ..plan.dataset import cache_path  # noqa: E402
 from ..plan.grid import variant_configs  # noqa: E402
-from ..plan.variants import REFERENCE  # noqa: E402
+from ..plan.variants import REFERENCE, against  # noqa: E402
 from .effects import jpeg_extrapolation, lossless_distortion  # noqa: E402
 from .shortfall import NOT_YET_RUN, TESTED, shortfall_rows  # noqa: E402
 
@@ -54,7 +54,7 @@ def rows(study, added: dict | None = None) -> list[dict]:
     (``added``: variant -> MSE its re-encode added; default: read from the caches)."""
     lr = rate(study)
     variants = [
-        {"name": v["name"], "reason": v["reason"], "against": v.get("against", REFERENCE)}
+        {"name": v["name"], "reason": v["reason"], "against": against(study.config, v["name"])}
         for v in study.config["variants"]
     ]
     added = jpeg_added(study.config) if added is None else added
@@ -246,8 +246,8 @@ def fig_effects(study, why_rows: list[dict]):
 
 
 def _label(row: dict) -> str:
-    against = row.get("against", REFERENCE)
-    return row["cause"] if against == REFERENCE else f"{row['cause']} (vs {against})"
+    base = row["against"]
+    return row["cause"] if base == REFERENCE else f"{row['cause']} (vs {base})"
 
 
 def fig_train_test(study):

@@ -122,6 +122,46 @@ def test_queue_is_read_and_checked(tmp_path):
         read_queue(path, "cpu", {})
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        # the variant names files in the work folder: a path would write outside it
+        ({"variant": "../../../../outside"}, "variant '../../../../outside' is not a variant"),
+        ({"variant": "\x1b[2J"}, r"variant '\\x1b\[2J' is not a variant"),
+        # a NaN epoch count fits every plan (NaN > budget is false), then fails in its job
+        ({"description": {"epochs": float("nan")}}, "epochs = nan is not allowed"),
+        ({"description": {"epochs": -3}}, "epochs = -3 is not allowed"),
+        ({"description": {"momentum": "x"}}, "momentum = 'x' is not allowed"),
+        ({"description": {"model": {"widths": [4, 0, 8]}}}, "model.widths = \\[4, 0, 8\\]"),
+        ({"description": {"model": {"hidden": 2.5}}}, "model.hidden = 2.5"),
+        ({"data": [1, 2]}, "data = \\[1, 2\\] is not an object"),
+        ({"data": {"jpeg_quality": 1000}}, "jpeg_quality = 1000 is not null"),
+        ({"data": {"subset": {"train_per_class": -5}}}, "subset.train_per_class = -5"),
+        ({"data": {"cmd": "x"}}, "key 'cmd' is not a key of the config's data section"),
+    ],
+)
+def test_a_forged_queue_entry_is_one_line_before_any_work(tmp_path, change, message):
+    """Every queued run is checked as `train --run` checks it (the model's sizes only as
+    sizes: stand-in models are smaller than a config allows), with a variant name that
+    cannot leave the work folder and a data section of the config's keys."""
+    entry = {
+        "variant": "paper",
+        "folder": queued(0.01, 1).folder,
+        "description": json.loads(json.dumps(dataclasses.asdict(queued(0.01, 1).rc))),
+        "data": {"subset": {"train_per_class": 5}, "jpeg_quality": 50},
+    }
+    path = tmp_path / "queue.json"
+    path.write_text(json.dumps({"runs": [entry]}))
+    assert [r.variant for r in read_queue(path, "cpu", {})] == ["paper"]  # stand-in model
+    desc = change.get("description", {})
+    desc = {**entry["description"], **desc, "model": {**entry["description"]["model"],
+                                                      **desc.get("model", {})}}  # fmt: skip
+    path.write_text(json.dumps({"runs": [{**entry, **change, "description": desc}]}))
+    with pytest.raises(UserError, match=f"run 1.*{message}") as err:
+        read_queue(path, "cpu", {})
+    assert "\n" not in str(err.value) and "\x1b" not in str(err.value)
+
+
 def test_mps_daemon_is_private_and_always_stopped(tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

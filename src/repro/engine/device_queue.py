@@ -30,9 +30,9 @@ import yaml
 from ..errors import UserError
 from ..files import read_json_bounded, write_atomic
 from ..plan import config as config_mod
-from ..plan import grid
+from ..plan import description, grid, schema
 from ..plan.architecture import macs_per_image
-from ..plan.settings import RunConfig
+from ..plan.settings import ModelSpec, RunConfig
 from . import data as data_mod
 from . import device_run as dr
 from .mps import mps_daemon
@@ -43,6 +43,9 @@ FOLDER = re.compile(
     r"results/runs/(softmax|logits)/lr([0-9.e+-]+)/(cpu|cuda|mps)/seed(\d+)/[0-9a-f]{8}"
 )
 WIDE_KS = (2, 4, 8)
+# a variant's name as the config allows it (config.schema.yaml): it becomes part of file
+# names in the work folder (run descriptions, checkpoints, logs)
+VARIANT = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 
 
 @dataclasses.dataclass
@@ -77,8 +80,8 @@ def read_queue(path: Path, device: str, default_data: dict) -> list[QueuedRun]:
     for i, e in enumerate(entries):
         desc = e.get("description", e.get("run")) if isinstance(e, dict) else None
         try:
-            rc = RunConfig.from_dict(desc)
-        except (TypeError, AttributeError, ValueError) as err:
+            rc = _checked(desc)
+        except UserError as err:
             raise UserError(f"{path}: run {i + 1} has no valid run description ({err})") from None
         folder = str(e.get("folder", ""))
         m = FOLDER.fullmatch(folder)
@@ -90,11 +93,66 @@ def read_queue(path: Path, device: str, default_data: dict) -> list[QueuedRun]:
                 f"{path}: run {i + 1} is for {rc.device}, this command trains on {device}; "
                 "write the queue for this device"
             )
+        variant = e.get("variant", "paper")
+        if not isinstance(variant, str) or not VARIANT.fullmatch(variant):
+            raise UserError(
+                f"{path}: run {i + 1}'s variant {config_mod.short(variant)} is not a variant "
+                "name (lower-case letters, digits, - and _); write the queue with `repro queue`"
+            )
         data = e.get("data") or default_data
-        runs.append(QueuedRun(rc.on_this_machine(), folder, str(e.get("variant", "paper")), data))
+        problem = _data_problem(data)
+        if problem:
+            raise UserError(f"{path}: run {i + 1}'s data {problem}; write it with `repro queue`")
+        runs.append(QueuedRun(rc.on_this_machine(), folder, variant, data))
     if len({r.folder for r in runs}) != len(runs):
         raise UserError(f"{path} lists a run folder twice; write the queue again")
     return runs
+
+
+# the model's sizes: the device command trains stand-in models smaller than a config
+# allows (tests; train-pack reads them as written), so only their kind is checked
+STANDIN_SIZES = ("widths", "kernel_sizes", "pool_after", "hidden")
+
+
+def _checked(desc) -> RunConfig:
+    """A queued run's description checked as `train --run` checks it (every field present,
+    of its type, finite and allowed), but for the model's sizes (positive integers), before
+    any data is prepared: a NaN or negative epoch count would fit every plan and fail only
+    in its job, after the measurement."""
+    if not isinstance(desc, dict) or not isinstance(desc.get("model"), dict):
+        raise UserError("no description (an object with a model object)")
+    model = desc["model"]
+    for key in STANDIN_SIZES:
+        sizes = model.get(key) if key != "hidden" else [model.get(key)]
+        if not isinstance(sizes, list) or not all(type(n) is int and n >= 1 for n in sizes):
+            raise UserError(f"model.{key} = {config_mod.short(model.get(key))} is not sizes >= 1")
+    default = json.loads(json.dumps(dataclasses.asdict(ModelSpec())))  # as JSON has it
+    standin = {k: default[k] for k in STANDIN_SIZES}
+    checked = description.checked({**desc, "model": {**model, **standin}})
+    return RunConfig.from_dict({**checked, "model": {**checked["model"], **{
+        k: model[k] for k in STANDIN_SIZES}}})  # fmt: skip
+
+
+def _data_problem(data) -> str | None:
+    """What is wrong with a queued run's data section, by the config's schema (checked
+    here by hand: the GPU machine has no jsonschema); None if nothing. Its source and
+    archive are replaced by the archive that travelled with the checkout."""
+    if not isinstance(data, dict):
+        return f"= {config_mod.short(data)} is not an object"
+    unknown = sorted(set(data) - set(schema.node("data")["properties"]), key=str)
+    if unknown:
+        return f"key {config_mod.short(unknown[0])} is not a key of the config's data section"
+    quality = data.get("jpeg_quality")
+    if quality is not None and not (type(quality) is int and 1 <= quality <= 95):
+        return f"jpeg_quality = {config_mod.short(quality)} is not null or an integer in 1-95"
+    subset = data.get("subset") or {}
+    sizes = ("train_per_class", "test_per_class")
+    if not isinstance(subset, dict) or not set(subset) <= set(sizes):
+        return f"subset = {config_mod.short(subset)} is not a mapping of {' and '.join(sizes)}"
+    for key, n in subset.items():
+        if n is not None and not (type(n) is int and n >= 1):
+            return f"subset.{key} = {config_mod.short(n)} is not null or an integer >= 1"
+    return None
 
 
 def standin_queue(

@@ -525,3 +525,21 @@ def test_wide_check_refuses_a_pack_it_cannot_train_in_one_line(flags, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "use a pack of 1-64 runs" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [({"epochs": float("nan")}, "epochs = nan is not allowed"), ({"model": 5}, "no description")],
+)
+def test_wide_check_refuses_a_forged_description_in_one_line(change, message, tmp_path, capsys):
+    """--run is checked as a queued run is, before the cache is read (a missing model
+    field was a KeyError's traceback; a NaN count reached the training)."""
+    from repro.cli import main
+
+    desc = tmp_path / "run.json"
+    desc.write_text(json.dumps({**asdict(tiny_runs(epochs=1)[0]), **change}))
+    args = ["wide-check", "--run", str(desc), "--cache", "x.npz", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "wide-check --run" in err[0] and message in err[0]
+    assert not (tmp_path / "o").exists()

@@ -80,7 +80,7 @@ def read_queue(path: Path, device: str, default_data: dict) -> list[QueuedRun]:
     for i, e in enumerate(entries):
         desc = e.get("description", e.get("run")) if isinstance(e, dict) else None
         try:
-            rc = _checked(desc)
+            rc = check_description(desc)
         except UserError as err:
             raise UserError(f"{path}: run {i + 1} has no valid run description ({err})") from None
         folder = str(e.get("folder", ""))
@@ -114,7 +114,7 @@ def read_queue(path: Path, device: str, default_data: dict) -> list[QueuedRun]:
 STANDIN_SIZES = ("widths", "kernel_sizes", "pool_after", "hidden")
 
 
-def _checked(desc) -> RunConfig:
+def check_description(desc) -> RunConfig:
     """A queued run's description checked as `train --run` checks it (every field present,
     of its type, finite and allowed), but for the model's sizes (positive integers), before
     any data is prepared: a NaN or negative epoch count would fit every plan and fail only

@@ -266,3 +266,41 @@ def test_a_duplicated_member_or_too_many_members_are_refused(tmp_path, monkeypat
     with pytest.raises(UserError, match="add up to more than"):
         record(_tar(tmp_path / "d.tar.gz", _device_files()), tmp_path / "rec", "z")
     assert not (tmp_path / "rec").exists()
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("summary.json", {"runs": "abc"}, "summary.json's runs are not a list of runs"),
+        ("summary.json", {"runs": [1]}, "summary.json's runs are not a list of runs"),
+        ("summary.json", {"runs": [{"complete": True}]}, "summary.json's runs are not a list"),
+        ("summary.json", {"runs": [], "calibration_raw": 5}, "calibration_raw is not an object"),
+        ("plan.json", {"config": [1]}, "plan.json's config is not a config"),
+        ("plan.json", {"config": {"data": "x"}}, "plan.json's config is not a config"),
+        # a forged distortion the report would fit the lossless accuracy from
+        (
+            "data/cifar10-1.json",
+            {"jpeg": {"quality": 50, "added_mse_train": -60.0, "added_mse_test": 88.0}},
+            "added_mse_train -60.0",
+        ),  # fmt: skip
+        (
+            "data/cifar10-1.json",
+            {"jpeg": {"quality": 50, "added_mse_train": 1e300, "added_mse_test": 88.0}},
+            "is not an MSE in 0-65025",
+        ),  # fmt: skip
+        (
+            "data/cifar10-1.json",
+            {"jpeg": {"quality": True, "added_mse_train": 1, "added_mse_test": 1}},
+            "quality True",
+        ),  # fmt: skip
+        ("data/cifar10-1.json", {"jpeg": "q50"}, "jpeg entry is not an object"),
+    ],
+)
+def test_a_forged_summary_plan_or_distortion_is_one_line(tmp_path, name, value, message):
+    """The parts of the tarball's JSON that record reads or the report computes with are
+    of the kinds a device run writes (a forged one was an AttributeError's traceback) and
+    the distortion figures are MSEs; nothing is written."""
+    files = {**_device_files(), name: json.dumps(value).encode()}
+    with pytest.raises(UserError, match=message):
+        record(_tar(tmp_path / "d.tar.gz", files), tmp_path / "recorded", "x")
+    assert not (tmp_path / "recorded").exists()

@@ -202,3 +202,24 @@ def test_recorded_jpeg_runs_take_their_distortion_from_the_recordings_cache_json
     assert why.jpeg_added(cfg) == {"jpeg-q50": 89.0}
     cfg["recorded"] = None
     assert why.jpeg_added(cfg) == {}
+
+
+@pytest.mark.parametrize("mse", [-60.0, 1e300, True])
+def test_a_forged_recorded_distortion_is_one_line_not_a_verdict(tmp_path, mse):
+    """A recording's cache JSON with an added MSE no re-encode makes (-60 still gave a
+    positive distortion, hence a fitted lossless accuracy) stops the report in one line."""
+    import json
+
+    from repro.errors import UserError
+
+    folder = tmp_path / "recorded" / "h100"
+    meta = {"jpeg": {"quality": 50, "added_mse_train": mse, "added_mse_test": 90.0}}
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "cifar10-1.json").write_text(json.dumps(meta))
+    variants = [{"name": "jpeg-q50", "reason": "r", "data": {"jpeg_quality": 50}}]
+    cfg = config_mod.validate(
+        {"devices": ["cpu"], "variants": variants, "data": {"folder": str(tmp_path)}}
+    )
+    cfg["recorded"] = str(folder)
+    with pytest.raises(UserError, match="cifar10-1.json: its jpeg added_mse_train"):
+        why.jpeg_added(cfg)

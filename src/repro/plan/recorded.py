@@ -72,6 +72,28 @@ TIMING_KEYS += ("seconds_per_epoch", "train_images_per_s")
 DEVICES = ("cpu", "cuda", "mps")
 HASH = re.compile(r"[0-9a-f]{8}")
 FIX = "use config/recorded.yaml unchanged, or set recorded: null to train"
+# the MSE a JPEG re-encode adds to 8-bit images (0-255 scale) lies in 0..255**2
+MAX_MSE = 255.0**2
+
+
+def jpeg_problem(meta) -> str | None:
+    """What is wrong with the ``jpeg`` entry of a data cache's JSON (the distortion a
+    re-encoded variant's cache added, which the report extrapolates from), or None; a
+    cache JSON without one (the source's images) has nothing wrong."""
+    jpeg = meta.get("jpeg") if isinstance(meta, dict) else None
+    if jpeg is None:
+        return None
+    if not isinstance(jpeg, dict):
+        return "its jpeg entry is not an object"
+    quality = jpeg.get("quality")
+    if not (type(quality) is int and 1 <= quality <= 95):
+        return f"its jpeg quality {quality!r} is not an integer in 1-95"
+    for key in ("added_mse_train", "added_mse_test"):
+        mse = jpeg.get(key)
+        # absent: no number is made (the report says so); NaN fails the bounds too
+        if mse is not None and not (type(mse) in (int, float) and 0 <= mse <= MAX_MSE):
+            return f"its jpeg {key} {mse!r} is not an MSE in 0-{MAX_MSE:.0f}"
+    return None
 
 
 # ---- reading an untrusted folder -----------------------------------------------

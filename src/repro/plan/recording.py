@@ -21,7 +21,14 @@ from pathlib import Path
 from ..errors import UserError
 from ..files import check_no_links, read_regular, write_atomic
 from .grid import RUN_DIR_PATTERN, result_config
-from .recorded import MAX_BYTES, RUN_FILES, check_manifest, read_json, recording_hashes
+from .recorded import (
+    MAX_BYTES,
+    RUN_FILES,
+    check_manifest,
+    jpeg_problem,
+    read_json,
+    recording_hashes,
+)
 
 _RUN = re.compile(
     r"results/runs/(softmax|logits)/lr([0-9.e+-]+)/(cpu|cuda|mps)/seed(\d+)/([0-9a-f]{8})/"
@@ -121,6 +128,7 @@ def record(
     summary = _json(members, "summary.json")
     env = _json(members, "environment.json")
     plan = _json(members, "plan.json")
+    _check_shape(tarball, members, summary, plan)
     config = plan.get("config", {})
     if config.get("data", {}).get("archive"):
         config["data"]["archive"] = DEFAULT_ARCHIVE
@@ -157,6 +165,31 @@ def record(
     prov["manifest"] = manifest(folder)
     _write(folder, "provenance.json", json.dumps(prov, indent=2) + "\n")
     return folder
+
+
+def _check_shape(tarball, members: dict, summary: dict, plan: dict) -> None:
+    """The parts of the summary and plan that record reads, of the kinds a device run
+    writes, and each data cache's distortion figures in range (the report fits the
+    lossless accuracy from them): a forged one is one line, not a traceback or a verdict."""
+    runs = summary.get("runs", [])
+    if not isinstance(runs, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("folder"), str) for r in runs
+    ):
+        raise UserError(
+            f"{tarball}: summary.json's runs are not a list of runs (objects with a folder);"
+            " refused: fetch the device's files again"
+        )
+    for key in ("calibration", "calibration_raw"):
+        if not isinstance(summary.get(key, {}), dict):
+            raise UserError(f"{tarball}: summary.json's {key} is not an object; refused")
+    config = plan.get("config", {})
+    if not isinstance(config, dict) or not isinstance(config.get("data", {}), dict):
+        raise UserError(f"{tarball}: plan.json's config is not a config (an object); refused")
+    for name in sorted(members):
+        if name.startswith("data/"):
+            problem = jpeg_problem(_json(members, name))
+            if problem:
+                raise UserError(f"{tarball}: member {name}: {problem}; refused")
 
 
 def _own_hash(config: dict, run: str) -> bool:

@@ -111,8 +111,13 @@ def _recorded_jpeg(folder: Path) -> dict[int, dict]:
         parts = rel.split("/")
         if not (rel.endswith(".json") and len(parts) >= 2 and parts[-2] == "data"):
             continue
-        jpeg = recorded.read_json(folder, rel).get("jpeg")
-        if isinstance(jpeg, dict) and isinstance(jpeg.get("quality"), int):
+        meta = recorded.read_json(folder, rel)
+        # a recording made before `record` checked them: a forged MSE is no verdict
+        problem = recorded.jpeg_problem(meta)
+        if problem:
+            raise UserError(f"recorded file {folder / rel}: {problem}; record the runs again")
+        jpeg = meta.get("jpeg")
+        if isinstance(jpeg, dict):
             out.setdefault(jpeg["quality"], jpeg)
     return out
 

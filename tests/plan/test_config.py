@@ -505,6 +505,26 @@ def render_table() -> str:
         " <folder>` |",
         "| a link in a recording (manifest, `record --add`) | the link |",
         "| `record` destination through a link, or outside the project | the path |",
+        "| a device tarball's summary.json runs or calibration, or plan.json's config, not"
+        " of the kinds a device run writes (`record`) | the tarball and the key |",
+        "| a data cache JSON (`data/cifar10-N.json`) of a device tarball or a recording with"
+        " a JPEG quality outside 1-95 or an added MSE outside 0-65025 (`record`, the report;"
+        " tests/report/test_why.py) | the member or file and the value |",
+        "",
+        "Device command (`device-run --queue`, `wide-check --run`;"
+        " tests/engine/test_device_queue.py, tests/engine/test_wide.py), before any data is"
+        " prepared:",
+        "",
+        "| what is wrong | message names |",
+        "|---|---|",
+        "| a queued run's variant not a variant name (a path such as `../x`, control"
+        " characters) | the run's number and the name, escaped |",
+        "| a queued run's description, or wide-check's `--run`, with a field missing or"
+        " unknown, of the wrong type, not finite or out of range (a stand-in model's sizes"
+        " need only be integers >= 1) | the run's number, the field and what is allowed |",
+        "| a queued run's data section not an object, with a key the config's data section"
+        " lacks, a jpeg_quality outside 1-95 or a subset size below 1 | the run's number,"
+        " the key and its value |",
         "",
         "Reading files a user or another machine made (repro.files.read_regular,"
         " read_json_bounded; tests/test_runfiles.py):",

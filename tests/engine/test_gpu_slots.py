@@ -114,6 +114,22 @@ def test_a_link_in_the_lock_folder_is_refused(tmp_path):
     assert not any(elsewhere.iterdir())
 
 
+@pytest.mark.parametrize("kind", ["fifo", "hard link"])
+def test_a_lock_file_that_is_no_plain_file_is_refused(tmp_path, kind):
+    """The holder truncates its lock file and writes its pid: a FIFO planted there was an
+    OSError's traceback, a hard link would have emptied the file it shares."""
+    folder = gpu_slots._safe_folder(tmp_path / "slots")
+    other = tmp_path / "notes.txt"
+    other.write_text("keep me")
+    if kind == "fifo":
+        os.mkfifo(folder / "gpu-0.lock")
+    else:
+        os.link(other, folder / "gpu-0.lock")
+    with pytest.raises(UserError, match="not a plain file of its own"):
+        gpu_slots.claim(tmp_path / "slots", ["0"])
+    assert other.read_text() == "keep me"
+
+
 def test_a_simulated_count_must_be_a_number():
     assert gpu_slots.simulated_count({}) is None
     assert gpu_slots.simulated_count({gpu_slots.SIMULATED_ENV: "4"}) == 4

@@ -100,12 +100,22 @@ def _lock_file(folder: Path, name: str) -> int:
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "gpu"
     path = folder / f"gpu-{safe}.lock"
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as e:
         raise UserError(
             f"GPU lock file {path} cannot be opened ({e.strerror}); remove it (a link is "
             "refused) so that the train jobs can take their GPUs"
         ) from None
+    # the holder truncates and writes its pid: never into a FIFO or device, nor through a
+    # hard link into another file
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise UserError(
+            f"GPU lock file {path} is not a plain file of its own (a FIFO, a device or a "
+            "hard link); remove it so that the train jobs can take their GPUs"
+        )
+    return fd
 
 
 def _log(msg: str) -> None:

@@ -187,3 +187,85 @@ def test_html_from_data_is_escaped(tiny_runs, tmp_path):
     assert "&lt;img src=x onerror=" in html and "{{ 7*7 }}" in html
     assert "&amp; &lt;b&gt;bold&lt;/b&gt;" in html
     assert "<img src=x" not in html and "<b>bold</b>" not in html and " 49 " not in html
+
+
+def test_training_devices_name_every_gpu_model_of_a_device():
+    from repro.report.provenance import training_devices
+
+    jobs = [
+        {"device": "cuda", "device_name": "GPU A"},
+        {"device": "cuda", "device_name": "GPU B"},
+        {"device": "cuda", "device_name": "GPU A"},
+        {"device": "cpu", "device_name": "some CPU"},
+    ]
+    assert training_devices(jobs) == {"cuda": "GPU A and GPU B", "cpu": "some CPU"}
+
+
+def test_one_commit_among_runs_that_name_one_is_not_all_runs_from_one_commit():
+    """Three runs trained before runs recorded their commit and one that names its own:
+    the note counts them, never "All runs came from one commit"."""
+    old = {"device": "cuda"}
+    new = {"device": "cuda", "code": {"commit": "a" * 40, "dirty": True, "code_sha256": "b" * 64}}
+    code = report.run_code({"jobs": [old, old, old, new]})
+    assert code["note"] == (
+        "1 of 4 runs name their commit; the other 3 were trained before runs recorded it."
+    )
+    assert code["dirty"] and [r["commit"] for r in code["rows"]][-1] == "a" * 12
+    assert report.run_code({"jobs": [new, new]})["note"] == "All runs came from one commit."
+
+
+def _claims(verdicts: dict) -> pd.DataFrame:
+    return pd.DataFrame({"key": list(verdicts), "verdict": list(verdicts.values())})
+
+
+def test_page_one_sentence_says_which_findings_hold_only_with_the_allowance():
+    """Table 4 as the recording has it: two rates outside even the widened range, one
+    inside only with the JPEG allowance; the sentence must not say that range holds it."""
+    jpeg = "holds only with the JPEG allowance"
+    claims = _claims(
+        {
+            "table4_lr0.01": "does not hold",
+            "table4_lr0.005": jpeg,
+            "table4_lr0.001": "does not hold",
+            "best_lr": "inconclusive",
+            "catdog_pair": "holds",
+        }
+    )
+    rows, sentence = report.headline(claims)
+    assert len(rows) == 5
+    assert "5 headline findings: 2 hold (1 only with the JPEG allowance), 2 do not hold" in sentence
+    assert (
+        "Of Table 4's 3 accuracies, 2 lie outside the range one more run of ours would fall in,"
+        " even with the JPEG allowance." in sentence
+    )
+    plain = _claims({"table4_lr0.01": "does not hold", "table4_lr0.005": "holds"})
+    _, sentence = report.headline(plain)
+    assert "1 hold," in sentence and "allowance" not in sentence
+    assert "1 lies outside the range one more run of ours would fall in." in sentence
+
+
+def test_learning_rate_pairs_of_one_run_each_differ_beyond_test_image_noise_only():
+    from repro.report import stats
+
+    comp = pd.DataFrame(
+        {
+            "test": [stats.MCNEMAR] * 2,
+            "conclusion": ["inconclusive", "these two runs differ: the lr 0.01 run beats"],
+        }
+    )
+    text = report.pairs_finding(comp)
+    assert "1 of 2 pairs differ beyond the test images' noise (one run per rate" in text
+    assert text.endswith("learning rates): the lr 0.01 run beats.")
+    comp["test"] = stats.WELCH
+    assert "1 of 2 pairs differ beyond the seeds' noise:" in report.pairs_finding(comp)
+
+
+def test_machines_name_each_variants_gpus_and_arithmetic():
+    runs = pd.DataFrame(
+        {
+            "variant": ["paper", "paper", "fp32"],
+            "device_name": ["GPU A", "GPU A", "GPU B"],
+            "precision": ["bf16", "bf16", "fp32"],
+        }
+    )
+    assert report.machines(runs) == {"paper": "GPU A, bf16", "fp32": "GPU B, fp32"}

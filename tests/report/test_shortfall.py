@@ -103,3 +103,18 @@ def test_a_single_run_per_arm_is_tested_with_its_caveat_on_the_row():
     seeded = frame(rng, {"paper": (86.0, 96.0, 3), "fp32": (86.5, 96.0, 3)})
     (row,) = shortfall.shortfall_rows(seeded, variants, "0.01", 89.5, 0.95)
     assert row["status"] == shortfall.TESTED and row["note"] == ""
+
+
+def test_a_variant_trained_on_other_hardware_says_so_on_the_row():
+    """The fp32 run on one GPU against the bf16 runs on another: its effect holds the
+    hardware's too, so the row names both machines; on one machine it names none."""
+    rng = np.random.default_rng(5)
+    variants = [{"name": "fp32", "reason": "precision"}]
+    runs = frame(rng, {"paper": (86.0, 96.0, 1), "fp32": (85.8, 96.0, 1)})
+    runs["device_name"] = np.where(runs.variant == "fp32", "GPU B", "GPU A")
+    (row,) = shortfall.shortfall_rows(runs, variants, "0.01", 89.5, 0.95)
+    assert "fp32 trained on GPU B, its baseline on GPU A" in row["note"]
+    assert "test-set noise only" in row["note"]  # the one-run caveat stays
+    runs["device_name"] = "GPU A"
+    (row,) = shortfall.shortfall_rows(runs, variants, "0.01", 89.5, 0.95)
+    assert "GPU" not in row["note"]

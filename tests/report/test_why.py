@@ -223,3 +223,38 @@ def test_a_forged_recorded_distortion_is_one_line_not_a_verdict(tmp_path, mse):
     cfg["recorded"] = str(folder)
     with pytest.raises(UserError, match="cifar10-1.json: its jpeg added_mse_train"):
         why.jpeg_added(cfg)
+
+
+def test_the_declared_arithmetic_deviation_says_what_the_fp32_variant_measured():
+    """bf16 reference runs and an fp32 variant's runs, one each (planted -0.3 points): the
+    deviation's words give the fp32 row's effect and interval with its one-run caveat, not
+    "not measured"; with no bf16 on either side there is no arithmetic cause to quote."""
+    s = synthetic({"fp32": -0.3}, seeds=1)
+    s.variant_runs["precision"] = np.where(s.variant_runs.variant == "fp32", "fp32", "bf16")
+    s.runs["precision"] = "bf16"
+    rows = why.rows(s)
+    (fp32,) = [r for r in rows if r["cause"] == "fp32"]
+    text = why.precision_effect(s, rows)
+    assert f"fp32 minus bf16 {fp32['effect']:+.2f} points" in text
+    assert f"({fp32['low']:+.2f} to {fp32['high']:+.2f}), one run each" in text
+    assert "different GPUs" not in text  # one machine here
+    s.variant_runs["device_name"] = np.where(s.variant_runs.variant == "fp32", "B", "A")
+    assert "one run each on different GPUs" in why.precision_effect(s, why.rows(s))
+    (_, arithmetic, _) = s.deviations(text)
+    assert text in arithmetic.text and "not measured" not in arithmetic.text
+    s.variant_runs["precision"] = "fp32"
+    assert why.precision_effect(s, why.rows(s)) == ""
+    assert "not measured" in s.deviations("")[1].text
+
+
+def test_the_sentence_says_whether_a_tested_interval_includes_zero():
+    """A planted null effect reads as no effect beyond noise (its interval includes zero);
+    a planted 2-point effect is named with its interval and share."""
+    null = synthetic({"narrow": 0.0}, rng=2)
+    rows = why.rows(null)
+    assert rows[0]["low"] <= 0 <= rows[0]["high"]
+    text = why.sentence(rows, why.gap(null), "0.01")
+    assert "The one tested cause, narrow, shows no effect beyond noise: its interval" in text
+    moved = synthetic({"narrow": 2.0}, rng=2)
+    text = why.sentence(why.rows(moved), why.gap(moved), "0.01")
+    assert "Measured effects whose interval excludes zero: narrow +" in text

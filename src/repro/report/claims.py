@@ -450,7 +450,8 @@ def _overfit_onset(ref: Reference) -> dict:
         f" {_span(GAP_THRESHOLDS)} points, does not hold if outside at every one,"
         " inconclusive if the verdict moves inside that range.",
         2 * GAP_EPOCH,
-        short=f"epoch {at} (thresholds {_span(GAP_THRESHOLDS)}: {shown})",
+        short=f"epoch {at} at a {GAP_THRESHOLDS[1]:g}-point train-test gap (epochs {shown} at"
+        f" gaps of {_span(GAP_THRESHOLDS)} points)",
     )
 
 

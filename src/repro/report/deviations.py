@@ -33,9 +33,11 @@ class Deviation:
     source: str = ""
 
 
-def deviations(data: dict, precisions: list[str]) -> list[Deviation]:
-    """The images, the arithmetic and the architecture, against the seed's."""
-    return [_images(data), _arithmetic(precisions), _architecture()]
+def deviations(data: dict, precisions: list[str], precision_effect: str = "") -> list[Deviation]:
+    """The images, the arithmetic and the architecture, against the seed's.
+    ``precision_effect``: what a variant in fp32 measured against these runs (why.py), said
+    in place of "not measured" where such a variant has runs."""
+    return [_images(data), _arithmetic(precisions, precision_effect), _architecture()]
 
 
 def total_allowance(devs: list[Deviation]) -> float:
@@ -64,12 +66,13 @@ def _images(data: dict) -> Deviation:
     return Deviation("images", f"{source or 'unknown source'}, not known to be the seed's")
 
 
-def _arithmetic(precisions: list[str]) -> Deviation:
+def _arithmetic(precisions: list[str], precision_effect: str = "") -> Deviation:
     if "bf16" in precisions:
         return Deviation(
             "arithmetic",
             "bf16 autocast (weights, batch-norm statistics, loss and optimizer in fp32), where"
-            " the seed trained in fp32; its effect on accuracy is not measured here",
+            " the seed trained in fp32; "
+            + (precision_effect or "its effect on accuracy is not measured here"),
         )
     return Deviation(
         "arithmetic", "fp32, as the seed (TF32 convolutions on cuda, PyTorch's default)"

@@ -101,15 +101,23 @@ def jobs(run_paths, timing_paths) -> tuple[list[dict], list[dict]]:
     return train, timed
 
 
+def training_devices(jobs: list[dict]) -> dict[str, str]:
+    """Device -> every machine of that kind the jobs ran on ("NVIDIA H100 80GB HBM3 and
+    NVIDIA H200"), in the order first met: runs of one device kind may come from several
+    GPU models, and naming only the first would hide the others."""
+    names: dict[str, dict[str, None]] = {}
+    for j in jobs:
+        names.setdefault(j["device"], {})[str(j["device_name"])] = None
+    return {device: " and ".join(seen) for device, seen in names.items()}
+
+
 def collect(config_path, run_paths, timing_paths, data_meta_path, repo, recorded=None) -> dict:
     """``recorded``: the recording's provenance (results/recorded/provenance.json) when the
     runs were copied from a recorded folder instead of trained."""
     cfg = read_json(config_path, "config JSON")
     meta = read_json(data_meta_path, "data cache metadata") if data_meta_path else {}
     train, timed = jobs(run_paths, timing_paths)
-    devices = {}
-    for j in train + timed:
-        devices.setdefault(j["device"], j["device_name"])
+    devices = training_devices(train + timed)
     prov = {
         "date_utc": utc_now(),
         "git": git_state(repo),

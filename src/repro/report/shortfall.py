@@ -99,10 +99,32 @@ def _tested_row(variant: dict, sel: pd.DataFrame, ref: pd.DataFrame, paper, conf
         gap_effect=gap.difference,
         method=f"{test.method}; share: {share['method']}",
         # said where the number is shown: one run per arm has no seed spread, and its
-        # interval is too narrow by it
-        note="" if min(len(sel), len(ref)) >= 2 else _few_note(len(sel), len(ref)),
+        # interval is too narrow by it; arms trained on other GPUs differ in that too
+        note="; ".join(
+            n
+            for n in (
+                "" if min(len(sel), len(ref)) >= 2 else _few_note(len(sel), len(ref)),
+                _machines_note(variant["name"], sel, ref),
+            )
+            if n
+        ),
     )
     return row
+
+
+def _machines_note(name: str, sel: pd.DataFrame, ref: pd.DataFrame) -> str:
+    """Where the variant's runs and its baseline's ran on different GPUs (or CPUs), the
+    effect also holds the hardware's: said on the row, naming both."""
+    if "device_name" not in sel.columns or "device_name" not in ref.columns:
+        return ""
+    ours, theirs = _names(sel), _names(ref)
+    if ours == theirs:
+        return ""
+    return f"{name} trained on {ours}, its baseline on {theirs}"
+
+
+def _names(sel: pd.DataFrame) -> str:
+    return " and ".join(sorted(set(sel.device_name.astype(str))))
 
 
 def _few_note(n_variant: int, n_reference: int) -> str:

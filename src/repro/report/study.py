@@ -111,9 +111,10 @@ class Study:
         b = self.correct.get((head, lr_b, device, common[0]))
         return (a, b) if a is not None and b is not None and len(a) == len(b) else None
 
-    def deviations(self) -> list[Deviation]:
-        """What this study changes against the seed, with the accuracy each may cost."""
-        return deviations(self.data, sorted(set(self.runs.precision)))
+    def deviations(self, precision_effect: str = "") -> list[Deviation]:
+        """What this study changes against the seed, with the accuracy each may cost
+        (``precision_effect``: see deviations.deviations)."""
+        return deviations(self.data, sorted(set(self.runs.precision)), precision_effect)
 
     def allowance(self) -> float:
         """Points of accuracy our declared deviations may cost (deviations.py)."""

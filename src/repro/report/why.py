@@ -168,13 +168,45 @@ def sentence(why_rows: list[dict], gap_points: float, lr: str) -> str:
     found = (
         "Measured effects whose interval excludes zero: " + "; ".join(parts) + "."
         if parts
-        else f"The one tested cause, {tested[0]['cause']}, did not move accuracy beyond its"
-        " interval."
+        else f"The one tested cause, {tested[0]['cause']}, shows no effect beyond noise:"
+        " its interval includes zero."
         if len(tested) == 1
-        else f"None of the {len(tested)} tested causes moved accuracy beyond its interval."
+        else f"None of the {len(tested)} tested causes shows an effect beyond noise: each"
+        " interval includes zero."
     )
     rest = f" Not yet run: {', '.join(waiting)}." if waiting else ""
     return f"{opening} {found}{rest}"
+
+
+def precision_effect(study, why_rows: list[dict]) -> str:
+    """The measured cost of bf16 where a tested cause is that arithmetic alone: a variant
+    whose runs are all fp32, measured against runs that are all bf16. Its words replace
+    "not measured" in the declared deviation, with the caveats its row carries; "" when
+    no such variant has runs."""
+    runs = study.variant_runs
+    precision = runs.precision if "precision" in runs.columns else pd.Series("", runs.index)
+    for r in why_rows:
+        if r["status"] != TESTED:
+            continue
+        ours = set(precision[runs.variant == r["cause"]])
+        base = set(precision[runs.variant == r["against"]])
+        if ours == {"fp32"} and base == {"bf16"}:
+            # the row's caveats, short: its status says them in full
+            caveats = []
+            if min(r["n_variant"], r["n_reference"]) < 2:
+                caveats.append(
+                    "one run each"
+                    if max(r["n_variant"], r["n_reference"]) < 2
+                    else "one arm a single run"
+                )
+            if " trained on " in r["note"]:
+                caveats.append("on different GPUs")
+            said = f", {' '.join(caveats)}" if caveats else ""
+            return (
+                f"measured at lr {rate(study)}: fp32 minus bf16 {r['effect']:+.2f} points"
+                f" ({r['low']:+.2f} to {r['high']:+.2f}){said} (Section 11)"
+            )
+    return ""
 
 
 def cover_rows(why_rows: list[dict]) -> list[dict]:

@@ -379,6 +379,11 @@ def args_device_run(p) -> None:
 
 
 def run_device_run(a) -> None:
+    from .plan.code_identity import COMMIT, NAMED_COMMIT_ENV
+
+    if COMMIT.fullmatch(a.commit):
+        # every training child records it beside the commit its (maybe older) .git names
+        os.environ[NAMED_COMMIT_ENV] = a.commit
     # what the queue mode and the paper-grid mode both take
     common = dict(archive=a.archive, device=a.device, budget_s=a.budget_s, commit=a.commit)
     common["threads"] = a.threads

@@ -140,6 +140,9 @@ def test_device_script_runs_in_a_bare_python(device_python, archive, tmp_path, m
     # the commit the device reported, and each run's code as its training job took it
     assert prov["commit"] == prov["commit_reported_by_device"] != "unknown"
     assert all(r["code"]["commit"] == prov["commit"] for r in prov["runs"])
+    # and the commit the caller named (here the same), which the report checks the run
+    # code against where a GPU machine's .git is older than its tree
+    assert all(r["code"]["named_commit"] == prov["commit"] for r in prov["runs"])
     assert prov["data_sha256"] == sha256_of(archive)
     assert prov["command"].startswith("bash scripts/device_run.sh $OUT --device cpu")
     # a config that differs from the recording (another precision) is refused

@@ -207,6 +207,15 @@ def test_record_keeps_each_runs_code_and_refuses_to_relabel_it(tmp_path):
     assert prov["runs"][0]["code"] == code, "copied as the training job took it, dirty flag too"
     with pytest.raises(UserError, match="would relabel the lr 0.01 run, trained at 0dedc33"):
         record(tb, tmp_path / "recorded", "relabelled", commit="0af01d2")
+    # a run whose caller named the commit (its GPU machine's .git was older) may be
+    # recorded under that name, and under no third one
+    named = {**code, "named_commit": "0af01d2" + "1" * 33}
+    files[f"{RUN}/metrics.json"] = json.dumps({"code": named}).encode()
+    tb = _tar(tmp_path / "n.tar.gz", files)
+    folder = record(tb, tmp_path / "recorded", "named", commit="0af01d2")
+    assert json.loads((folder / "provenance.json").read_text())["runs"][0]["code"] == named
+    with pytest.raises(UserError, match="would relabel the lr 0.01 run"):
+        record(tb, tmp_path / "recorded", "third", commit="fffffff")
 
 
 def test_record_writes_a_manifest_of_every_file(tmp_path):

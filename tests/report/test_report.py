@@ -54,7 +54,10 @@ def test_provenance_json(built, tiny_runs):
     assert len(prov["jobs"]) == len(tiny_runs["runs"]) and prov["jobs"][0]["device"] == "cpu"
     # each training job took its code as it started (this checkout: a git clone)
     code = prov["jobs"][0]["code"]
-    assert set(code) == {"commit", "dirty", "code_sha256"} and len(code["code_sha256"]) == 64
+    assert set(code) == {"commit", "dirty", "code_sha256", "modules"}
+    assert len(code["code_sha256"]) == 64 and "wide.py" in code["modules"]
+    # the report's folder is no git repository: no commit's code can be checked
+    assert prov["jobs"][0]["code_checked"] is None
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", prov["date_utc"])
 
 
@@ -212,6 +215,27 @@ def test_one_commit_among_runs_that_name_one_is_not_all_runs_from_one_commit():
     )
     assert code["dirty"] and [r["commit"] for r in code["rows"]][-1] == "a" * 12
     assert report.run_code({"jobs": [new, new]})["note"] == "All runs came from one commit."
+
+
+def test_a_run_whose_code_hash_names_another_commit_is_shown_with_that_commit():
+    """A GPU machine's .git said commit a..., dirty; the provenance stage found the run's
+    code hash at commit c...: Table A1 shows c... starred, not dirty, and the note says
+    which commit the machine named. A dirty run whose hash is its own commit's keeps its
+    commit and says the run code is as committed."""
+    stale = {"commit": "a" * 40, "dirty": True, "code_sha256": "b" * 64}
+    moved = {"device": "cuda", "code": stale, "code_checked": "c" * 40}
+    same = {"device": "cuda", "code": stale, "code_checked": "a" * 40}
+    code = report.run_code({"jobs": [moved, same]})
+    assert [r["commit"] for r in code["rows"]] == ["c" * 12 + "*", "a" * 12]
+    assert [r["dirty"] for r in code["rows"]] == [
+        "run code checked",
+        "dirty; run code as committed",
+    ]
+    assert not code["dirty"]
+    assert f"({'a' * 12} (dirty) -> {'c' * 12})" in code["note"]
+    assert "came from 2 commits" in code["note"]
+    unchecked = report.run_code({"jobs": [{"device": "cuda", "code": stale, "code_checked": None}]})
+    assert unchecked["dirty"] and "*" not in unchecked["note"]
 
 
 def _claims(verdicts: dict) -> pd.DataFrame:

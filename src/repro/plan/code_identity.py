@@ -6,10 +6,13 @@ git; imports nothing heavy, so that training and reporting can both use it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
+import re
 import shutil
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 UNKNOWN = "unknown"
 PACKAGE = Path(__file__).resolve().parents[1]  # src/repro, all three layers
@@ -24,7 +27,18 @@ RUN_SHAPING = (
     "model.py",
     "settings.py",
     "train.py",
+    # a packed run's computation (train-pack): the wide network, its step and its loop
+    "pack.py",
+    "pack_run.py",
+    "wide.py",
+    "wide_step.py",
 )
+# the list runs hashed before they recorded theirs (metrics.json "code" without "modules")
+RUN_SHAPING_BEFORE_PACKS = RUN_SHAPING[:8]
+# the commit the caller of the device command named (scripts/device_run.sh --commit): the
+# checkout that travels to a GPU machine may carry an older .git than the tree it holds
+NAMED_COMMIT_ENV = "REPRO_COMMIT"
+COMMIT = re.compile(r"[0-9a-f]{7,40}")
 
 
 def git_state(repo) -> dict:
@@ -65,6 +79,62 @@ def code_sha256(package: Path = PACKAGE, names=RUN_SHAPING) -> str:
 
 
 def code_identity(package: Path = PACKAGE) -> dict:
-    """commit, dirty flag and run-code hash of the checkout ``package`` lies in."""
+    """commit, dirty flag and run-code hash of the checkout ``package`` lies in, the
+    modules hashed, and the commit the device command's caller named, where it did."""
     git = git_state(package)
-    return {"commit": git["commit"], "dirty": git["dirty"], "code_sha256": code_sha256(package)}
+    out = {"commit": git["commit"], "dirty": git["dirty"], "code_sha256": code_sha256(package)}
+    out["modules"] = sorted(RUN_SHAPING)
+    named = os.environ.get(NAMED_COMMIT_ENV, "")
+    if COMMIT.fullmatch(named):
+        out["named_commit"] = named
+    return out
+
+
+@functools.lru_cache(maxsize=64)  # a study's runs share a few commits
+def code_sha256_at(repo, commit: str, names: tuple[str, ...] = RUN_SHAPING) -> str | None:
+    """``code_sha256`` of the run-shaping modules as commit ``commit`` of ``repo`` holds
+    them under src/repro (same order and bytes as a checkout of it hashes), or None where
+    git cannot tell (no git, not a repository, the commit not in this clone)."""
+    if not COMMIT.fullmatch(str(commit)) or shutil.which("git") is None:
+        return None  # also: never an option or a revision expression handed to git
+
+    def git(*args) -> bytes | None:
+        try:
+            res = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return res.stdout if res.returncode == 0 else None
+
+    listing = git("ls-tree", "-r", "-z", "--name-only", f"{commit}^{{commit}}", "--", "src/repro")
+    if listing is None:
+        return None
+    paths = [PurePosixPath(p) for p in listing.decode(errors="replace").split("\0") if p]
+    h = hashlib.sha256()
+    for name in sorted(names):
+        # as sorted(Path.rglob(name)) orders a checkout's paths: by their parts
+        for path in sorted((p for p in paths if p.name == name), key=lambda p: p.parts):
+            blob = git("cat-file", "blob", f"{commit}:{path}")
+            if blob is None:
+                return None
+            h.update(f"{path.name}\0".encode())
+            h.update(blob)
+    return h.hexdigest()
+
+
+def checked_commit(repo, code: dict, also=()) -> str | None:
+    """The first of the run's commit, the commit its caller named and ``also`` (the
+    commits a recording's sessions name) whose run-shaping modules hash to the run's
+    recorded ``code_sha256``: the commit the run's code is known to be; None if none."""
+    recorded = code.get("code_sha256")
+    if not isinstance(recorded, str) or not recorded:
+        return None
+    modules = code.get("modules")
+    names = (
+        tuple(modules)
+        if isinstance(modules, list) and all(isinstance(m, str) for m in modules)
+        else RUN_SHAPING_BEFORE_PACKS
+    )
+    for commit in dict.fromkeys([code.get("commit"), code.get("named_commit"), *also]):
+        if isinstance(commit, str) and code_sha256_at(repo, commit, names) == recorded:
+            return commit
+    return None

@@ -259,7 +259,14 @@ def _keep_run_code(prov: dict, members: dict, commit: str | None) -> None:
         if not code:
             continue
         trained = str(code.get("commit", ""))
-        if commit and trained and not trained.startswith(commit) and not commit.startswith(trained):
+        # the commit the device command's caller named is the run's too (its .git may be
+        # older than its tree; the report checks the code hash against both)
+        known = [str(c) for c in (trained, code.get("named_commit")) if c]
+        if (
+            commit
+            and known
+            and not any(c.startswith(commit) or commit.startswith(c) for c in known)
+        ):
             raise UserError(
                 f"refused: --commit {commit} would relabel the lr {run.get('lr')} run, trained"
                 f" at {trained[:12]}; record without --commit (a dirty tree is recorded as such)"

@@ -307,17 +307,23 @@ def trained_commit(session: dict) -> str:
 def run_code(prov: dict) -> dict:
     """Per training job, the code that trained it (metrics.json's commit, dirty flag and
     run-code hash), and whether the study's runs came from more than one commit or code."""
-    rows = []
+    rows, stale = [], []
     for j in prov.get("jobs", []):
         code = j.get("code") or {}
-        rows.append(
-            {
-                "commit": str(code.get("commit") or "not recorded")[:12],
-                "dirty": {True: "dirty", False: "clean"}.get(code.get("dirty"), "unknown"),
-                "code": str(code.get("code_sha256") or "not recorded")[:12],
-            }
-        )
-    commits = {r["commit"] for r in rows if r["commit"] != "not recorded"}
+        row = {
+            "commit": str(code.get("commit") or "not recorded")[:12],
+            "dirty": {True: "dirty", False: "clean"}.get(code.get("dirty"), "unknown"),
+            "code": str(code.get("code_sha256") or "not recorded")[:12],
+        }
+        checked = str(j.get("code_checked") or "")[:12]
+        if checked and checked != row["commit"]:
+            # the training machine's .git was older than its tree: the hash names the code
+            stale.append(f"{row['commit']} ({row['dirty']}) -> {checked}")
+            row.update(commit=f"{checked}*", dirty="run code checked")
+        elif checked and row["dirty"] == "dirty":
+            row["dirty"] = "dirty; run code as committed"
+        rows.append(row)
+    commits = {r["commit"].rstrip("*") for r in rows if r["commit"] != "not recorded"}
     hashes = {r["code"] for r in rows if r["code"] != "not recorded"}
     unrecorded = sum(r["commit"] == "not recorded" for r in rows)
     if len(commits) > 1:
@@ -333,6 +339,12 @@ def run_code(prov: dict) -> dict:
         )
     else:
         note = "All runs came from one commit."
+    if stale:
+        note += (
+            " *: the training machine's git checkout named an older commit than the tree it"
+            " held; the run's code hash equals that of the starred commit's run-shaping"
+            " modules in this repository (" + "; ".join(dict.fromkeys(stale)) + ")."
+        )
     return {"rows": rows, "note": note, "dirty": any(r["dirty"] == "dirty" for r in rows)}
 
 

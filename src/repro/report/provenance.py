@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..files import read_json, write_atomic
-from ..plan.code_identity import UNKNOWN, git_state
+from ..plan.code_identity import UNKNOWN, checked_commit, git_state
 from ..plan.machine import package_versions
 
 
@@ -142,8 +142,22 @@ def collect(config_path, run_paths, timing_paths, data_meta_path, repo, recorded
     }
     if recorded:
         prov["recorded"] = read_json(recorded, "recorded provenance")
+    check_code(prov, repo)
     prov["summary"] = summary_line(prov)
     return prov
+
+
+def check_code(prov: dict, repo) -> None:
+    """Each job's ``code_checked``: the commit of this repository whose run-shaping modules
+    hash to the job's recorded code hash (its own commit, the one its caller named, or one
+    a recording's session names), or None. A GPU machine's checkout may carry an older
+    .git than its tree; the hash says which code the run had."""
+    rec = prov.get("recorded") if isinstance(prov.get("recorded"), dict) else {}
+    sessions = rec.get("sessions") if isinstance(rec.get("sessions"), list) else []
+    also = [s.get("commit") for s in sessions if isinstance(s, dict)] + [rec.get("commit")]
+    for j in prov["jobs"]:
+        code = j["code"] if isinstance(j["code"], dict) else {}
+        j["code_checked"] = checked_commit(Path(repo), code, tuple(also)) if code else None
 
 
 def summary_line(prov: dict) -> str:

@@ -469,20 +469,19 @@ def _gpu_slots(p) -> None:
 
 
 def run_train_pack(a) -> None:
-    from .plan.description import read_description
-    from .plan.settings import RunConfig
+    from .plan.config import short
+    from .plan.description import checked_any_size, read_description
 
     if a.threads is not None and a.threads < 1:
         raise UserError(f"--threads {a.threads} is not allowed; give an integer >= 1")
-    # read as written, not through the config's checks: the device command packs
-    # stand-in models smaller than a config allows (tests/engine/test_device_run.py)
-    try:
-        rcs = [RunConfig.from_dict(read_description(r)) for r in a.runs]
-    except (TypeError, KeyError, AttributeError) as e:
-        raise UserError(
-            f"--runs holds a description with missing or unknown fields ({e}); pass the "
-            "ones the workflow or the device command writes"
-        ) from None
+    # checked as train --run checks a description, but for the model's sizes: the device
+    # command packs stand-in models smaller than a config allows
+    rcs = []
+    for r in a.runs:
+        try:
+            rcs.append(checked_any_size(read_description(r)))
+        except UserError as e:
+            raise UserError(f"--runs {short(r)}: {e}") from None
     if not a.cache.exists():
         raise UserError(f"data cache {a.cache} does not exist; run `python -m repro prepare`")
     from .engine import devices

@@ -211,3 +211,40 @@ def test_layouts_measured_with_the_compiled_wide_step_on_cpu(tiny_cache, tmp_pat
     n_train = len(data_mod.load(tiny_cache).y_train)
     steps = -(-n_train // rc.batch_size)
     assert wide["epochs_per_s"] == pytest.approx(2 / (steps * wide["step_s"] + wide["eval_s"]))
+
+
+@pytest.mark.parametrize("command", ["train-pack", "measure-layouts"])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("epochs", float("nan"), "epochs"), ("lr", -1.0, "lr"), ("hidden", 0, "model.hidden")],
+)
+def test_the_device_commands_children_refuse_a_forged_description(
+    tiny_cache, tmp_path, capsys, command, field, value, message
+):
+    """The device command's children read descriptions it wrote, but from files: a NaN
+    epoch count, a negative rate or a model size of 0 is one line before any training or
+    measuring, as the queue itself refuses them."""
+    from repro.cli import main
+
+    desc = json.loads(json.dumps(dataclasses.asdict(queued(0.01, 1).rc)))
+    if field == "hidden":
+        desc["model"]["hidden"] = value
+    else:
+        desc[field] = value
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(desc))
+    args = {
+        "train-pack": ["--runs", str(path), str(path), "--outs", "a", "b"],
+        "measure-layouts": [
+            "--run",
+            str(path),
+            "--out",
+            str(tmp_path / "m.json"),
+            "--layouts",
+            "single",
+        ],
+    }[command]
+    assert main([command, *args, "--cache", str(tiny_cache)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "m.json").exists() and not (tmp_path / "a").exists()

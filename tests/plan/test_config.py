@@ -511,15 +511,15 @@ def render_table() -> str:
         " a JPEG quality outside 1-95 or an added MSE outside 0-65025 (`record`, the report;"
         " tests/report/test_why.py) | the member or file and the value |",
         "",
-        "Device command (`device-run --queue`, `wide-check --run`;"
-        " tests/engine/test_device_queue.py, tests/engine/test_wide.py), before any data is"
-        " prepared:",
+        "Device command (`device-run --queue`, and its children `wide-check --run`,"
+        " `measure-layouts --run`, `train-pack --runs`; tests/engine/test_device_queue.py,"
+        " tests/engine/test_wide.py), before any data is prepared:",
         "",
         "| what is wrong | message names |",
         "|---|---|",
         "| a queued run's variant not a variant name (a path such as `../x`, control"
         " characters) | the run's number and the name, escaped |",
-        "| a queued run's description, or wide-check's `--run`, with a field missing or"
+        "| a queued run's description, or a child's `--run`/`--runs`, with a field missing or"
         " unknown, of the wrong type, not finite or out of range (a stand-in model's sizes"
         " need only be integers >= 1) | the run's number, the field and what is allowed |",
         "| a queued run's data section not an object, with a key the config's data section"

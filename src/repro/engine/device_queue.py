@@ -32,7 +32,7 @@ from ..files import read_json_bounded, write_atomic
 from ..plan import config as config_mod
 from ..plan import description, grid, schema
 from ..plan.architecture import macs_per_image
-from ..plan.settings import ModelSpec, RunConfig
+from ..plan.settings import RunConfig
 from . import data as data_mod
 from . import device_run as dr
 from .mps import mps_daemon
@@ -80,7 +80,7 @@ def read_queue(path: Path, device: str, default_data: dict) -> list[QueuedRun]:
     for i, e in enumerate(entries):
         desc = e.get("description", e.get("run")) if isinstance(e, dict) else None
         try:
-            rc = check_description(desc)
+            rc = description.checked_any_size(desc)
         except UserError as err:
             raise UserError(f"{path}: run {i + 1} has no valid run description ({err})") from None
         folder = str(e.get("folder", ""))
@@ -107,30 +107,6 @@ def read_queue(path: Path, device: str, default_data: dict) -> list[QueuedRun]:
     if len({r.folder for r in runs}) != len(runs):
         raise UserError(f"{path} lists a run folder twice; write the queue again")
     return runs
-
-
-# the model's sizes: the device command trains stand-in models smaller than a config
-# allows (tests; train-pack reads them as written), so only their kind is checked
-STANDIN_SIZES = ("widths", "kernel_sizes", "pool_after", "hidden")
-
-
-def check_description(desc) -> RunConfig:
-    """A queued run's description checked as `train --run` checks it (every field present,
-    of its type, finite and allowed), but for the model's sizes (positive integers), before
-    any data is prepared: a NaN or negative epoch count would fit every plan and fail only
-    in its job, after the measurement."""
-    if not isinstance(desc, dict) or not isinstance(desc.get("model"), dict):
-        raise UserError("no description (an object with a model object)")
-    model = desc["model"]
-    for key in STANDIN_SIZES:
-        sizes = model.get(key) if key != "hidden" else [model.get(key)]
-        if not isinstance(sizes, list) or not all(type(n) is int and n >= 1 for n in sizes):
-            raise UserError(f"model.{key} = {config_mod.short(model.get(key))} is not sizes >= 1")
-    default = json.loads(json.dumps(dataclasses.asdict(ModelSpec())))  # as JSON has it
-    standin = {k: default[k] for k in STANDIN_SIZES}
-    checked = description.checked({**desc, "model": {**model, **standin}})
-    return RunConfig.from_dict({**checked, "model": {**checked["model"], **{
-        k: model[k] for k in STANDIN_SIZES}}})  # fmt: skip
 
 
 def _data_problem(data) -> str | None:

@@ -13,12 +13,12 @@ which rewrites its JSON after every layout, so a time limit keeps what was measu
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 import torch
 
+from ..plan.description import checked_any_size, read_description
 from ..plan.settings import RunConfig
 from . import throughput
 from .pack import EVAL_BATCH, evaluate_pack, fresh_pack, make_pack_steps
@@ -79,7 +79,8 @@ def single_rate(ds, rc: RunConfig, device: torch.device, steps: int, warmup: int
 def measure(run: Path, cache: Path, out: Path, layouts: list[str], steps: int) -> None:
     """Measure ``layouts`` (``ceiling``, ``single``, ``wide-K``) for the run description
     in ``run``; ``out`` is rewritten after each one."""
-    rc = RunConfig.from_dict(json.loads(Path(run).read_text())).on_this_machine()
+    # checked (bounded, every field typed and finite) before the device and data start
+    rc = checked_any_size(read_description(str(run))).on_this_machine()
     device = setup_device(rc)
     ds = load_data(rc, cache)
     warmup = max(2, steps // 10) if rc.compile is False else max(3, steps // 5)

@@ -18,6 +18,7 @@ import torch
 
 from ..errors import UserError
 from ..files import read_json_bounded, write_atomic
+from ..plan.description import checked_any_size
 from ..plan.settings import RunConfig
 from . import data as data_mod
 from .pack import EVAL_BATCH, evaluate_pack, fresh_pack, make_pack_steps, pack_epoch
@@ -81,11 +82,9 @@ def one_pass(rcs: list[RunConfig], dd: DeviceData):
 def check(run: Path, cache: Path, k: int, images: int, out: Path) -> dict:
     """The check for ``k`` runs of the description in ``run`` (seeds 0..k-1, the lr of
     the description), written to ``out`` as JSON."""
-    from .device_queue import check_description  # here: it imports the device command
-
     # checked as a queued run is (the device command passes its stand-in models too)
     try:
-        base = check_description(read_json_bounded(Path(run), 1 << 20, "run description"))
+        base = checked_any_size(read_json_bounded(Path(run), 1 << 20, "run description"))
     except UserError as err:
         raise UserError(f"wide-check --run {run}: {err}") from None
     rcs = [dataclasses.replace(base, seed=seed) for seed in range(k)]

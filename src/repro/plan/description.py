@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 
 from ..errors import UserError
 from ..files import loads_bounded, read_json_bounded
@@ -209,3 +209,27 @@ def run_description(run: str | None, given: dict, timing: bool, devices) -> RunC
     rc = from_json(run)
     devices.resolve(rc.device)  # present on this machine, or one line saying so
     return rc
+
+
+# the model's sizes: the device command trains stand-in models smaller than a config
+# allows (its tests; a GPU session's first minute), so only their kind is checked
+STANDIN_SIZES = ("widths", "kernel_sizes", "pool_after", "hidden")
+
+
+def checked_any_size(desc) -> RunConfig:
+    """A description checked as `train --run` checks it (every field present, of its type,
+    finite and allowed), but for the model's sizes (positive integers): what the device
+    command's queue, wide-check, measure-layouts and train-pack read. A NaN or negative
+    epoch count would fit every plan and fail only in its job, after the measurement."""
+    if not isinstance(desc, dict) or not isinstance(desc.get("model"), dict):
+        raise UserError("no description (an object with a model object)")
+    model = desc["model"]
+    for key in STANDIN_SIZES:
+        sizes = model.get(key) if key != "hidden" else [model.get(key)]
+        if not isinstance(sizes, list) or not all(type(n) is int and n >= 1 for n in sizes):
+            raise UserError(f"model.{key} = {short(model.get(key))} is not sizes >= 1")
+    default = json.loads(json.dumps(asdict(ModelSpec())))  # as JSON has it
+    standin = {k: default[k] for k in STANDIN_SIZES}
+    typed = checked({**desc, "model": {**model, **standin}})
+    sizes = {k: model[k] for k in STANDIN_SIZES}
+    return RunConfig.from_dict({**typed, "model": {**typed["model"], **sizes}})

@@ -248,3 +248,47 @@ def test_the_device_commands_children_refuse_a_forged_description(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
     assert not (tmp_path / "m.json").exists() and not (tmp_path / "a").exists()
+
+
+def test_a_single_rate_from_a_process_measured_beside_another():
+    """The fallback's measurement finished in one of its two processes (the other's
+    compile outlasted its share): the plan gets the slowest finished process as the single
+    run's rate, never a rate faster than measured; with none finished, nothing."""
+    from repro.engine.device_queue import single_from_parts
+
+    parts = [{"ok": True, "epochs_per_s": 0.47, "warmup_s": 9.0}, {}]
+    found = {
+        "ceiling": {"ok": True},
+        "wide-4": {"ok": False, "error": "not measured (exit -9)"},
+        "single": {"ok": False, "error": "not measured (exit -9)"},
+        "procs-2": {"ok": False, "error": "1 of 2 measured", "parts": parts},
+    }
+    single = single_from_parts(found)["single"]
+    assert single["ok"] and single["epochs_per_s"] == 0.47 and single["slots"] == 1
+    found.update(single_from_parts(found))
+    layout, jobs = choose_layout([queued(0.01, 0, epochs=10)], found, seconds=60)
+    assert layout["name"] == "single" and layout["epochs_per_s"] == 0.47 and len(jobs) == 1
+    parts[0]["ok"] = False
+    assert single_from_parts({"procs-2": {"ok": False, "parts": parts}}) is None
+    assert single_from_parts({"procs-2": {"ok": False, "error": "0 of 2 measured"}}) is None
+
+
+def test_no_layout_measured_measures_the_single_run_again(tiny_cache, tmp_path):
+    """The measurement child is stopped before it measures anything (its share of the
+    time is too short, as a wide compile's outlasting it was): the single run is measured
+    again alone with time of its own, so the plan has a layout and the loan trains."""
+    from repro.engine import device_run as dr
+    from repro.engine.device_queue import measure_layouts
+
+    rc = dataclasses.replace(queued(0.01, 0).rc, compile=False)
+    r = QueuedRun(rc, queued(0.01, 0).folder, "paper", {})
+    (tmp_path / "logs").mkdir()
+    n = len(data_mod.load(tiny_cache).y_train)
+    s = dr.Session({}, tiny_cache, n, tmp_path, "cpu", 1, 2, dr.Clock(600))
+    found = measure_layouts(s, r, tiny_cache, (2,), 1, 0.2, None)
+    assert not found["wide-2"]["ok"]
+    single = found["single"]
+    assert single["ok"] and single["measured"] == "again, alone" and single["epochs_per_s"] > 0
+    assert json.loads((tmp_path / "layouts.json").read_text())["single"] == single
+    layout, _ = choose_layout([r], found, seconds=600)
+    assert layout["name"] == "single"

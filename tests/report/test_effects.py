@@ -234,3 +234,32 @@ def test_jpeg_extrapolation_refuses_a_single_distortion_level():
     with pytest.raises(effects.UserError, match="at least 2 distortion levels"):
         x = [70.0, 70.0, 70.0]
         effects.jpeg_extrapolation(x, x, [86.0, 86.1, 85.9], N_TEST, 0.95)
+
+
+def test_resolution_is_the_half_width_the_planned_design_will_give():
+    """2 runs against 3 (the why queue's design), per-run sd 0.5 points: the Welch
+    half-width computed by hand (equal variances: Satterthwaite df from the counts), and
+    the half-width welch_difference gives samples whose spread is exactly 0.5 on both
+    arms; one run each is normal-based; an empty arm resolves nothing."""
+    from scipy import stats as sps
+
+    var = 0.5**2
+    na, nb = 2, 3
+    se2 = var / na + var / nb
+    df = se2**2 / ((var / na) ** 2 / (na - 1) + (var / nb) ** 2 / (nb - 1))
+    by_hand = sps.t(df).ppf(0.975) * math.sqrt(se2)
+    assert effects.resolution(na, nb, 0.95, var) == pytest.approx(by_hand, rel=1e-12)
+
+    def spread(n, sd):  # n values whose sample sd is exactly sd
+        z = np.arange(n) - (n - 1) / 2
+        return 86 + sd * z / z.std(ddof=1)
+
+    e = effects.welch_difference(spread(na, 0.5), spread(nb, 0.5), 0.95, (0.01, 0.01))
+    assert (e.high - e.low) / 2 == pytest.approx(effects.resolution(na, nb, 0.95, var))
+    # more seeds resolve smaller effects: 3 against 3 beats 2 against 3
+    assert effects.resolution(3, 3, 0.95, var) < effects.resolution(2, 3, 0.95, var)
+    one = effects.resolution(1, 1, 0.95, var)
+    assert one == pytest.approx(sps.norm.ppf(0.975) * math.sqrt(2 * var))
+    assert math.isnan(effects.resolution(0, 3, 0.95, var))
+    with pytest.raises(effects.UserError, match="variance must be positive"):
+        effects.resolution(2, 3, 0.95, 0.0)

@@ -258,3 +258,26 @@ def test_the_sentence_says_whether_a_tested_interval_includes_zero():
     moved = synthetic({"narrow": 2.0}, rng=2)
     text = why.sentence(why.rows(moved), why.gap(moved), "0.01")
     assert "Measured effects whose interval excludes zero: narrow +" in text
+
+
+def test_the_planned_design_says_what_it_can_resolve():
+    """Variants planned with 2 seeds against a reference of 3 (the why queue's design):
+    each row carries its planned counts and the half-width those runs will give with the
+    reference's spread so far; causes of one design are named together."""
+    from repro.report import effects
+
+    s = synthetic({"narrow": None, "wide": None}, seeds=3)
+    s.config["seeds"] = [0, 1, 2]
+    for v in s.config["variants"]:
+        v["seeds"] = [0, 1]
+    rows = why.rows(s)
+    ref = s.variant_runs[s.variant_runs.variant == "paper"].final_test_acc
+    floor = effects.scoring_var(ref.mean(), 10_000)
+    want = effects.resolution(2, 3, s.confidence, max(ref.var(ddof=1), floor))
+    for r in rows[:2]:
+        assert (r["planned_variant"], r["planned_reference"]) == (2, 3)
+        assert r["resolution"] == pytest.approx(want)
+    assert why.resolution_text(rows) == f"narrow, wide: 2 against 3 runs, ±{want:.2f} points"
+    # with no reference run, nothing can be said of the design
+    s.variant_runs = s.variant_runs[s.variant_runs.variant != "paper"]
+    assert why.resolution_text(why.rows(s)) == ""

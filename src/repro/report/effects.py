@@ -138,6 +138,21 @@ def _effect(metric, diff, se2, df, confidence, na, nb, from_seeds, method) -> Ef
 METRICS = ("final_test_acc", "final_train_acc", "gap")
 
 
+def resolution(n_variant: int, n_reference: int, confidence: float, var: float) -> float:
+    """Half-width (points) of the interval ``welch_difference`` gives a design of
+    ``n_variant`` against ``n_reference`` runs whose per-run variance is ``var`` on both
+    arms: the smallest effect whose interval can exclude zero. With ``var`` the scoring
+    floor it is a lower bound (seeds that spread more widen it); NaN for an empty arm."""
+    if n_variant < 1 or n_reference < 1:
+        return math.nan
+    if var <= 0 or not math.isfinite(var):
+        raise UserError(f"resolution: the per-run variance must be positive, got {var}")
+    e = welch_difference(
+        [0.0] * n_variant, [0.0] * n_reference, confidence, (var, var), "resolution"
+    )
+    return e.high
+
+
 def variant_effects(variant: dict, reference: dict, confidence: float) -> list[Effect]:
     """A variant's effect on final test accuracy, train accuracy and the train-test gap.
 

@@ -564,6 +564,7 @@ def why_context(study) -> dict:
         "why_lr": lr,
         "why_gap": why.gap(study),
         "why_sentence": why.sentence(rows, why.gap(study), lr),
+        "why_resolution": why.resolution_text(rows),
         "reporting_rows": why.reporting_rows(study),
         # at the rate the causes are measured at, as the table's n column counts them
         "variant_counts": study.variant_runs[study.variant_runs.lr == lr]

@@ -14,7 +14,7 @@ import math
 import pandas as pd
 
 from ..errors import UserError
-from .effects import share_of_gap, variant_effects
+from .effects import resolution, scoring_var, share_of_gap, variant_effects
 
 TESTED, NOT_YET_RUN, CANNOT = "tested", "not yet run", "cannot be tested here"
 NEEDED = ("variant", "lr", "final_test_acc", "final_train_acc", "n_test", "n_train")
@@ -75,12 +75,19 @@ def _blank(name: str, reason: str, status: str) -> dict:
         "gap_effect": nan,
         "method": "",
         "note": "",
+        "resolution": nan,
+        "planned_variant": 0,
+        "planned_reference": 0,
     }
 
 
 def _tested_row(variant: dict, sel: pd.DataFrame, ref: pd.DataFrame, paper, confidence) -> dict:
     row = _blank(variant["name"], variant.get("reason", ""), NOT_YET_RUN)
     row.update(n_variant=len(sel), n_reference=len(ref))
+    planned = variant.get("planned")
+    if planned and not ref.empty:
+        row.update(planned_variant=planned[0], planned_reference=planned[1])
+        row["resolution"] = resolution(*planned, confidence, _design_var(ref))
     if sel.empty or ref.empty:
         return row
     test, train, gap = variant_effects(_arm(sel), _arm(ref), confidence)
@@ -125,6 +132,15 @@ def _machines_note(name: str, sel: pd.DataFrame, ref: pd.DataFrame) -> str:
 
 def _names(sel: pd.DataFrame) -> str:
     return " and ".join(sorted(set(sel.device_name.astype(str))))
+
+
+def _design_var(ref: pd.DataFrame) -> float:
+    """Per-run variance (points squared) of final test accuracy that a planned design is
+    judged with: the baseline's seed spread where it has seeds, at least the scoring
+    floor of its test set (with one run, the floor alone: a lower bound)."""
+    acc = ref.final_test_acc.to_numpy(float)
+    floor = scoring_var(float(acc.mean()), int(ref.n_test.iloc[0]))
+    return max(float(acc.var(ddof=1)), floor) if len(acc) >= 2 else floor
 
 
 def _few_note(n_variant: int, n_reference: int) -> str:

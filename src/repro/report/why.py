@@ -8,6 +8,7 @@ against test accuracy per run, the seed's point marked)."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 
 import matplotlib
@@ -20,9 +21,8 @@ import pandas as pd  # noqa: E402
 
 from ..errors import UserError  # noqa: E402
 from ..files import read_json_bounded  # noqa: E402
-from ..plan import paper  # noqa: E402
+from ..plan import grid, paper  # noqa: E402
 from ..plan.dataset import cache_path  # noqa: E402
-from ..plan.grid import variant_configs  # noqa: E402
 from ..plan.variants import REFERENCE, against  # noqa: E402
 from .effects import jpeg_extrapolation, lossless_distortion  # noqa: E402
 from .shortfall import NOT_YET_RUN, TESTED, shortfall_rows  # noqa: E402
@@ -53,10 +53,15 @@ def rows(study, added: dict | None = None) -> list[dict]:
     labelled extrapolation where JPEG variants have runs and known distortions
     (``added``: variant -> MSE its re-encode added; default: read from the caches)."""
     lr = rate(study)
-    variants = [
-        {"name": v["name"], "reason": v["reason"], "against": against(study.config, v["name"])}
-        for v in study.config["variants"]
-    ]
+    # the runs the config plans at that rate, per variant: what the design can resolve
+    planned = Counter(r["variant"] for r in grid.runs(study.config) if r["lr"] == lr)
+    variants = []
+    for v in study.config["variants"]:
+        base = against(study.config, v["name"])
+        variants.append(
+            {"name": v["name"], "reason": v["reason"], "against": base,
+             "planned": (planned[v["name"]], planned[base])}
+        )  # fmt: skip
     added = jpeg_added(study.config) if added is None else added
     return shortfall_rows(
         study.variant_runs,
@@ -75,7 +80,7 @@ def jpeg_added(cfg: dict) -> dict[str, float]:
     cache JSON of that quality that a GPU session brought back into the recording."""
     recorded = _recorded_jpeg(Path(cfg["recorded"])) if cfg.get("recorded") else {}
     out = {}
-    for entry in variant_configs(cfg):
+    for entry in grid.variant_configs(cfg):
         quality = entry["config"]["data"].get("jpeg_quality")
         if not quality:
             continue
@@ -176,6 +181,20 @@ def sentence(why_rows: list[dict], gap_points: float, lr: str) -> str:
     )
     rest = f" Not yet run: {', '.join(waiting)}." if waiting else ""
     return f"{opening} {found}{rest}"
+
+
+def resolution_text(why_rows: list[dict]) -> str:
+    """Each planned design and what it can show, causes of one design together:
+    "narrow, hidden256: 2 against 3 runs, ±1.22 points"; "" when none is planned."""
+    groups: dict[tuple, list[str]] = {}
+    for r in why_rows:
+        if r["resolution"] == r["resolution"]:
+            key = (r["planned_variant"], r["planned_reference"], round(r["resolution"], 2))
+            groups.setdefault(key, []).append(r["cause"])
+    return "; ".join(
+        f"{', '.join(causes)}: {nv} against {nr} runs, ±{res:.2f} points"
+        for (nv, nr, res), causes in groups.items()
+    )
 
 
 def precision_effect(study, why_rows: list[dict]) -> str:

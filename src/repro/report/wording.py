@@ -16,8 +16,9 @@ def phrases(n: int) -> dict[str, str]:
     (the smallest group's n where they differ)."""
     if n == 1:
         return {
-            "repeats": "trains each setup once (one seed), as the seed did, so no seed-to-seed"
-            " spread can be measured; intervals cover the noise of the test images only",
+            # one item of the introduction's list: its aside in brackets keeps the list whole
+            "repeats": "trains each setup once, as the seed did (one seed: no seed-to-seed"
+            " spread can be measured, and intervals cover the noise of the test images only)",
             "table4": "one run per learning rate (no standard deviation: one seed)",
             "band": "One run per learning rate (one seed): no band.",
             "spread": "With one run there is no seed spread; the intervals are binomial ones"

@@ -41,3 +41,8 @@ def for_figure(text) -> str:
     math text is interpreted (a ``$`` pair in a device name would be parsed as TeX, and
     an unknown command stops the figures stage)."""
     return str(text).replace("$", r"\$")
+
+
+def joined(names) -> str:
+    """Names in the order first met, each once: "NVIDIA H100 80GB HBM3 and NVIDIA H200"."""
+    return " and ".join(dict.fromkeys(map(str, names)))

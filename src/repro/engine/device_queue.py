@@ -43,9 +43,13 @@ FOLDER = re.compile(
     r"results/runs/(softmax|logits)/lr([0-9.e+-]+)/(cpu|cuda|mps)/seed(\d+)/[0-9a-f]{8}"
 )
 WIDE_KS = (2, 4, 8)
-# a variant's name as the config allows it (config.schema.yaml): it becomes part of file
-# names in the work folder (run descriptions, checkpoints, logs)
-VARIANT = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+# seconds for the single run's second measurement where no layout was measured
+RETRY_S = 60.0
+# a variant's name as the config allows it: it becomes part of file names in the work
+# folder (run descriptions, checkpoints, logs)
+VARIANT = re.compile(
+    schema.load()["properties"]["variants"]["items"]["properties"]["name"]["pattern"]
+)
 
 
 @dataclasses.dataclass
@@ -119,14 +123,14 @@ def _data_problem(data) -> str | None:
     if unknown:
         return f"key {config_mod.short(unknown[0])} is not a key of the config's data section"
     quality = data.get("jpeg_quality")
-    if quality is not None and not (type(quality) is int and 1 <= quality <= 95):
+    if not schema.fits(schema.node("data.jpeg_quality"), quality):
         return f"jpeg_quality = {config_mod.short(quality)} is not null or an integer in 1-95"
     subset = data.get("subset") or {}
-    sizes = ("train_per_class", "test_per_class")
+    sizes = list(schema.node("data.subset")["properties"])
     if not isinstance(subset, dict) or not set(subset) <= set(sizes):
         return f"subset = {config_mod.short(subset)} is not a mapping of {' and '.join(sizes)}"
     for key, n in subset.items():
-        if n is not None and not (type(n) is int and n >= 1):
+        if not schema.fits(schema.node(f"data.subset.{key}"), n):
             return f"subset.{key} = {config_mod.short(n)} is not null or an integer >= 1"
     return None
 
@@ -299,6 +303,12 @@ def check_wide(s: dr.Session, r: QueuedRun, k: int, extra_env, limit: float = 45
     return res
 
 
+def measure_args(s: dr.Session, desc: Path, cache: Path, out: Path, names: list[str]):
+    """A ``measure-layouts`` child's arguments: ``names`` measured into ``out``."""
+    args = ["measure-layouts", "--run", str(desc), "--cache", str(cache), "--out", str(out)]
+    return args + ["--steps", str(s.calibration_steps), "--layouts", *names]
+
+
 def measure_layouts(s: dr.Session, r: QueuedRun, cache: Path, ks, procs, limit, extra_env):
     """The layouts' measurements (``layouts.json``): one child for the ceiling, the
     single run and the wide packs, then ``procs`` children at once (the fallback)."""
@@ -308,8 +318,7 @@ def measure_layouts(s: dr.Session, r: QueuedRun, cache: Path, ks, procs, limit, 
     # (BENCHMARKS.md), the wide ones are not, and a compile that outlasts the child's
     # time (seen: the first H200 session) must not take them all with it
     names = ["ceiling", *(f"wide-{k}" for k in ks), "single"]
-    args = ["measure-layouts", "--run", str(desc), "--cache", str(cache), "--out", str(out)]
-    args += ["--steps", str(s.calibration_steps), "--layouts", *names]
+    args = measure_args(s, desc, cache, out, names)
     code = dr.run_child(args, s.logs / "measure.log", 0.7 * limit, s.threads, extra_env)
     found = json.loads(out.read_text()) if out.exists() else {}
     for name in names:
@@ -320,28 +329,31 @@ def measure_layouts(s: dr.Session, r: QueuedRun, cache: Path, ks, procs, limit, 
     if procs > 1:
         res = measure_procs(s, desc, cache, procs, 0.3 * limit, extra_env)
         found[f"procs-{procs}"] = {**res, "under_mps": extra_env is not None}
-    if not any(res.get("ok") for name, res in found.items() if name != "ceiling"):
-        # a plan needs one measured layout, or the loan trains nothing (a compile that
-        # outlasts its share was seen): a single run's rate from a process measured beside
-        # another, else the single run measured again alone, with time of its own
+    rescue_single(s, desc, cache, found, extra_env)
+    write_atomic(s.work / "layouts.json", json.dumps(found, indent=2))
+    return found
+
+
+def rescue_single(s: dr.Session, desc: Path, cache: Path, found: dict, extra_env) -> None:
+    """Where no layout in ``found`` was measured (a compile that outlasts its share was
+    seen), a plan would train nothing: the single run's rate from a process measured
+    beside another, else the single run measured again alone, with time of its own."""
+
+    def none_measured() -> bool:
+        return not any(res.get("ok") for name, res in found.items() if name != "ceiling")
+
+    if none_measured():
         found.update(single_from_parts(found) or {})
-    if not any(res.get("ok") for name, res in found.items() if name != "ceiling"):
+    if none_measured():
         dr.log(f"no layout measured: the single run again, at most {RETRY_S:.0f} s")
         out = s.work / "measure" / "single-again.json"
-        args = ["measure-layouts", "--run", str(desc), "--cache", str(cache), "--out", str(out)]
-        args += ["--steps", str(s.calibration_steps), "--layouts", "single"]
+        args = measure_args(s, desc, cache, out, ["single"])
         code = dr.run_child(args, s.logs / "measure-again.log", RETRY_S, s.threads, extra_env)
         again = json.loads(out.read_text()).get("single", {}) if out.exists() else {}
         if again.get("ok"):
             found["single"] = {**again, "width": 1, "slots": 1, "measured": "again, alone"}
         else:
             found["single"].setdefault("retry", f"not measured again (exit {code})")
-    write_atomic(s.work / "layouts.json", json.dumps(found, indent=2))
-    return found
-
-
-# seconds for the single run's second measurement where no layout was measured
-RETRY_S = 60.0
 
 
 def single_from_parts(found: dict) -> dict | None:
@@ -366,8 +378,7 @@ def measure_procs(s: dr.Session, desc: Path, cache: Path, n: int, limit: float, 
     outs = [s.work / "measure" / f"procs-{i}.json" for i in range(n)]
     procs = []
     for i, out in enumerate(outs):
-        args = ["measure-layouts", "--run", str(desc), "--cache", str(cache), "--out", str(out)]
-        args += ["--steps", str(s.calibration_steps), "--layouts", "single"]
+        args = measure_args(s, desc, cache, out, ["single"])
         procs.append(dr.child(args, s.logs / f"measure-procs-{i}.log", s.threads, extra_env))
     t0 = time.monotonic()
     for p in procs:

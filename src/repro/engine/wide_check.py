@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from ..files import read_json_bounded, write_atomic
-from ..plan.description import checked_any_size
+from ..files import write_atomic
+from ..plan.description import checked_any_size, read_description
 from ..plan.settings import RunConfig
 from . import data as data_mod
 from .pack import EVAL_BATCH, evaluate_pack, fresh_pack, make_pack_steps, pack_epoch
@@ -84,7 +84,7 @@ def check(run: Path, cache: Path, k: int, images: int, out: Path) -> dict:
     the description), written to ``out`` as JSON."""
     # checked as a queued run is (the device command passes its stand-in models too)
     try:
-        base = checked_any_size(read_json_bounded(Path(run), 1 << 20, "run description"))
+        base = checked_any_size(read_description(str(run)))
     except UserError as err:
         raise UserError(f"wide-check --run {run}: {err}") from None
     rcs = [dataclasses.replace(base, seed=seed) for seed in range(k)]

@@ -5,7 +5,6 @@ the config's schema (the same checks and messages as a config file)."""
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import asdict, fields, replace
 
@@ -91,7 +90,7 @@ def checked(d: dict) -> dict:
         target = out[section] if section else out
         target[name] = _allowed(path, node, target[name])
     for name, fact in (("num_classes", paper.N_CLASSES), ("in_channels", 3)):
-        if not _same(model[name], fact):
+        if not schema.same(model[name], fact):
             raise UserError(f"--run field model.{name} = {short(model[name])}; allowed: {fact}")
     m = out["model"]
     if m["pool_after"] and max(m["pool_after"]) > len(m["widths"]):
@@ -119,59 +118,15 @@ def _same_fields(d: dict, expected: set[str], prefix: str) -> None:
         raise UserError(f"--run is not a run description: unknown field {names}; {FIELDS_HINT}")
 
 
-def _same(value, allowed) -> bool:
-    """JSON equality that keeps booleans apart from numbers (False is not 0)."""
-    return value == allowed and isinstance(value, bool) == isinstance(allowed, bool)
-
-
 def _allowed(path: str, node: dict, value):
     """``value`` typed as the schema node says, or UserError in the config's words."""
-    if not _fits(schema.resolve(node), value):
+    if not schema.fits(node, value):
         raise UserError(
             f"--run field {path} = {short(value)} is not allowed; allowed: {node['description']}"
         )
     if node.get("type") == "number":
         return float(value)
     return value
-
-
-def _fits(node: dict, value) -> bool:
-    """The schema keywords the run fields use: type, enum, bounds, items, not multipleOf."""
-    node = schema.resolve(node)
-    if "enum" in node and not any(_same(value, e) for e in node["enum"]):
-        return False
-    kind = node.get("type")
-    if kind is not None and not isinstance(value, TYPES[kind]):
-        return False
-    if kind in ("integer", "number") and isinstance(value, bool):  # JSON true is no count
-        return False
-    if isinstance(value, bool) or kind == "boolean":
-        return True
-    if isinstance(value, (int, float)):
-        return _in_bounds(node, value)
-    if isinstance(value, list):
-        n, items = len(value), node.get("items", {})
-        if not node.get("minItems", 0) <= n <= node.get("maxItems", n):
-            return False
-        if node.get("uniqueItems") and len(set(map(repr, value))) < n:
-            return False
-        return all(_fits(items, v) for v in value)
-    return True
-
-
-TYPES = {"integer": int, "number": (int, float), "string": str, "boolean": bool, "array": list}
-
-
-def _in_bounds(node: dict, x) -> bool:
-    if isinstance(x, bool) or not math.isfinite(x):
-        return False
-    if node.get("type") == "integer" and not isinstance(x, int):
-        return False
-    low, high = node.get("minimum", -math.inf), node.get("maximum", math.inf)
-    above = node.get("exclusiveMinimum", -math.inf)
-    below = node.get("exclusiveMaximum", math.inf)
-    excluded = node.get("not", {}).get("multipleOf")  # kernel sizes: odd only
-    return low <= x <= high and above < x < below and not (excluded and x % excluded == 0)
 
 
 def from_flags(given: dict, timing: bool, devices) -> RunConfig:

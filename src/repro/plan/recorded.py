@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import UserError
 from ..files import loads_bounded, read_regular, write_atomic
+from . import schema
 from .runfiles import check_run
 from .variants import REFERENCE
 
@@ -86,7 +87,8 @@ def jpeg_problem(meta) -> str | None:
     if not isinstance(jpeg, dict):
         return "its jpeg entry is not an object"
     quality = jpeg.get("quality")
-    if not (type(quality) is int and 1 <= quality <= 95):
+    # the qualities the config allows a data variant (never null here: it was re-encoded)
+    if quality is None or not schema.fits(schema.node("data.jpeg_quality"), quality):
         return f"its jpeg quality {quality!r} is not an integer in 1-95"
     for key in ("added_mse_train", "added_mse_test"):
         mse = jpeg.get(key)

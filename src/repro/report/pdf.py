@@ -20,6 +20,7 @@ from ..plan import grid, paper
 from ..plan.architecture import architecture_table
 from ..plan.settings import ModelSpec, RunConfig
 from ..plan.variants import REFERENCE
+from ..text import joined
 from . import claims as claims_mod
 from . import stats, why
 from .figures import FIGURES
@@ -354,8 +355,9 @@ def machines(runs) -> dict[str, str]:
     GPU sessions may differ in both."""
     out = {}
     for variant, sel in runs.groupby("variant", sort=False):
-        names = " and ".join(dict.fromkeys(sel.device_name.astype(str)))
-        out[variant] = f"{names}, {', '.join(dict.fromkeys(sel.precision.astype(str)))}"
+        out[variant] = (
+            f"{joined(sel.device_name)}, {', '.join(dict.fromkeys(sel.precision.astype(str)))}"
+        )
     return out
 
 

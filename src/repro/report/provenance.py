@@ -19,6 +19,7 @@ from pathlib import Path
 from ..files import read_json, write_atomic
 from ..plan.code_identity import UNKNOWN, checked_commit, git_state
 from ..plan.machine import package_versions
+from ..text import joined
 
 
 def config_sha256(cfg: dict) -> str:
@@ -105,10 +106,8 @@ def training_devices(jobs: list[dict]) -> dict[str, str]:
     """Device -> every machine of that kind the jobs ran on ("NVIDIA H100 80GB HBM3 and
     NVIDIA H200"), in the order first met: runs of one device kind may come from several
     GPU models, and naming only the first would hide the others."""
-    names: dict[str, dict[str, None]] = {}
-    for j in jobs:
-        names.setdefault(j["device"], {})[str(j["device_name"])] = None
-    return {device: " and ".join(seen) for device, seen in names.items()}
+    devices = dict.fromkeys(j["device"] for j in jobs)
+    return {d: joined(j["device_name"] for j in jobs if j["device"] == d) for d in devices}
 
 
 def collect(config_path, run_paths, timing_paths, data_meta_path, repo, recorded=None) -> dict:

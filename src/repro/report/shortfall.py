@@ -14,6 +14,7 @@ import math
 import pandas as pd
 
 from ..errors import UserError
+from ..text import joined
 from .effects import resolution, scoring_var, share_of_gap, variant_effects
 
 TESTED, NOT_YET_RUN, CANNOT = "tested", "not yet run", "cannot be tested here"
@@ -75,6 +76,7 @@ def _blank(name: str, reason: str, status: str) -> dict:
         "gap_effect": nan,
         "method": "",
         "note": "",
+        "machines": "",  # where the arms trained on other machines: which (also in note)
         "resolution": nan,
         "planned_variant": 0,
         "planned_reference": 0,
@@ -105,17 +107,12 @@ def _tested_row(variant: dict, sel: pd.DataFrame, ref: pd.DataFrame, paper, conf
         train_effect=train.difference,
         gap_effect=gap.difference,
         method=f"{test.method}; share: {share['method']}",
-        # said where the number is shown: one run per arm has no seed spread, and its
-        # interval is too narrow by it; arms trained on other GPUs differ in that too
-        note="; ".join(
-            n
-            for n in (
-                "" if min(len(sel), len(ref)) >= 2 else _few_note(len(sel), len(ref)),
-                _machines_note(variant["name"], sel, ref),
-            )
-            if n
-        ),
+        machines=_machines_note(variant["name"], sel, ref),
     )
+    # said where the number is shown: one run per arm has no seed spread, and its interval
+    # is too narrow by it; arms trained on other GPUs differ in that too
+    few = "" if min(len(sel), len(ref)) >= 2 else _few_note(len(sel), len(ref))
+    row["note"] = "; ".join(n for n in (few, row["machines"]) if n)
     return row
 
 
@@ -124,14 +121,9 @@ def _machines_note(name: str, sel: pd.DataFrame, ref: pd.DataFrame) -> str:
     effect also holds the hardware's: said on the row, naming both."""
     if "device_name" not in sel.columns or "device_name" not in ref.columns:
         return ""
-    ours, theirs = _names(sel), _names(ref)
-    if ours == theirs:
+    if set(sel.device_name.astype(str)) == set(ref.device_name.astype(str)):
         return ""
-    return f"{name} trained on {ours}, its baseline on {theirs}"
-
-
-def _names(sel: pd.DataFrame) -> str:
-    return " and ".join(sorted(set(sel.device_name.astype(str))))
+    return f"{name} trained on {joined(sel.device_name)}, its baseline on {joined(ref.device_name)}"
 
 
 def _design_var(ref: pd.DataFrame) -> float:

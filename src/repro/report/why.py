@@ -218,7 +218,7 @@ def precision_effect(study, why_rows: list[dict]) -> str:
                     if max(r["n_variant"], r["n_reference"]) < 2
                     else "one arm a single run"
                 )
-            if " trained on " in r["note"]:
+            if r["machines"]:
                 caveats.append("on different GPUs")
             said = f", {' '.join(caveats)}" if caveats else ""
             return (

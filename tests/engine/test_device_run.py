@@ -69,7 +69,10 @@ def bare_python(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def device_python(tmp_path_factory) -> Path:
-    py = bare_python(tmp_path_factory.mktemp("bare"))
+    # REPRO_DEVICE_PYTHON: an interpreter holding the GPU machine's own versions (torch
+    # 2.11 there, 2.14 here), so that an API the device's torch lacks fails here first
+    given = os.environ.get("REPRO_DEVICE_PYTHON")
+    py = Path(given) if given else bare_python(tmp_path_factory.mktemp("bare"))
     probe = (
         "import importlib.util as u, torch, torchvision, numpy, PIL, yaml;"
         "print([m for m in ('jsonschema', 'snakemake', 'pandas', 'weasyprint') if u.find_spec(m)])"
@@ -101,8 +104,13 @@ def test_device_script_runs_in_a_bare_python(device_python, archive, tmp_path, m
     with tarfile.open(out / "device-run.tar.gz") as tar:
         names = tar.getnames()
         summary = json.load(tar.extractfile("summary.json"))
+        environment = json.load(tar.extractfile("environment.json"))
     assert not any(n.endswith((".pt", ".npz")) for n in names), "weights and data stay out"
     assert {"calibration.json", "environment.json", "plan.json"} <= set(names)
+    # it ran under the interpreter it was given (with REPRO_DEVICE_PYTHON: the GPU's torch)
+    probe = [str(device_python), "-c", "import torch; print(torch.__version__)"]
+    given = subprocess.run(probe, capture_output=True, text=True, cwd="/", check=True)
+    assert environment["torch"] == given.stdout.strip()
 
     # the runs are the workflow's train jobs: same settings hash (folder) and fingerprint
     plan = summary["plan"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The tests: set up, lint, unit and workflow tests, then the SLURM tests on a real
+# The tests: set up, lint, unit and workflow tests, with the SLURM tests beside them on a real
 # single-node SLURM (needs root and Debian packages; CI has both).
 set -euo pipefail
 cd "$(dirname "$0")/.."

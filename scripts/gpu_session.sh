@@ -23,7 +23,8 @@ fi
 # defaults from the first H200 session (BENCHMARKS.md): 90 s of measuring left no room
 # to train after 57 s of data caching and the wide compile did not finish; now only the
 # first run's data is cached before measuring, one wide pack (K = 4) is measured first;
-# before that, at most 45 s: are two deterministic passes of a pack of 2 bitwise equal?
+# after the training, at most 45 s where the plan kept them back without losing a run:
+# are two deterministic passes of a pack of 2 bitwise equal?
 exec bash scripts/device_run.sh "$out" "${source_flag[@]}" --budget-s "${BUDGET_S:-560}" \
   --measure-s "${MEASURE_S:-100}" --calibration-steps "${STEPS:-60}" \
   --wide-ks ${WIDE_KS:-4} --wide-check "${WIDE_CHECK:-2}" "$@"

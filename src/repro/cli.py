@@ -37,7 +37,7 @@ STAGES = {
     "record": "a GPU machine's device-run tarball -> recorded/<label>/",
     "recorded": "copy recorded runs (recorded/<label>) instead of training",
     "tables": "Tables 1-4, statistics and the paper's claims as CSV",
-    "figures": "Figs. 2-4 and the timing chart as SVG and PNG",
+    "figures": "Figs. 2-7 (curves, confusion, timing, effects, train vs test) as SVG and PNG",
     "provenance": "git, config, versions, data and hosts as JSON",
     "report": "the PDF report (jinja2 -> HTML -> weasyprint)",
 }

@@ -19,6 +19,7 @@ from repro.engine.device_queue import (
     fit,
     make_jobs,
     makespan,
+    plan_with_check,
     plan_with_data,
     read_queue,
 )
@@ -90,6 +91,30 @@ def test_plan_leaves_time_for_the_data_of_the_runs_it_plans():
     ready.add(json.dumps({"jpeg_quality": 50}, sort_keys=True))
     layout, jobs = plan_with_data(runs, layouts, 60.0, 15.0, ready)
     assert len([r for j in jobs for r in j]) == 6
+
+
+def test_the_wide_check_keeps_its_time_only_where_no_run_is_lost():
+    """The H200's rates (BENCHMARKS.md): alone 0.502 epochs/s, two processes under MPS
+    0.862 together, 35.7 s of compile; 150-epoch runs. 415 s hold two MPS runs (384 s)
+    but 415 - 45 do not: the check is not run. 480 s hold them with the check's 45 s
+    kept back: the check runs, after them. A plan that trains nothing loses nothing."""
+    runs = [queued(0.01, s, epochs=150) for s in range(1, 5)]
+    layouts = {
+        "single": {"ok": True, "epochs_per_s": 0.502, "width": 1, "slots": 1, "warmup_s": 35.7},
+        "procs-2": {"ok": True, "epochs_per_s": 0.862, "width": 1, "slots": 2, "warmup_s": 35.7},
+    }
+    ready = {json.dumps({}, sort_keys=True)}
+    layout, jobs, check = plan_with_check(runs, layouts, 415.0, 20.0, ready, None, 45.0)
+    assert (layout["name"], sum(map(len, jobs)), check) == ("procs-2", 2, False)
+    layout, jobs, check = plan_with_check(runs, layouts, 480.0, 20.0, ready, None, 45.0)
+    assert (layout["name"], sum(map(len, jobs)), check) == ("procs-2", 2, True)
+    # no check asked for: the plan is plan_with_data's
+    assert plan_with_check(runs, layouts, 415.0, 20.0, ready)[:2] == plan_with_data(
+        runs, layouts, 415.0, 20.0, ready
+    )
+    # too little for any run: nothing is lost by checking
+    layout, jobs, check = plan_with_check(runs, layouts, 200.0, 20.0, ready, None, 45.0)
+    assert (jobs, check) == ([], True)
 
 
 def test_queue_is_read_and_checked(tmp_path):

@@ -218,8 +218,9 @@ def test_gpu_session_trains_a_queue_in_a_bare_python(device_python, archive, tmp
         summary = json.load(tar.extractfile("summary.json"))
         layouts = json.load(tar.extractfile("layouts.json"))
         check = json.load(tar.extractfile("wide_check.json"))
-    # the equality check ran first (gpu_session's default: a pack of 2)
+    # the equality check ran after the training (gpu_session's default: a pack of 2)
     assert check["bitwise_equal"] and check["k"] == 2 and check["tensors"] > 10
+    assert res.stdout.index("wide check (K = 2") > res.stdout.rindex(": done")
     assert {"single", "wide-2", "wide-4", "procs-2", "ceiling"} <= set(layouts)
     assert summary["layout"]["name"] == "wide-4"
     for name, row in summary["layouts"].items():

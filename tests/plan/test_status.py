@@ -236,3 +236,26 @@ def test_a_damaged_progress_file_reads_as_none(tmp_path, change):
     rec = json.loads(path.read_text())
     path.write_text(json.dumps({**rec, **change}))
     assert progress_mod.read(path) is None
+
+
+def test_auto_is_resolved_from_this_studys_own_runs(tmp_path, monkeypatch):
+    """Another study's cuda runs under results/ (the recorded report copies its runs
+    there) leave this study's `auto` as the host gives it; a progress file of one of
+    this study's own cuda runs makes it cuda (the study ran there: status shows it)."""
+    monkeypatch.setattr(status.devices, "likely_auto", lambda: "cpu")
+    (tmp_path / "config").mkdir()
+    shutil.copy(ROOT / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
+    study = {"data": {"source": "archive", "archive": str(ARCHIVE)}, "devices": ["auto"]}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    monkeypatch.chdir(tmp_path)
+    cfg = status.load_config([Path("study.yaml")])
+    own = grid.runs(cfg, auto="cuda")[1]
+    other = Path(grid.RUN_DIR.format(**{**own, "hash": "0123abcd"}))
+    other.mkdir(parents=True)
+    (other / "metrics.json").write_text("{}")
+    assert {r["device"] for r in status.planned_runs(cfg, Path("."))} == {"cpu"}
+
+    progress = Path(progress_mod.PROGRESS.format(**own))
+    progress.parent.mkdir(parents=True)
+    progress.write_text("{}")
+    assert {r["device"] for r in status.planned_runs(cfg, Path("."))} == {"cuda"}

@@ -3,15 +3,17 @@ the runs a study still lacks, first to train first, trained on one lent GPU in p
 
 1. Read the queue (``read_queue``: the one place that knows its format) and prepare
    each distinct data section from the archive that travelled with the checkout.
-2. Measure, in the first 60-90 s, the aggregate epochs/s of the layouts on the first
-   run's model shape, in its arithmetic (repro.engine.layouts): one run in one process
-   (today), wide packs of K = 2, 4, 8 (repro.engine.pack_run), and the fallback, several
-   single-run processes at once (under a private MPS daemon where the machine has one);
-   and the bf16 matmul ceiling.
+2. Measure (``--measure-s``; scripts/gpu_session.sh gives 100 s) the aggregate epochs/s
+   of the layouts on the first run's model shape, in its arithmetic (repro.engine.layouts):
+   one run in one process (today), wide packs (``--wide-ks``; K = 2, 4, 8 by default,
+   K = 4 in gpu_session.sh; repro.engine.pack_run), and the fallback, several single-run
+   processes at once (under a private MPS daemon where the machine has one); and the
+   bf16 matmul ceiling.
 3. Plan: for each layout, the longest prefix of the queue whose whole runs fit the
    budget at the measured speed (runs are never left half done by the plan); the layout
    that fits most runs, ties to the fastest.
-4. Train the planned runs with it, each run in its workflow folder, and pack the run
+4. Train the planned runs with it, each run in its workflow folder; then, if the plan
+   kept its time back, the wide equality check (``--wide-check K``); pack the run
    folders, the measurements, the plan and the logs into the tarball that
    ``python -m repro record --add`` takes.
 """
@@ -43,6 +45,7 @@ FOLDER = re.compile(
     r"results/runs/(softmax|logits)/lr([0-9.e+-]+)/(cpu|cuda|mps)/seed(\d+)/[0-9a-f]{8}"
 )
 WIDE_KS = (2, 4, 8)
+CHECK_S = 45.0  # the wide equality check's limit (two eager passes over 4,096 images)
 # seconds for the single run's second measurement where no layout was measured
 RETRY_S = 60.0
 # a variant's name as the config allows it: it becomes part of file names in the work
@@ -280,6 +283,24 @@ def plan_with_data(
     return layout, jobs
 
 
+def plan_with_check(
+    runs: list[QueuedRun], layouts: dict, seconds: float, data_s: float, ready: set,
+    only=None, check_s: float = 0.0,
+) -> tuple[dict, list, bool]:  # fmt: skip
+    """``plan_with_data``, and whether the wide equality check (``check_s``) runs after
+    the training: only where keeping its time back trains as many runs. On the H200's
+    rates it decides between one run and two: 560 s less about 20 s of data, 100 s of
+    measuring and the 25 s reserve leave about 415 s; two runs under MPS (0.862 epochs/s
+    together, 35.7 s of compile) need about 384 s, which 415 - 45 s would not hold."""
+    layout, jobs = plan_with_data(runs, layouts, seconds, data_s, ready, only)
+    if check_s <= 0:
+        return layout, jobs, False
+    kept = plan_with_data(runs, layouts, seconds - check_s, data_s, ready, only)
+    if sum(map(len, kept[1])) < sum(map(len, jobs)):
+        return layout, jobs, False
+    return (*kept, True)
+
+
 # ---- measuring ---------------------------------------------------------------------
 
 
@@ -289,10 +310,13 @@ def write_description(work: Path, name: str, rc: RunConfig) -> Path:
     return path
 
 
-def check_wide(s: dr.Session, r: QueuedRun, k: int, extra_env, limit: float = 45.0) -> dict:
+def check_wide(s: dr.Session, r: QueuedRun, k: int, extra_env, limit: float = CHECK_S) -> dict:
     """Issue 20's GPU equality check in a child (``wide-check``: one eager epoch on 4,096
     images, twice, deterministic): ``wide_check.json`` says whether the two were bitwise
-    equal. Bounded by ``limit`` seconds; the queue goes on either way."""
+    equal. Bounded by ``limit`` seconds; the session goes on either way."""
+    if limit < 5:
+        dr.log(f"wide check (K = {k}) not run: {limit:.0f} s left before the deadline")
+        return {"error": "no time left"}
     desc = write_description(s.work, "wide-check", r.rc)
     out = s.work / "wide_check.json"
     args = ["wide-check", "--run", str(desc), "--cache", str(s.cache), "--out", str(out)]
@@ -504,11 +528,12 @@ def queue_study(
     data_s = clock.elapsed() - t_data
     n_train = data_mod.load(cache_of(runs[0], caches)).y_train.shape[0]
     s = dr.Session(default, cache_of(runs[0], caches), n_train, work, device, threads, steps, clock)
-    if wide_check > 1:
-        check_wide(s, runs[0], wide_check, extra_env)
     layouts = measure_layouts(s, runs[0], s.cache, ks, procs, measure_s, extra_env)
-    layout, jobs = plan_with_data(runs, layouts, clock.left() - dr.PACK_RESERVE_S, data_s,
-                                  set(caches), force_layout)  # fmt: skip
+    check_s = CHECK_S if wide_check > 1 else 0.0
+    layout, jobs, check = plan_with_check(runs, layouts, clock.left() - dr.PACK_RESERVE_S,
+                                          data_s, set(caches), force_layout, check_s)  # fmt: skip
+    if check_s and not check:
+        dr.log(f"wide check (K = {wide_check}) not run: its {check_s:.0f} s would cost a run")
     planned = [r for job in jobs for r in job]
     caches = prepare_data(planned, archive, work, caches)
     plan = {"queue": True, "layout": layout, "jobs": [[r.folder for r in j] for j in jobs]}
@@ -517,7 +542,11 @@ def queue_study(
            f"{len(planned)} of {len(runs)} queued runs in {len(jobs)} jobs")  # fmt: skip
     t0 = clock.elapsed()
     run_jobs(jobs, layout, s, caches, extra_env)
-    summary = queue_summary(env, layouts, layout, runs, clock.elapsed() - t0, s)
+    wall = clock.elapsed() - t0
+    if check:  # bounded by what the deadline leaves, should the training have overrun
+        left = clock.left() - dr.PACK_RESERVE_S
+        check_wide(s, runs[0], wide_check, extra_env, min(check_s, left))
+    summary = queue_summary(env, layouts, layout, runs, wall, s)
     write_atomic(work / "summary.json", json.dumps(summary, indent=2))
     return summary
 

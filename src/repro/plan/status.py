@@ -51,18 +51,21 @@ class RunStatus:
     eta_s: float | None = None
 
 
-def resolve_auto(root: Path) -> str:
-    """`auto` as the study's runs resolved it: the device that has files under
-    results/, else what this host would give (guessed without torch)."""
+def resolve_auto(cfg: dict, root: Path) -> str:
+    """`auto` as this study's runs resolved it: the device one of whose runs of this
+    study (folder, progress file or checkpoint) is under results/, else what this host
+    would give (guessed without torch). Only the study's own folders count: the cuda
+    runs a recorded report copied into results/ do not make a CPU study's auto cuda."""
     for dev in ("cuda", "mps", "cpu"):
-        for top in ("progress", "runs", "checkpoints"):
-            if any((root / "results" / top).glob(f"*/*/{dev}")):
+        for r in grid.runs(cfg, auto=dev):
+            places = (grid.RUN_DIR, progress_mod.PROGRESS, progress_mod.CHECKPOINT)
+            if r["device"] == dev and any((root / p.format(**r)).exists() for p in places):
                 return dev
     return devices.likely_auto()
 
 
 def planned_runs(cfg: dict, root: Path) -> list[dict]:
-    auto = resolve_auto(root) if "auto" in cfg["devices"] else None
+    auto = resolve_auto(cfg, root) if "auto" in cfg["devices"] else None
     return grid.runs(cfg, auto=auto)
 
 

@@ -144,3 +144,21 @@ def test_expected_loss_at_the_papers_accuracies():
     assert stats.softmax_ce_expected(94.0) == pytest.approx(1.5211, abs=1e-4)
     assert stats.softmax_ce_expected(89.55) == pytest.approx(1.5656, abs=1e-4)
     assert stats.softmax_ce_expected(100.0) == pytest.approx(stats.softmax_ce_floor())
+
+
+def test_pairwise_names_as_better_the_side_its_test_found_better():
+    """Known truth: with one run on one side the test compares single runs (the first of
+    each, or the paired ones), so "better" must follow the runs it tested, not the means.
+    Here lr 0.01's tested run (89.0 %) is worse than lr 0.1's (90.0 %) on 10,000 images,
+    though lr 0.01's mean over three seeds (90.33 %) is higher."""
+    groups = {"0.01": [89.0, 91.0, 91.0], "0.1": [90.0]}
+    (row,) = stats.pairwise(groups, 10_000, 0.05)
+    assert row["test"] == stats.Z_TEST and row["p_holm"] < 0.05
+    assert row["statistic"] < 0 and row["better"] == "0.1"
+    # the paired variant: the tested lr 0.01 run gets 60 images wrong that lr 0.1 gets right
+    both = np.ones(10_000, bool)
+    a, b = both.copy(), both.copy()
+    a[:60] = False
+    (row,) = stats.pairwise(groups, 10_000, 0.05, paired=lambda x, y: (a, b))
+    assert row["test"] == stats.MCNEMAR and row["p_holm"] < 0.05
+    assert row["better"] == "0.1"

@@ -145,9 +145,9 @@ def holm(p_values) -> list[float]:
 
 def pairwise(groups: dict[str, list[float]], n_test: int, alpha: float, paired=None) -> list:
     """All pairs of groups (in the given order), each with its test, Holm-adjusted p and a
-    three-valued outcome: ``a`` or ``b`` (that group better beyond noise) or None
-    (inconclusive). ``paired(x, y)`` gives the per-image correctness of one run of each
-    group on the same images, or None."""
+    three-valued outcome: ``a`` or ``b`` (that group better beyond noise, as the runs its
+    test compared say) or None (inconclusive). ``paired(x, y)`` gives the per-image
+    correctness of one run of each group on the same images, or None."""
     rows = []
     for x, y in combinations(groups, 2):
         pair = paired(x, y) if paired else None
@@ -157,7 +157,9 @@ def pairwise(groups: dict[str, list[float]], n_test: int, alpha: float, paired=N
     for r, p in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
         r["p_holm"] = p
         r["significant"] = p < alpha
-        r["better"] = (r["a"] if r["difference"] > 0 else r["b"]) if p < alpha else None
+        # the direction of the runs the test compared: with one run on a side that is
+        # one run of each (the first, or the paired ones), whose order the means need not share
+        r["better"] = (r["a"] if r["statistic"] > 0 else r["b"]) if p < alpha else None
     return rows
 
 

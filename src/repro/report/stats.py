@@ -168,9 +168,10 @@ def prediction_interval(
 ) -> tuple[float, float, str]:
     """Where one more run of the same setup would land (percent), for judging the paper's
     single run against ours: mean +- t(n-1) * s * sqrt(1 + 1/n), with s at least the
-    test-set binomial sd; with one run (no seed spread to estimate) the exact binomial
-    interval of its test set. The upper end is raised by ``tolerance`` points: what our
-    known deviations (e.g. JPEG images) may cost, declared with the result."""
+    test-set binomial sd; with one run (no seed spread to estimate) s is that binomial sd,
+    known rather than estimated: z * s * sqrt(2). The upper end is raised by ``tolerance``
+    points: what our known deviations (e.g. JPEG images) may cost, declared with the
+    result."""
     x = np.asarray(values, dtype=float)
     n = len(x)
     if n >= 2:
@@ -179,8 +180,12 @@ def prediction_interval(
         lo, hi = x.mean() - half, x.mean() + half
         method = f"prediction interval, t with {n - 1} df"
     else:
-        lo, hi = binomial_interval(round(x[0] / 100 * n_test), n_test, confidence)
-        method = "n = 1: no seed spread; binomial interval of the test set"
+        # sqrt(1 + 1/n) at n = 1: the new run carries the test-set noise as ours does, so
+        # an interval for our accuracy alone (e.g. Clopper-Pearson) would cover it ~84 %
+        z = float(sps.norm.ppf((1 + confidence) / 2))
+        half = z * binomial_sd(x[0], n_test) * math.sqrt(2)
+        lo, hi = x[0] - half, x[0] + half
+        method = "n = 1: no seed spread; z * s * sqrt(2), s the test set's binomial sd"
     if tolerance:
         method += f", upper end + {tolerance:g} point tolerance"
     return max(lo, 0.0), min(hi + tolerance, 100.0), method

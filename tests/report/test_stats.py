@@ -86,7 +86,10 @@ def test_prediction_interval_by_hand():
     assert (lo, hi) == pytest.approx((70 - half, 70 + half + 1.0), abs=1e-5)
     assert "t with 2 df" in method and "+ 1 point tolerance" in method
     lo, hi, method = stats.prediction_interval([87.0], 0.95, 10_000)
-    assert (lo, hi) == pytest.approx((86.33, 87.65), abs=0.02) and "no seed spread" in method
+    # one run: both it and the next carry the test set's binomial sd of 0.336 points
+    half = 1.959964 * 100 * math.sqrt(0.87 * 0.13 / 10_000) * math.sqrt(2)
+    assert (lo, hi) == pytest.approx((87 - half, 87 + half), abs=1e-5)
+    assert "no seed spread" in method
     lo, hi, _ = stats.prediction_interval([89.0] * 5, 0.95, 10_000)
     assert hi - lo > 1.0, "identical seeds still leave the test-set noise"
 
@@ -108,6 +111,21 @@ def test_a_perfect_reproduction_lands_in_the_prediction_interval_95_percent_of_t
     assert 0.935 <= inside / sims <= 0.965
     if n == 10:
         assert inside_ci / sims < 0.6
+
+
+def test_from_one_run_the_papers_run_lands_in_the_prediction_interval_95_percent_of_the_time():
+    """Known truth: our one run and the paper's one run score on 10,000 test images with
+    the same true accuracy, and the test images are the only noise (what the one-run
+    interval says it covers). Both runs carry that noise, so the interval must be
+    sqrt(2) times the one run's: a confidence interval of our accuracy covers the paper's
+    run only ~84 % of the time."""
+    rng = np.random.default_rng(11)
+    sims, inside = 4000, 0
+    for _ in range(sims):
+        ours, paper = rng.binomial(10_000, 0.88, 2) / 100
+        lo, hi, _ = stats.prediction_interval([ours], 0.95, 10_000)
+        inside += lo <= paper <= hi
+    assert 0.935 <= inside / sims <= 0.965
 
 
 def test_holm_adjustment():
@@ -144,3 +162,21 @@ def test_expected_loss_at_the_papers_accuracies():
     assert stats.softmax_ce_expected(94.0) == pytest.approx(1.5211, abs=1e-4)
     assert stats.softmax_ce_expected(89.55) == pytest.approx(1.5656, abs=1e-4)
     assert stats.softmax_ce_expected(100.0) == pytest.approx(stats.softmax_ce_floor())
+
+
+def test_pairwise_names_as_better_the_side_its_test_found_better():
+    """Known truth: with one run on one side the test compares single runs (the first of
+    each, or the paired ones), so "better" must follow the runs it tested, not the means.
+    Here lr 0.01's tested run (89.0 %) is worse than lr 0.1's (90.0 %) on 10,000 images,
+    though lr 0.01's mean over three seeds (90.33 %) is higher."""
+    groups = {"0.01": [89.0, 91.0, 91.0], "0.1": [90.0]}
+    (row,) = stats.pairwise(groups, 10_000, 0.05)
+    assert row["test"] == stats.Z_TEST and row["p_holm"] < 0.05
+    assert row["statistic"] < 0 and row["better"] == "0.1"
+    # the paired variant: the tested lr 0.01 run gets 60 images wrong that lr 0.1 gets right
+    both = np.ones(10_000, bool)
+    a, b = both.copy(), both.copy()
+    a[:60] = False
+    (row,) = stats.pairwise(groups, 10_000, 0.05, paired=lambda x, y: (a, b))
+    assert row["test"] == stats.MCNEMAR and row["p_holm"] < 0.05
+    assert row["better"] == "0.1"

@@ -435,11 +435,11 @@ def test_a_short_run_tied_at_chance_ranks_nothing_and_decides_nothing(tmp_path):
 # findings worded as two runs; weight decay written as the seed writes it, 5e-4; page 1's
 # gap-onset cell says its thresholds are train-test gaps in points).
 RECORDED_TABLES = {
-    "claims.csv": "3431db95b910b17c3796a0057f10aa0b980e9b36c8c782aaca8bba405a8a90aa",
+    "claims.csv": "ca1119f3089e78201862040e355b57dc616596873f383f9ac9cca192d5152534",
     "hyperparameters.csv": "c18d415c1d7b5e400f3f8265e0e8113c58a37756134b525b43f57fabe995fef3",
     "loss_floor.csv": "afd388935a3c84daca8f9d675e62aa74d234b3cfb87e0615e1dfa7e9905ce891",
     "lr_comparison.csv": "aabf1f7568f00dcf49a17811c4e9da267666a0051b62f777ffb427c49339123e",
-    "test_accuracy.csv": "66d204aa306375b0f05c78582898c0f94bb2a37a7e866a3b29feb35479b63c5b",
+    "test_accuracy.csv": "54954b153de49776d8b5168b8d4c920b9da7114278ce8b4046467da3b5752530",
     "timing.csv": "0f57e0c22606094f2c1f9b5b2036e93eba58993b0ed7b45ac9bf7b681c2949a0",
 }
 

@@ -281,3 +281,21 @@ def test_the_planned_design_says_what_it_can_resolve():
     # with no reference run, nothing can be said of the design
     s.variant_runs = s.variant_runs[s.variant_runs.variant != "paper"]
     assert why.resolution_text(why.rows(s)) == ""
+
+
+def test_the_sentence_states_no_share_of_a_gap_within_noise():
+    """Known truth: the reference is planted 0.15 points below the paper, well within the
+    noise of three seeds and the paper's one run, so no share of that gap can be stated
+    (share_of_gap's interval is unbounded); a planted 2-point effect still reads as one.
+    With a 3.55-point gap the share is stated with its interval."""
+    s = synthetic({"narrow": 2.0}, base=PAPER_01 - 0.15, rng=2)
+    rows = why.rows(s)
+    assert rows[0]["low"] > 0 and np.isinf(rows[0]["share_high"])
+    text = why.sentence(rows, why.gap(s), "0.01")
+    assert "narrow +" in text and "% of the gap" not in text
+    assert "the gap is within noise" in text
+    s = synthetic({"narrow": 2.0}, rng=2)
+    (r, _) = why.rows(s)
+    text = why.sentence([r], why.gap(s), "0.01")
+    lo, hi = 100 * r["share_low"], 100 * r["share_high"]
+    assert f"{100 * r['share']:.0f} % of the gap ({lo:.0f} to {hi:.0f} %)" in text

@@ -26,7 +26,7 @@ from .stats import binomial_sd, pairwise, prediction_interval
 def one_more_run(values, confidence: float, n_test: int, allowance: float = 0.0) -> dict:
     """Where one more run of the same setup would land (percent), as in
     ``stats.prediction_interval``: t-based over seeds from n >= 2 (the seed spread, at least
-    the test set's binomial spread), the test set's binomial interval for n = 1. Given both
+    the test set's binomial spread), from the test set's binomial sd for n = 1. Given both
     without and with a declared one-sided ``allowance`` (points that a known deviation,
     e.g. JPEG images, may cost: it raises the upper end only)."""
     x = _values(values, "one_more_run")

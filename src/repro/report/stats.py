@@ -145,9 +145,9 @@ def holm(p_values) -> list[float]:
 
 def pairwise(groups: dict[str, list[float]], n_test: int, alpha: float, paired=None) -> list:
     """All pairs of groups (in the given order), each with its test, Holm-adjusted p and a
-    three-valued outcome: ``a`` or ``b`` (that group better beyond noise) or None
-    (inconclusive). ``paired(x, y)`` gives the per-image correctness of one run of each
-    group on the same images, or None."""
+    three-valued outcome: ``a`` or ``b`` (that group better beyond noise, as the runs its
+    test compared say) or None (inconclusive). ``paired(x, y)`` gives the per-image
+    correctness of one run of each group on the same images, or None."""
     rows = []
     for x, y in combinations(groups, 2):
         pair = paired(x, y) if paired else None
@@ -157,7 +157,9 @@ def pairwise(groups: dict[str, list[float]], n_test: int, alpha: float, paired=N
     for r, p in zip(rows, holm([r["p_value"] for r in rows]), strict=True):
         r["p_holm"] = p
         r["significant"] = p < alpha
-        r["better"] = (r["a"] if r["difference"] > 0 else r["b"]) if p < alpha else None
+        # the direction of the runs the test compared: with one run on a side that is
+        # one run of each (the first, or the paired ones), whose order the means need not share
+        r["better"] = (r["a"] if r["statistic"] > 0 else r["b"]) if p < alpha else None
     return rows
 
 
@@ -166,9 +168,10 @@ def prediction_interval(
 ) -> tuple[float, float, str]:
     """Where one more run of the same setup would land (percent), for judging the paper's
     single run against ours: mean +- t(n-1) * s * sqrt(1 + 1/n), with s at least the
-    test-set binomial sd; with one run (no seed spread to estimate) the exact binomial
-    interval of its test set. The upper end is raised by ``tolerance`` points: what our
-    known deviations (e.g. JPEG images) may cost, declared with the result."""
+    test-set binomial sd; with one run (no seed spread to estimate) s is that binomial sd,
+    known rather than estimated: z * s * sqrt(2). The upper end is raised by ``tolerance``
+    points: what our known deviations (e.g. JPEG images) may cost, declared with the
+    result."""
     x = np.asarray(values, dtype=float)
     n = len(x)
     if n >= 2:
@@ -177,8 +180,12 @@ def prediction_interval(
         lo, hi = x.mean() - half, x.mean() + half
         method = f"prediction interval, t with {n - 1} df"
     else:
-        lo, hi = binomial_interval(round(x[0] / 100 * n_test), n_test, confidence)
-        method = "n = 1: no seed spread; binomial interval of the test set"
+        # sqrt(1 + 1/n) at n = 1: the new run carries the test-set noise as ours does, so
+        # an interval for our accuracy alone (e.g. Clopper-Pearson) would cover it ~84 %
+        z = float(sps.norm.ppf((1 + confidence) / 2))
+        half = z * binomial_sd(x[0], n_test) * math.sqrt(2)
+        lo, hi = x[0] - half, x[0] + half
+        method = "n = 1: no seed spread; z * s * sqrt(2), s the test set's binomial sd"
     if tolerance:
         method += f", upper end + {tolerance:g} point tolerance"
     return max(lo, 0.0), min(hi + tolerance, 100.0), method

@@ -2,8 +2,9 @@
 
 With two or more seeds it is their spread (the sample sd, never below the test-set
 binomial sd); with one seed, the test-set binomial alone. Its half-width is that of the
-prediction interval for one more run (Table 4): t(n-1) * s * sqrt(1 + 1/n), or z * s for
-one run. Each kind of claim scales it by a stated factor:
+prediction interval for one more run (Table 4): t(n-1) * s * sqrt(1 + 1/n), or
+z * s * sqrt(2) for one run (s known: the binomial sd; sqrt(2): the paper's run and ours
+each carry it). Each kind of claim scales it by a stated factor:
 
 - an accuracy on the whole test set: x 1;
 - a softmax cross-entropy loss: x 0.01, since near the floor L = log(e + 9) - accuracy,
@@ -56,7 +57,8 @@ def noise_of(values, n_test: int, confidence: float, allowance=0.0, label="") ->
         source = f"seed spread of {len(x)} runs, at least the test-set binomial"
     else:
         sd = floor
-        half = float(sps.norm.ppf((1 + confidence) / 2)) * sd
+        # sqrt(1 + 1/n) at n = 1: the paper's run carries the test-set noise as ours does
+        half = float(sps.norm.ppf((1 + confidence) / 2)) * sd * math.sqrt(2)
         source = f"one run: the binomial noise of {n_test:,} test images"
     return Noise(len(x), sd, half, source, allowance, label)
 

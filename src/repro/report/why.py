@@ -166,8 +166,7 @@ def sentence(why_rows: list[dict], gap_points: float, lr: str) -> str:
         )
     moved = [r for r in tested if r["low"] > 0 or r["high"] < 0]
     parts = [
-        f"{r['cause']} {r['effect']:+.2f} points ({r['low']:+.2f} to {r['high']:+.2f},"
-        f" {100 * r['share']:.0f} % of the gap)"
+        f"{r['cause']} {r['effect']:+.2f} points ({r['low']:+.2f} to {r['high']:+.2f}, {_share(r)})"
         for r in moved
     ]
     found = (
@@ -181,6 +180,15 @@ def sentence(why_rows: list[dict], gap_points: float, lr: str) -> str:
     )
     rest = f" Not yet run: {', '.join(waiting)}." if waiting else ""
     return f"{opening} {found}{rest}"
+
+
+def _share(row: dict) -> str:
+    """A row's share of the gap with its interval; none where the interval is unbounded
+    (the gap within noise: any share, of either sign, fits the data)."""
+    if not math.isfinite(row["share_low"]) or not math.isfinite(row["share_high"]):
+        return "no share of the gap can be stated: the gap is within noise"
+    lo, hi = 100 * row["share_low"], 100 * row["share_high"]
+    return f"{100 * row['share']:.0f} % of the gap ({lo:.0f} to {hi:.0f} %)"
 
 
 def resolution_text(why_rows: list[dict]) -> str:

@@ -264,3 +264,40 @@ def test_resolution_is_the_half_width_the_planned_design_will_give():
     assert math.isnan(effects.resolution(0, 3, 0.95, var))
     with pytest.raises(effects.UserError, match="variance must be positive"):
         effects.resolution(2, 3, 0.95, 0.0)
+
+
+@pytest.mark.parametrize("design", [(2, 3), (3, 3), (1, 3), (1, 1)])
+@pytest.mark.parametrize("spread", [1.0, 2.0])
+def test_the_detectable_effect_is_found_4_times_in_5_by_the_reports_own_interval(design, spread):
+    """Known truth by simulation: normal runs with a per-run sd of ``spread`` times the
+    scoring floor's, the variant's mean planted at detectable(...); welch_difference (the
+    report's interval, with its floors) excludes zero in 80 % of 3000 simulated designs
+    (3 standard errors: 0.022). An effect of the resolution's size is found at most
+    about half the time."""
+    floor = 0.35**2
+    var = spread**2 * floor
+    na, nb = design
+    d = effects.detectable(na, nb, 0.95, var, floor, 0.8)
+    rng = np.random.default_rng(7)
+
+    def found(effect: float, n: int = 3000) -> float:
+        hits = 0
+        for _ in range(n):
+            a = rng.normal(effect, math.sqrt(var), na)
+            b = rng.normal(0.0, math.sqrt(var), nb)
+            e = effects.welch_difference(a, b, 0.95, (floor, floor))
+            hits += e.low > 0 or e.high < 0
+        return hits / n
+
+    assert found(d) == pytest.approx(0.8, abs=0.022)
+    assert effects.power(d, na, nb, 0.95, var, floor) == pytest.approx(0.8, abs=1e-6)
+    if spread == 1.0:  # the resolution is computed with the floor as the spread
+        assert found(effects.resolution(na, nb, 0.95, var), 1000) < 0.55
+
+
+def test_the_detectable_effect_refuses_what_has_no_answer():
+    assert math.isnan(effects.detectable(0, 3, 0.95, 0.1, 0.1))
+    with pytest.raises(effects.UserError, match="positive variances"):
+        effects.detectable(2, 3, 0.95, 0.0, 0.1)
+    with pytest.raises(effects.UserError, match="power"):
+        effects.detectable(2, 3, 0.95, 0.1, 0.1, 1.0)

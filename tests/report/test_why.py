@@ -273,11 +273,16 @@ def test_the_planned_design_says_what_it_can_resolve():
     rows = why.rows(s)
     ref = s.variant_runs[s.variant_runs.variant == "paper"].final_test_acc
     floor = effects.scoring_var(ref.mean(), 10_000)
-    want = effects.resolution(2, 3, s.confidence, max(ref.var(ddof=1), floor))
+    var = max(ref.var(ddof=1), floor)
+    want = effects.resolution(2, 3, s.confidence, var)
+    found = effects.detectable(2, 3, s.confidence, var, floor, 0.8)
     for r in rows[:2]:
         assert (r["planned_variant"], r["planned_reference"]) == (2, 3)
         assert r["resolution"] == pytest.approx(want)
-    assert why.resolution_text(rows) == f"narrow, wide: 2 against 3 runs, ±{want:.2f} points"
+        assert r["detectable"] == pytest.approx(found) and found > want
+    assert why.resolution_text(rows) == (
+        f"narrow, wide: 2 against 3 runs, ±{want:.2f} points, {found:.2f} found 4 times in 5"
+    )
     # with no reference run, nothing can be said of the design
     s.variant_runs = s.variant_runs[s.variant_runs.variant != "paper"]
     assert why.resolution_text(why.rows(s)) == ""
@@ -299,3 +304,23 @@ def test_the_sentence_states_no_share_of_a_gap_within_noise():
     text = why.sentence([r], why.gap(s), "0.01")
     lo, hi = 100 * r["share_low"], 100 * r["share_high"]
     assert f"{100 * r['share']:.0f} % of the gap ({lo:.0f} to {hi:.0f} %)" in text
+
+
+def test_page_one_states_no_share_and_no_negative_shortfall_where_the_data_give_none():
+    """Known truth: a reference planted 0.15 points below the paper (gap within noise)
+    gives page 1's share cell "none" with the reason, not "(-inf to inf)"; planted 0.5
+    points above, the gap reads as lying above the paper, not "falls -0.50 short"; a
+    3.55-point gap gives the share with its bounds, and a cause not yet run a blank."""
+    s = synthetic({"narrow": 2.0}, base=PAPER_01 - 0.15, rng=2)
+    cells = [r["share_cell"] for r in why.cover_rows(why.rows(s))]
+    assert cells[0] == "none: the gap is within noise" and "inf" not in " ".join(cells)
+    above = synthetic({"narrow": 2.0}, base=PAPER_01 + 0.5, rng=2)
+    assert why.gap(above) < 0
+    text = why.sentence(why.rows(above), why.gap(above), "0.01")
+    assert f"lies {-why.gap(above):.2f} points above the paper" in text and "short" not in text
+    s = synthetic({"narrow": 2.0}, rng=2)
+    r = why.cover_rows(why.rows(s))[0]
+    lo, hi = 100 * r["share_low"], 100 * r["share_high"]
+    assert r["share_cell"] == f"{100 * r['share']:.0f} % ({lo:.0f} to {hi:.0f})"
+    waiting = {**r, "status": why.NOT_YET_RUN, "share": float("nan")}
+    assert why.cover_rows([waiting])[0]["share_cell"] == ""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
+from scipy.optimize import brentq
 
 from ..errors import UserError
 from .stats import binomial_sd, pairwise, prediction_interval
@@ -151,6 +152,69 @@ def resolution(n_variant: int, n_reference: int, confidence: float, var: float) 
         [0.0] * n_variant, [0.0] * n_reference, confidence, (var, var), "resolution"
     )
     return e.high
+
+
+POWER_GRID = 200  # equal-probability points per sample variance in ``power``
+
+
+def power(
+    effect: float, n_variant: int, n_reference: int, confidence: float, var: float,
+    floor_var: float,
+) -> float:  # fmt: skip
+    """Probability that ``welch_difference``'s interval excludes zero when the true effect
+    is ``effect``, both arms normal with per-run variance ``var`` and floored at
+    ``floor_var`` as the report floors them. Integrated, not simulated: the difference is
+    independent of the sample variances, whose chi-square laws are taken at
+    ``POWER_GRID`` equal-probability points each."""
+    crit, sd = _criticals(n_variant, n_reference, confidence, var, floor_var)
+    return _power(effect, crit, sd)
+
+
+def _criticals(na: int, nb: int, confidence: float, var: float, floor_var: float):
+    """The interval's half-widths over the sample variances' grid (they do not depend on
+    the effect), and the true sd of the difference of means."""
+    q = (1 + confidence) / 2
+    u = (np.arange(POWER_GRID) + 0.5) / POWER_GRID
+
+    def sample_var(n: int) -> np.ndarray:
+        return var * sps.chi2.ppf(u, n - 1) / (n - 1)
+
+    if na >= 2 and nb >= 2:
+        va = np.maximum(sample_var(na), floor_var)[:, None] + np.zeros(POWER_GRID)
+        vb = np.maximum(sample_var(nb), floor_var)[None, :] + np.zeros((POWER_GRID, 1))
+    elif na >= 2 or nb >= 2:  # the single run borrows the seeded arm's spread
+        va = vb = np.maximum(sample_var(max(na, nb)), floor_var)
+    else:  # no spread to estimate: the floors alone
+        va = vb = np.array([floor_var])
+    se2 = va / na + vb / nb
+    if na >= 2 and nb >= 2:
+        df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
+        quantile = sps.t.ppf(q, df)
+    elif na >= 2 or nb >= 2:
+        quantile = sps.t.ppf(q, max(na, nb) - 1)
+    else:
+        quantile = sps.norm.ppf(q)
+    return (quantile * np.sqrt(se2)).ravel(), math.sqrt(var / na + var / nb)
+
+
+def _power(effect: float, crit: np.ndarray, sd: float) -> float:
+    return float(np.mean(sps.norm.sf((crit - effect) / sd) + sps.norm.cdf((-crit - effect) / sd)))
+
+
+def detectable(
+    n_variant: int, n_reference: int, confidence: float, var: float, floor_var: float,
+    target: float = 0.8,
+) -> float:  # fmt: skip
+    """The effect (points) that a design of ``n_variant`` against ``n_reference`` runs
+    finds (its interval excludes zero) with probability ``target`` (``power``). An effect
+    of ``resolution``'s size is found at most about half the time; NaN for an empty arm."""
+    if n_variant < 1 or n_reference < 1:
+        return math.nan
+    if min(var, floor_var) <= 0 or not math.isfinite(var) or not 0 < target < 1:
+        raise UserError(f"detectable: needs positive variances and 0 < power < 1, got {var}")
+    crit, sd = _criticals(n_variant, n_reference, confidence, var, floor_var)
+    hi = float(crit.max()) + 10 * sd  # where the power is 1 to rounding
+    return float(brentq(lambda d: _power(d, crit, sd) - target, 0.0, hi, xtol=1e-6))
 
 
 def variant_effects(variant: dict, reference: dict, confidence: float) -> list[Effect]:

@@ -564,7 +564,7 @@ def why_context(study) -> dict:
         "why_rows": rows,
         "why_cover_rows": why.cover_rows(rows),
         "why_lr": lr,
-        "why_gap": why.gap(study),
+        "why_gap_words": why.gap_words(why.gap(study)),
         "why_sentence": why.sentence(rows, why.gap(study), lr),
         "why_resolution": why.resolution_text(rows),
         "reporting_rows": why.reporting_rows(study),

@@ -15,9 +15,10 @@ import pandas as pd
 
 from ..errors import UserError
 from ..text import joined
-from .effects import resolution, scoring_var, share_of_gap, variant_effects
+from .effects import detectable, resolution, scoring_var, share_of_gap, variant_effects
 
 TESTED, NOT_YET_RUN, CANNOT = "tested", "not yet run", "cannot be tested here"
+POWER, POWER_WORDS = 0.8, "4 times in 5"  # a planned design's effect: the one it finds so often
 NEEDED = ("variant", "lr", "final_test_acc", "final_train_acc", "n_test", "n_train")
 
 
@@ -78,6 +79,7 @@ def _blank(name: str, reason: str, status: str) -> dict:
         "note": "",
         "machines": "",  # where the arms trained on other machines: which (also in note)
         "resolution": nan,
+        "detectable": nan,  # the effect the planned design finds with probability POWER
         "planned_variant": 0,
         "planned_reference": 0,
     }
@@ -89,7 +91,9 @@ def _tested_row(variant: dict, sel: pd.DataFrame, ref: pd.DataFrame, paper, conf
     planned = variant.get("planned")
     if planned and not ref.empty:
         row.update(planned_variant=planned[0], planned_reference=planned[1])
-        row["resolution"] = resolution(*planned, confidence, _design_var(ref))
+        var, floor = _design_var(ref)
+        row["resolution"] = resolution(*planned, confidence, var)
+        row["detectable"] = detectable(*planned, confidence, var, floor, POWER)
     if sel.empty or ref.empty:
         return row
     test, train, gap = variant_effects(_arm(sel), _arm(ref), confidence)
@@ -126,13 +130,13 @@ def _machines_note(name: str, sel: pd.DataFrame, ref: pd.DataFrame) -> str:
     return f"{name} trained on {joined(sel.device_name)}, its baseline on {joined(ref.device_name)}"
 
 
-def _design_var(ref: pd.DataFrame) -> float:
+def _design_var(ref: pd.DataFrame) -> tuple[float, float]:
     """Per-run variance (points squared) of final test accuracy that a planned design is
     judged with: the baseline's seed spread where it has seeds, at least the scoring
-    floor of its test set (with one run, the floor alone: a lower bound)."""
+    floor of its test set (with one run, the floor alone: a lower bound); and that floor."""
     acc = ref.final_test_acc.to_numpy(float)
     floor = scoring_var(float(acc.mean()), int(ref.n_test.iloc[0]))
-    return max(float(acc.var(ddof=1)), floor) if len(acc) >= 2 else floor
+    return (max(float(acc.var(ddof=1)), floor) if len(acc) >= 2 else floor), floor
 
 
 def _few_note(n_variant: int, n_reference: int) -> str:

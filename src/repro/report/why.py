@@ -25,7 +25,7 @@ from ..plan import grid, paper  # noqa: E402
 from ..plan.dataset import cache_path  # noqa: E402
 from ..plan.variants import REFERENCE, against  # noqa: E402
 from .effects import jpeg_extrapolation, lossless_distortion  # noqa: E402
-from .shortfall import NOT_YET_RUN, TESTED, shortfall_rows  # noqa: E402
+from .shortfall import NOT_YET_RUN, POWER_WORDS, TESTED, shortfall_rows  # noqa: E402
 
 LOSSLESS = {
     "name": "lossless images",
@@ -158,7 +158,7 @@ def sentence(why_rows: list[dict], gap_points: float, lr: str) -> str:
     with their share of the gap, and how many are still untested."""
     tested = [r for r in why_rows if r["status"] == TESTED]
     waiting = [r["cause"] for r in why_rows if r["status"] == NOT_YET_RUN]
-    opening = f"At lr {lr} our reference falls {gap_points:.2f} points short of the paper."
+    opening = f"At lr {lr} our reference {gap_words(gap_points)}."
     if not tested:
         return (
             f"{opening} No candidate cause has been measured yet: the runs of "
@@ -182,6 +182,25 @@ def sentence(why_rows: list[dict], gap_points: float, lr: str) -> str:
     return f"{opening} {found}{rest}"
 
 
+def gap_words(gap_points: float) -> str:
+    """The gap (paper minus ours, points) as words: a reference above the paper does not
+    fall "-0.01 points short"."""
+    if gap_points < 0:
+        return f"lies {-gap_points:.2f} points above the paper"
+    return f"falls {gap_points:.2f} points short of the paper"
+
+
+def share_cell(row: dict) -> str:
+    """Page 1's share-of-the-gap cell: the share and its interval, "none" with the reason
+    where the interval is unbounded, blank for a cause without a measured effect."""
+    if row["share"] != row["share"]:
+        return ""
+    if not math.isfinite(row["share_low"]) or not math.isfinite(row["share_high"]):
+        return "none: the gap is within noise"
+    lo, hi = 100 * row["share_low"], 100 * row["share_high"]
+    return f"{100 * row['share']:.0f} % ({lo:.0f} to {hi:.0f})"
+
+
 def _share(row: dict) -> str:
     """A row's share of the gap with its interval; none where the interval is unbounded
     (the gap within noise: any share, of either sign, fits the data)."""
@@ -193,15 +212,18 @@ def _share(row: dict) -> str:
 
 def resolution_text(why_rows: list[dict]) -> str:
     """Each planned design and what it can show, causes of one design together:
-    "narrow, hidden256: 2 against 3 runs, ±1.22 points"; "" when none is planned."""
+    "narrow, hidden256: 2 against 3 runs, ±1.22 points, 1.87 found 4 times in 5";
+    "" when none is planned."""
     groups: dict[tuple, list[str]] = {}
     for r in why_rows:
         if r["resolution"] == r["resolution"]:
-            key = (r["planned_variant"], r["planned_reference"], round(r["resolution"], 2))
+            key = (r["planned_variant"], r["planned_reference"], round(r["resolution"], 2),
+                   round(r["detectable"], 2))  # fmt: skip
             groups.setdefault(key, []).append(r["cause"])
     return "; ".join(
-        f"{', '.join(causes)}: {nv} against {nr} runs, ±{res:.2f} points"
-        for (nv, nr, res), causes in groups.items()
+        f"{', '.join(causes)}: {nv} against {nr} runs, ±{res:.2f} points, {found:.2f} found"
+        f" {POWER_WORDS}"
+        for (nv, nr, res, found), causes in groups.items()
     )
 
 
@@ -243,10 +265,10 @@ def cover_rows(why_rows: list[dict]) -> list[dict]:
     out = []
     for r in why_rows:
         if r["status"] != NOT_YET_RUN:
-            out.append(r)
+            out.append({**r, "share_cell": share_cell(r)})
         elif r is waiting[0]:
             names = ", ".join(w["cause"] for w in waiting)
-            out.append({**r, "cause": names, "against": REFERENCE})
+            out.append({**r, "cause": names, "against": REFERENCE, "share_cell": ""})
     return out
 
 

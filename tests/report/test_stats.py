@@ -26,6 +26,17 @@ def test_summary_with_one_seed_says_so_and_uses_the_test_set():
     )
 
 
+def test_summary_of_seeds_that_agree_keeps_the_test_sets_noise():
+    """Two seeds at exactly 87 %: their sample sd is 0, yet each carries the binomial
+    noise of 10,000 test images (0.336 points), so the interval is t(1) * 0.336 / sqrt(2)
+    either side, not a point; seeds that spread more keep their own spread."""
+    s = stats.summarize([87.0, 87.0], 0.95, n_test=10_000)
+    half = 12.706205 * math.sqrt(0.87 * 0.13 / 10_000) * 100 / math.sqrt(2)
+    assert s.std == 0.0 and (s.ci_low, s.ci_high) == pytest.approx((87 - half, 87 + half), abs=1e-4)
+    wide = stats.summarize([86.5, 87.5], 0.95, n_test=10_000)
+    assert wide.ci_high - 87 == pytest.approx(12.706205 * math.sqrt(0.5) / math.sqrt(2), abs=1e-4)
+
+
 def test_summary_clips_interval_to_percent_range():
     s = stats.summarize([1.0, 9.0], 0.95)
     assert s.ci_low == 0.0 and s.ci_high < 100

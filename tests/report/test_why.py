@@ -178,6 +178,10 @@ def test_jpeg_extrapolation_recovers_a_planted_slope():
     assert "extrapolat" in row["method"].lower()
     # without known distortions, no number is claimed
     assert np.isnan(by_cause(why.rows(s, {}))["lossless images"]["effect"])
+    # nor without the q75 reference's runs: a line through q50 and q20 alone would give
+    # lossless minus q50, not the gain over our data
+    s.variant_runs = s.variant_runs[s.variant_runs.variant != "paper"]
+    assert why.extrapolation(s, added) is None
 
 
 def test_recorded_jpeg_runs_take_their_distortion_from_the_recordings_cache_json(tmp_path):

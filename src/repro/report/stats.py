@@ -53,16 +53,20 @@ def binomial_interval(k: int, n: int, confidence: float) -> tuple[float, float]:
 def summarize(values, confidence: float, n_test: int | None = None) -> Summary:
     """Mean, std and interval of accuracies (percent) over seeds.
 
-    With two or more seeds the interval is t-based and covers seed-to-seed variation.
+    With two or more seeds the interval is t-based and covers seed-to-seed variation,
+    its sd at least the test images' binomial sd when ``n_test`` is given (as the
+    prediction interval's: seeds that happen to agree do not give a zero-width interval).
     With one seed there is no spread to estimate; if ``n_test`` is given the interval is
     the exact binomial one on the test images, which covers test-set sampling only."""
     x = np.asarray(values, dtype=float)
     n = len(x)
     if n >= 2:
-        lo, hi = t_interval(x, confidence)
-        lo, hi = max(lo, 0.0), min(hi, 100.0)  # accuracies live in 0-100
-        method = f"t, {n - 1} df"
-        return Summary(n, float(x.mean()), float(x.std(ddof=1)), lo, hi, method)
+        sd = float(x.std(ddof=1))
+        used = max(sd, binomial_sd(float(x.mean()), n_test)) if n_test else sd
+        half = t_quantile(confidence, n - 1) * used / math.sqrt(n)
+        lo, hi = max(x.mean() - half, 0.0), min(x.mean() + half, 100.0)  # accuracies: 0-100
+        method = f"t, {n - 1} df" + (", sd at least the test set's binomial" if n_test else "")
+        return Summary(n, float(x.mean()), sd, float(lo), float(hi), method)
     if n == 1 and n_test:
         lo, hi = binomial_interval(round(x[0] / 100 * n_test), n_test, confidence)
         return Summary(1, float(x[0]), math.nan, lo, hi, "n = 1: binomial, test images only")

@@ -133,7 +133,9 @@ def extrapolation(study, added: dict) -> dict | None:
     errors taken to add); None without runs at two distortion levels."""
     runs = study.variant_runs[study.variant_runs.lr == rate(study)]
     sel = runs[runs.variant.isin([REFERENCE, *added])]
-    if sel.variant.nunique() < 2:
+    # the gain is read at the reference's distortion (q75's): without its runs the line's
+    # lowest point is a re-encode, and "lossless minus q75" would be mislabelled
+    if sel.variant.nunique() < 2 or REFERENCE not in set(sel.variant):
         return None
     extra = sel.variant.map(lambda v: added.get(v, 0.0)).to_numpy(float)
     try:

@@ -27,6 +27,7 @@ from .tolerance import (
     DIFFERENCE,
     LOSS,
     PER_CLASS,
+    PER_PAIR,
     Noise,
     agree,
     noise_of,
@@ -162,6 +163,36 @@ def most_confused_pair(confusion: pd.DataFrame) -> tuple[tuple[str, str], float]
     return tuple(sorted((names[i], names[j]))), float(sym[i, j])
 
 
+def pair_confusion_rates(confusion: pd.DataFrame) -> pd.Series:
+    """Every class pair's confusions in both directions, in percent of the two classes'
+    images (so that a pair's noise scales as a class's does), indexed "a-b" (sorted)."""
+    m = confusion.to_numpy(dtype=float)
+    names, per_class = list(confusion.columns), m.sum(axis=1)
+    rates = {
+        "-".join(sorted((names[i], names[j]))): 100
+        * (m[i, j] + m[j, i])
+        / (per_class[i] + per_class[j])
+        for i in range(len(names))
+        for j in range(i + 1, len(names))
+    }
+    return pd.Series(rates)
+
+
+def lowest_beyond(values: pd.Series, wanted: set, tol: float) -> bool | None:
+    """Whether ``wanted`` are the ``len(wanted)`` lowest of ``values`` beyond ``tol``
+    points: True when each lies more than ``tol`` below every other; False when one is
+    missing or at least ``len(wanted)`` others (wanted or not) lie more than ``tol``
+    below it (it cannot be among them); None (inconclusive) in between."""
+    if not wanted <= set(values.index):
+        return False
+    inside, outside = values[sorted(wanted)], values.drop(sorted(wanted))
+    if outside.empty or inside.max() + tol < outside.min():
+        return True
+    if any(int((values.drop(w) + tol < values[w]).sum()) >= len(wanted) for w in inside.index):
+        return False
+    return None
+
+
 def per_class_accuracy(confusion: pd.DataFrame) -> pd.Series:
     m = confusion.to_numpy(dtype=float)
     return pd.Series(100 * np.diag(m) / m.sum(axis=1), index=list(confusion.columns))
@@ -247,6 +278,14 @@ def reference(study) -> Reference:
         allowance_label(devs),
     )
     return Reference(head, device, lr, study.mean_history(head, device, lr), noise, Judge(study))
+
+
+def ranking_rule(ref: Reference) -> str:
+    """The sentence a ranking of our own classes ends with: no seed's number is compared,
+    so neither its printed precision nor an allowance enters."""
+    return (
+        f" Noise: that of one run {ref.noise.describe()}, scaled to the claim's kind (Section 7)."
+    )
 
 
 def tolerance_rule(ref: Reference, allowed: bool = True) -> str:
@@ -582,31 +621,38 @@ def _summed(n: int) -> str:
 
 
 def _catdog_lowest(ref: Reference, acc: pd.Series, which: str) -> dict:
-    """The seed's words taken literally: the two classes misclassified most often."""
+    """The seed's words taken literally: the two classes misclassified most often, an
+    order within the noise of one class's accuracy left undecided."""
     lowest = tuple(sorted(acc.nsmallest(2).index))
     shown = ", ".join(f"{c} {acc[c]:.1f} %" for c in acc.nsmallest(3).index)
+    tol = ref.noise.half_width * PER_CLASS
     return ref.judge.row(
         "catdog_lowest",
         "Cat and dog are the most frequently misclassified classes",
         "dog and cat most frequently misclassified",
         f"lowest: {lowest[0]} and {lowest[1]} ({shown}; {which})",
-        lowest == ("cat", "dog"),
+        lowest_beyond(acc, {"cat", "dog"}, tol),
         "read literally: holds if the two lowest per-class accuracies (heatmap diagonal) are"
-        " cat and dog.",
+        f" cat and dog, each more than {tol:.1f} points (the noise of one class's accuracy)"
+        " below every other class; does not hold if two other classes lie that far below"
+        " cat or dog; inconclusive in between." + ranking_rule(ref),
         short=f"lowest: {shown}",
     )
 
 
 def _catdog_pair(ref: Reference, conf: pd.DataFrame, which: str) -> dict:
     pair, count = most_confused_pair(conf)
+    tol = ref.noise.half_width * PER_PAIR
     return ref.judge.row(
         "catdog_pair",
         "Cat and dog are the classes most confused with each other",
         "dog and cat most frequently misclassified (heatmap), read as a pair",
         f"{pair[0]}-{pair[1]} ({count:.0f} images both ways; {which})",
-        pair == ("cat", "dog"),
+        lowest_beyond(-pair_confusion_rates(conf), {"cat-dog"}, tol),
         "a weaker reading: holds if cat-dog is the pair with most confusions, counting both"
-        " directions.",
+        f" directions, by more than {tol:.1f} points of the two classes' images (the noise"
+        " of a pair: a fifth of the test images); does not hold if another pair has that"
+        " many more; inconclusive in between." + ranking_rule(ref),
     )
 
 

@@ -10,7 +10,11 @@ each carry it). Each kind of claim scales it by a stated factor:
 - a softmax cross-entropy loss: x 0.01, since near the floor L = log(e + 9) - accuracy,
   so one accuracy point is 0.01 of loss (stats.softmax_ce_expected);
 - a difference of two accuracies (the train-test gap): x sqrt(2);
-- the accuracy of one class (a tenth of the test images): x sqrt(10).
+- the accuracy of one class (a tenth of the test images): x sqrt(10);
+- a class pair's confusions in percent of its images (a fifth of them): x sqrt(5).
+
+Ranking two classes (or pairs) of our own model against each other uses the same
+half-width: at one run it is z * s * sqrt(2) already, the noise of a difference of two.
 
 To it are added the precision the seed printed its number with (half its last digit) and,
 on the side they explain, the declared allowances of our deviations (deviations.py). A
@@ -28,6 +32,7 @@ from scipy import stats as sps
 from .stats import binomial_sd, t_quantile
 
 ACCURACY, LOSS, DIFFERENCE, PER_CLASS = 1.0, 0.01, math.sqrt(2), math.sqrt(10)
+PER_PAIR = math.sqrt(5)  # a class pair's confusions: a fifth of the test images
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from repro.plan import config as config_mod
-from repro.report import why
+from repro.report import stats, why
 from repro.report.study import Study
 
 PAPER_01 = 89.55
@@ -328,3 +328,19 @@ def test_page_one_states_no_share_and_no_negative_shortfall_where_the_data_give_
     assert r["share_cell"] == f"{100 * r['share']:.0f} % ({lo:.0f} to {hi:.0f})"
     waiting = {**r, "status": why.NOT_YET_RUN, "share": float("nan")}
     assert why.cover_rows([waiting])[0]["share_cell"] == ""
+
+
+def test_the_sentence_says_whether_an_effect_survives_counting_all_causes():
+    """A planted +3 effect among five null causes is declared also after Holm across the
+    six; a cause whose interval excludes zero only by chance among two is said not to
+    be beyond noise once both are counted. The rows carry Holm's adjustment of their p."""
+    nulls = {f"null{i}": 0.0 for i in range(5)}
+    s = synthetic({**nulls, "narrow": 3.0}, noise=0.3, rng=5)
+    rows = why.rows(s)
+    tested = [r for r in rows if r["status"] == "tested"]
+    assert [r["p_holm"] for r in tested] == pytest.approx(stats.holm([r["p"] for r in tested]))
+    text = why.sentence(rows, why.gap(s), "0.01")
+    assert "narrow +" in text and "beyond noise also with all 6 tested causes counted" in text
+    lucky = {**by_cause(rows)["null0"], "low": 0.1, "high": 1.0, "p_holm": 0.3}
+    text = why.sentence([lucky, by_cause(rows)["narrow"]], why.gap(s), "0.01")
+    assert "null0 +" in text and "not beyond noise once all 2 tested causes are counted" in text

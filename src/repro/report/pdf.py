@@ -565,7 +565,7 @@ def why_context(study) -> dict:
         "why_cover_rows": why.cover_rows(rows),
         "why_lr": lr,
         "why_gap_words": why.gap_words(why.gap(study)),
-        "why_sentence": why.sentence(rows, why.gap(study), lr),
+        "why_sentence": why.sentence(rows, why.gap(study), lr, 1 - study.confidence),
         "why_resolution": why.resolution_text(rows),
         "reporting_rows": why.reporting_rows(study),
         # at the rate the causes are measured at, as the table's n column counts them

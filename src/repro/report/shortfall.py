@@ -16,6 +16,7 @@ import pandas as pd
 from ..errors import UserError
 from ..text import joined
 from .effects import detectable, resolution, scoring_var, share_of_gap, variant_effects
+from .stats import holm
 
 TESTED, NOT_YET_RUN, CANNOT = "tested", "not yet run", "cannot be tested here"
 POWER, POWER_WORDS = 0.8, "4 times in 5"  # a planned design's effect: the one it finds so often
@@ -55,6 +56,11 @@ def shortfall_rows(
         base = v.get("against") or reference
         sel, ref = at_lr[at_lr["variant"] == v["name"]], at_lr[at_lr["variant"] == base]
         rows.append({**_tested_row(v, sel, ref, paper, confidence), "against": base})
+    # several causes tested at once: an interval excluding zero by chance becomes likely,
+    # so each tested effect's p value is also given Holm-adjusted across them
+    tested = [r for r in rows if r["status"] == TESTED]
+    for r, adjusted in zip(tested, holm([r["p"] for r in tested]), strict=True):
+        r["p_holm"] = adjusted
     rows += [{**_untestable_row(u), "against": reference} for u in untestable]
     return rows
 
@@ -78,6 +84,8 @@ def _blank(name: str, reason: str, status: str) -> dict:
         "method": "",
         "note": "",
         "machines": "",  # where the arms trained on other machines: which (also in note)
+        "p": nan,  # the test-accuracy effect's two-sided p value
+        "p_holm": nan,  # that p, Holm-adjusted across the tested causes
         "resolution": nan,
         "detectable": nan,  # the effect the planned design finds with probability POWER
         "planned_variant": 0,
@@ -105,6 +113,7 @@ def _tested_row(variant: dict, sel: pd.DataFrame, ref: pd.DataFrame, paper, conf
         effect=test.difference,
         low=test.low,
         high=test.high,
+        p=test.p_value,
         share=share["share"],
         share_low=share["low"],
         share_high=share["high"],

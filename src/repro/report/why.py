@@ -155,7 +155,7 @@ def gap(study) -> float:
     return study.paper_accuracy(lr) - float(study.runs[study.runs.lr == lr].final_test_acc.mean())
 
 
-def sentence(why_rows: list[dict], gap_points: float, lr: str) -> str:
+def sentence(why_rows: list[dict], gap_points: float, lr: str, alpha: float = 0.05) -> str:
     """The honest summary: which tested causes moved accuracy (interval excluding zero),
     with their share of the gap, and how many are still untested."""
     tested = [r for r in why_rows if r["status"] == TESTED]
@@ -169,6 +169,7 @@ def sentence(why_rows: list[dict], gap_points: float, lr: str) -> str:
     moved = [r for r in tested if r["low"] > 0 or r["high"] < 0]
     parts = [
         f"{r['cause']} {r['effect']:+.2f} points ({r['low']:+.2f} to {r['high']:+.2f}, {_share(r)})"
+        + _multiplicity(r, len(tested), alpha)
         for r in moved
     ]
     found = (
@@ -182,6 +183,22 @@ def sentence(why_rows: list[dict], gap_points: float, lr: str) -> str:
     )
     rest = f" Not yet run: {', '.join(waiting)}." if waiting else ""
     return f"{opening} {found}{rest}"
+
+
+def _multiplicity(row: dict, n_tested: int, alpha: float) -> str:
+    """What an interval excluding zero is worth among ``n_tested`` causes: with several,
+    one may do so by chance; Holm's adjustment across them says whether it still does."""
+    if n_tested < 2:
+        return ""
+    if row["p_holm"] < alpha:
+        return (
+            f"; beyond noise also with all {n_tested} tested causes counted"
+            f" (Holm p = {row['p_holm']:.2g})"
+        )
+    return (
+        f"; but not beyond noise once all {n_tested} tested causes are counted (Holm p ="
+        f" {row['p_holm']:.2g}): one of several intervals excludes zero by chance too often"
+    )
 
 
 def gap_words(gap_points: float) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -29,12 +30,33 @@ def copy_project():
     """``copy(dest, *also_skip)``: a copy of the project's sources at ``dest``, to run
     Snakemake in."""
 
+    ignored = _ignored_by_git()
+
     def copy(dest: Path, *also_skip: str) -> Path:
-        skip = shutil.ignore_patterns(*NOT_COPIED, ".pytest_cache", *also_skip)
+        patterns = shutil.ignore_patterns(*NOT_COPIED, ".pytest_cache", *also_skip)
+
+        def skip(directory: str, names: list[str]) -> set[str]:
+            rel = Path(directory).relative_to(ROOT)
+            return set(patterns(directory, names)) | {
+                n for n in names if (rel / n).as_posix() in ignored
+            }
+
         shutil.copytree(ROOT, dest, ignore=skip)
         return dest
 
     return copy
+
+
+def _ignored_by_git() -> set[str]:
+    """What git ignores in the checkout (relative paths): built or machine-local things,
+    however large (scripts/device_torch_check.sh's venv is 4.7 GiB and filled the disk
+    of a copy), that a copy leaves out; empty outside a git checkout."""
+    cmd = ["git", "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"]
+    try:
+        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return set()
+    return {p.rstrip("/") for p in out.decode().split("\0") if p}
 
 
 def tiny_config(**overrides) -> dict:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from ..plan import paper
 from . import effects
@@ -498,6 +499,34 @@ def _span(values) -> str:
     return f"{values[0]:g}-{values[-1]:g}"
 
 
+# second differences of independent noise are correlated (lag 1: -4/6, lag 2: 1/6), so
+# their sample variance carries 1 / (1 + 2 (16/36 + 1/36)) of m values' degrees of freedom
+SECOND_DIFF_DOF = 1 / (1 + 2 * (16 / 36 + 1 / 36))
+
+
+def fluctuation_ratio(values, noise_sd: float, confidence: float) -> tuple[float, float, float]:
+    """The sd of a curve's second differences over the sd that ``noise_sd`` alone would
+    give them (sqrt(6) x), with its ``confidence`` interval (chi-square, the effective
+    degrees of freedom of correlated second differences): (ratio, low, high)."""
+    d = np.diff(np.asarray(values, dtype=float), 2)
+    ratio = float(d.std()) / (math.sqrt(6) * noise_sd)
+    dof = max(len(d) * SECOND_DIFF_DOF, 1.0)
+    a = (1 - confidence) / 2
+    low = ratio * math.sqrt(dof / sps.chi2.ppf(1 - a, dof))
+    high = ratio * math.sqrt(dof / sps.chi2.ppf(a, dof))
+    return ratio, float(low), float(high)
+
+
+def fluctuates_more(test: tuple, train: tuple) -> bool | None:
+    """From (ratio, low, high) of each curve: True when test's interval lies above 1 and
+    above train's; False when it lies below 1 or below train's; None in between."""
+    if test[1] > max(1.0, train[2]):
+        return True
+    if test[2] < 1.0 or test[2] < train[1]:
+        return False
+    return None
+
+
 def _fluctuation(ref: Reference, study) -> dict:
     """The seed: from about epoch 30 test accuracy fluctuates, train accuracy does not.
     Train accuracy is averaged over an epoch of augmented batches while the weights move,
@@ -507,29 +536,36 @@ def _fluctuation(ref: Reference, study) -> dict:
     their sd is sqrt(6) s, s the binomial sd of that split's images for a mean of n runs."""
     h = ref.hist[ref.hist.epoch >= STEADY_FROM]
     runs = study.select(ref.head, ref.device, ref.lr)
+    nan3 = (math.nan, math.nan, math.nan)
     ratios = {}
     for split, images in (("train", int(runs.n_train.iloc[0])), ("test", int(runs.n_test.iloc[0]))):
         values = h[f"{split}_acc"].to_numpy()
         if len(h) < 4:
-            ratios[split] = math.nan
+            ratios[split] = nan3
             continue
-        noise = math.sqrt(6 / ref.noise.n) * binomial_sd(float(values.mean()), images)
-        ratios[split] = float(np.diff(values, 2).std()) / noise
+        noise = binomial_sd(float(values.mean()), images) / math.sqrt(ref.noise.n)
+        ratios[split] = fluctuation_ratio(values, noise, study.confidence)
+    test, train = ratios["test"], ratios["train"]
+    pct = f"{study.confidence:.0%}"
     return ref.judge.row(
         "test_fluctuates",
         "Test accuracy fluctuates more than train accuracy (from about epoch 30)",
         "test accuracy fluctuates, train accuracy does not",
         f"sd of the second differences from epoch {STEADY_FROM}, in units of its own sampling"
-        f" noise: test {ratios['test']:.1f}, train {ratios['train']:.1f} ({ref.who})",
-        ratios["test"] > max(1.0, ratios["train"]),
+        f" noise: test {test[0]:.1f} [{test[1]:.1f}, {test[2]:.1f}], train {train[0]:.1f}"
+        f" [{train[1]:.1f}, {train[2]:.1f}] ({ref.who})",
+        None if math.isnan(test[0] + train[0]) else fluctuates_more(test, train),
         f"from epoch {STEADY_FROM}, the sd of each curve's second differences (a smooth trend"
         " gives none) is divided by the sd that sampling its images alone would give"
-        " (binomial; 10,000 test or 50,000 train images): holds if test exceeds 1 (the"
-        " network itself changes from epoch to epoch) and exceeds train."
+        " (binomial; 10,000 test or 50,000 train images), with its"
+        f" {pct} interval (chi-square; second differences are correlated, so about half"
+        " their count in degrees of freedom): holds if test's interval lies above 1 (the"
+        " network itself changes from epoch to epoch) and above train's; does not hold if it"
+        " lies below 1 or below train's; inconclusive in between."
         " Raw sds would not compare like with like: train accuracy is an average over an"
         " epoch of augmented batches, which smooths it.",
         2 * STEADY_FROM,
-        short=f"test {ratios['test']:.1f}, train {ratios['train']:.1f} x sampling noise",
+        short=f"test {test[0]:.1f}, train {train[0]:.1f} x sampling noise",
     )
 
 

@@ -374,7 +374,8 @@ def args_device_run(p) -> None:
     q.add_argument("--force-layout", default=None, help="train with this measured layout")
     q.add_argument(
         "--wide-check", type=int, default=0, metavar="K",
-        help="first check that two deterministic passes of a pack of K are bitwise equal",
+        help="after the training, where the plan keeps its time back without losing a run:"
+        " check that two deterministic passes of a pack of K are bitwise equal",
     )  # fmt: skip
 
 

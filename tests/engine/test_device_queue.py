@@ -317,3 +317,13 @@ def test_no_layout_measured_measures_the_single_run_again(tiny_cache, tmp_path):
     assert json.loads((tmp_path / "layouts.json").read_text())["single"] == single
     layout, _ = choose_layout([r], found, seconds=600)
     assert layout["name"] == "single"
+
+
+def test_the_wide_check_flag_says_it_runs_after_the_training():
+    """--wide-check's help is the session's own account of when the check runs: after
+    the training, and only where the plan keeps its time back without losing a run."""
+    from repro.cli import build_parser
+
+    sub = build_parser("device-run")._subparsers._group_actions[0].choices["device-run"]
+    (flag,) = [a for a in sub._actions if "--wide-check" in a.option_strings]
+    assert "after the training" in flag.help and "first" not in flag.help

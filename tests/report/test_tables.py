@@ -558,3 +558,11 @@ def test_fluctuation_is_decided_beyond_the_sampling_error_of_its_ratio():
     assert claims.fluctuates_more(ratio(2.0), ratio(1.0)) is True
     assert claims.fluctuates_more(ratio(1.0), ratio(2.0)) is False
     assert claims.fluctuates_more((1.05, 0.9, 1.2), (1.0, 0.85, 1.15)) is None
+
+
+def test_a_curve_without_sampling_noise_has_no_fluctuation_ratio():
+    """A split at 100 % (or 0 %) accuracy from epoch 30 (a small training set learnt by
+    heart) has a binomial sd of 0: no ratio can be formed, and the claim is undecided
+    rather than the tables stage failing on a division by zero."""
+    ratio = claims.fluctuation_ratio(np.full(40, 100.0), 0.0, 0.95)
+    assert all(math.isnan(v) for v in ratio)

@@ -507,7 +507,10 @@ SECOND_DIFF_DOF = 1 / (1 + 2 * (16 / 36 + 1 / 36))
 def fluctuation_ratio(values, noise_sd: float, confidence: float) -> tuple[float, float, float]:
     """The sd of a curve's second differences over the sd that ``noise_sd`` alone would
     give them (sqrt(6) x), with its ``confidence`` interval (chi-square, the effective
-    degrees of freedom of correlated second differences): (ratio, low, high)."""
+    degrees of freedom of correlated second differences): (ratio, low, high); NaN
+    where sampling gives no noise (an accuracy of 0 or 100 %: nothing to divide by)."""
+    if not noise_sd > 0:
+        return math.nan, math.nan, math.nan
     d = np.diff(np.asarray(values, dtype=float), 2)
     ratio = float(d.std()) / (math.sqrt(6) * noise_sd)
     dof = max(len(d) * SECOND_DIFF_DOF, 1.0)

@@ -207,7 +207,8 @@ def detectable(
 ) -> float:  # fmt: skip
     """The effect (points) that a design of ``n_variant`` against ``n_reference`` runs
     finds (its interval excludes zero) with probability ``target`` (``power``). An effect
-    of ``resolution``'s size is found at most about half the time; NaN for an empty arm."""
+    of ``resolution``'s size is found only about half the time (a third to three fifths,
+    by the design and the spread); NaN for an empty arm."""
     if n_variant < 1 or n_reference < 1:
         return math.nan
     if min(var, floor_var) <= 0 or not math.isfinite(var) or not 0 < target < 1:

@@ -167,6 +167,23 @@ def pairwise(groups: dict[str, list[float]], n_test: int, alpha: float, paired=N
     return rows
 
 
+def one_more_run_noise(values, confidence: float, n_test: int) -> tuple[float, float]:
+    """The sd (points) that one more run of a group with final accuracies ``values`` is
+    judged with, and the half-width of where it lands around their mean: the seed spread,
+    at least the test set's binomial sd, times t(n-1) * sqrt(1 + 1/n); with one run the
+    binomial sd, known rather than estimated, times z * sqrt(2). The one formula of the
+    prediction interval (Table 4) and of every claim's tolerance (tolerance.noise_of)."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    floor = binomial_sd(float(x.mean()), n_test)
+    if n >= 2:
+        sd = max(float(x.std(ddof=1)), floor)
+        return sd, t_quantile(confidence, n - 1) * sd * math.sqrt(1 + 1 / n)
+    # sqrt(1 + 1/n) at n = 1: the new run carries the test-set noise as ours does, so an
+    # interval for our accuracy alone (e.g. Clopper-Pearson) would cover it ~84 %
+    return floor, float(sps.norm.ppf((1 + confidence) / 2)) * floor * math.sqrt(2)
+
+
 def prediction_interval(
     values, confidence: float, n_test: int, tolerance: float = 0.0
 ) -> tuple[float, float, str]:
@@ -178,17 +195,11 @@ def prediction_interval(
     result."""
     x = np.asarray(values, dtype=float)
     n = len(x)
+    _, half = one_more_run_noise(x, confidence, n_test)
+    lo, hi = x.mean() - half, x.mean() + half
     if n >= 2:
-        s = max(x.std(ddof=1), binomial_sd(x.mean(), n_test))
-        half = t_quantile(confidence, n - 1) * s * math.sqrt(1 + 1 / n)
-        lo, hi = x.mean() - half, x.mean() + half
         method = f"prediction interval, t with {n - 1} df"
     else:
-        # sqrt(1 + 1/n) at n = 1: the new run carries the test-set noise as ours does, so
-        # an interval for our accuracy alone (e.g. Clopper-Pearson) would cover it ~84 %
-        z = float(sps.norm.ppf((1 + confidence) / 2))
-        half = z * binomial_sd(x[0], n_test) * math.sqrt(2)
-        lo, hi = x[0] - half, x[0] + half
         method = "n = 1: no seed spread; z * s * sqrt(2), s the test set's binomial sd"
     if tolerance:
         method += f", upper end + {tolerance:g} point tolerance"

@@ -27,9 +27,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
-from .stats import binomial_sd, t_quantile
+from .stats import one_more_run_noise
 
 ACCURACY, LOSS, DIFFERENCE, PER_CLASS = 1.0, 0.01, math.sqrt(2), math.sqrt(10)
 PER_PAIR = math.sqrt(5)  # a class pair's confusions: a fifth of the test images
@@ -55,15 +54,10 @@ def noise_of(values, n_test: int, confidence: float, allowance=0.0, label="") ->
     """The noise of one more run of a group whose final test accuracies (percent) are
     ``values``, at ``confidence``."""
     x = np.asarray(values, dtype=float)
-    floor = binomial_sd(float(x.mean()), n_test)
+    sd, half = one_more_run_noise(x, confidence, n_test)
     if len(x) >= 2:
-        sd = max(float(x.std(ddof=1)), floor)
-        half = t_quantile(confidence, len(x) - 1) * sd * math.sqrt(1 + 1 / len(x))
         source = f"seed spread of {len(x)} runs, at least the test-set binomial"
     else:
-        sd = floor
-        # sqrt(1 + 1/n) at n = 1: the paper's run carries the test-set noise as ours does
-        half = float(sps.norm.ppf((1 + confidence) / 2)) * sd * math.sqrt(2)
         source = f"one run: the binomial noise of {n_test:,} test images"
     return Noise(len(x), sd, half, source, allowance, label)
 

@@ -567,6 +567,7 @@ def why_context(study) -> dict:
         "why_gap_words": why.gap_words(why.gap(study)),
         "why_sentence": why.sentence(rows, why.gap(study), lr, 1 - study.confidence),
         "why_resolution": why.resolution_text(rows),
+        "why_power_words": why.POWER_WORDS,
         "reporting_rows": why.reporting_rows(study),
         # at the rate the causes are measured at, as the table's n column counts them
         "variant_counts": study.variant_runs[study.variant_runs.lr == lr]

@@ -231,7 +231,7 @@ def _share(row: dict) -> str:
 
 def resolution_text(why_rows: list[dict]) -> str:
     """Each planned design and what it can show, causes of one design together:
-    "narrow, hidden256: 2 against 3 runs, ±1.22 points, 1.87 found 4 times in 5";
+    "narrow, hidden256: 2 against 3 runs, ±1.22 points, 1.86 found 4 times in 5";
     "" when none is planned."""
     groups: dict[tuple, list[str]] = {}
     for r in why_rows:

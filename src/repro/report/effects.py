@@ -117,9 +117,10 @@ def _spreads(a: np.ndarray, b: np.ndarray, floor_var) -> tuple[float, float]:
     return max(float(sa), floor_var[0]), max(float(sb), floor_var[1])
 
 
-def _df(va: float, na: int, vb: float, nb: int) -> float:
+def _df(va, na: int, vb, nb: int):
     """Welch-Satterthwaite with seeds on both arms; n - 1 of the seeded arm when the other
-    is a single run (its spread is borrowed); infinite (normal) with none."""
+    is a single run (its spread is borrowed); infinite (normal) with none. ``va`` and
+    ``vb`` may be arrays (``power`` takes it over a grid of sample variances)."""
     if na >= 2 and nb >= 2:
         se2 = va / na + vb / nb
         return se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
@@ -186,15 +187,9 @@ def _criticals(na: int, nb: int, confidence: float, var: float, floor_var: float
         va = vb = np.maximum(sample_var(max(na, nb)), floor_var)
     else:  # no spread to estimate: the floors alone
         va = vb = np.array([floor_var])
-    se2 = va / na + vb / nb
-    if na >= 2 and nb >= 2:
-        df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
-        quantile = sps.t.ppf(q, df)
-    elif na >= 2 or nb >= 2:
-        quantile = sps.t.ppf(q, max(na, nb) - 1)
-    else:
-        quantile = sps.norm.ppf(q)
-    return (quantile * np.sqrt(se2)).ravel(), math.sqrt(var / na + var / nb)
+    # welch_difference's degrees of freedom, elementwise (t with infinite df is normal)
+    quantile = sps.t.ppf(q, _df(va, na, vb, nb))
+    return (quantile * np.sqrt(va / na + vb / nb)).ravel(), math.sqrt(var / na + var / nb)
 
 
 def _power(effect: float, crit: np.ndarray, sd: float) -> float:

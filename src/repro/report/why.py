@@ -209,24 +209,32 @@ def gap_words(gap_points: float) -> str:
     return f"falls {gap_points:.2f} points short of the paper"
 
 
+NO_SHARE = "the gap is within noise"  # why an unbounded share is none
+
+
+def _bounded_share(row: dict) -> tuple[float, float, float] | None:
+    """A row's share of the gap and its interval in percent; None where the interval is
+    unbounded (the gap within noise: any share, of either sign, fits the data)."""
+    if not math.isfinite(row["share_low"]) or not math.isfinite(row["share_high"]):
+        return None
+    return 100 * row["share"], 100 * row["share_low"], 100 * row["share_high"]
+
+
 def share_cell(row: dict) -> str:
     """Page 1's share-of-the-gap cell: the share and its interval, "none" with the reason
     where the interval is unbounded, blank for a cause without a measured effect."""
     if row["share"] != row["share"]:
         return ""
-    if not math.isfinite(row["share_low"]) or not math.isfinite(row["share_high"]):
-        return "none: the gap is within noise"
-    lo, hi = 100 * row["share_low"], 100 * row["share_high"]
-    return f"{100 * row['share']:.0f} % ({lo:.0f} to {hi:.0f})"
+    share = _bounded_share(row)
+    return f"{share[0]:.0f} % ({share[1]:.0f} to {share[2]:.0f})" if share else f"none: {NO_SHARE}"
 
 
 def _share(row: dict) -> str:
-    """A row's share of the gap with its interval; none where the interval is unbounded
-    (the gap within noise: any share, of either sign, fits the data)."""
-    if not math.isfinite(row["share_low"]) or not math.isfinite(row["share_high"]):
-        return "no share of the gap can be stated: the gap is within noise"
-    lo, hi = 100 * row["share_low"], 100 * row["share_high"]
-    return f"{100 * row['share']:.0f} % of the gap ({lo:.0f} to {hi:.0f} %)"
+    """The sentence's words for a row's share of the gap (see ``_bounded_share``)."""
+    share = _bounded_share(row)
+    if share is None:
+        return f"no share of the gap can be stated: {NO_SHARE}"
+    return f"{share[0]:.0f} % of the gap ({share[1]:.0f} to {share[2]:.0f} %)"
 
 
 def resolution_text(why_rows: list[dict]) -> str:

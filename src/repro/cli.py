@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import os
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 from .errors import UserError
 from .text import for_terminal
 
-WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 STAGES = {
     "check": "validate a config file (schema and semantic checks)",
     "prepare": "prepare the CIFAR-10 cache (uint8 images + labels)",
@@ -41,6 +42,40 @@ STAGES = {
     "provenance": "git, config, versions, data and hosts as JSON",
     "report": "the PDF report (jinja2 -> HTML -> weasyprint)",
 }
+
+
+# ---- numbers on the command line: finite and in range, or one line -------------------
+
+
+def number(kind: type, low: float, high: float):
+    """An argparse type: a ``kind`` (int or float) in [low, high], finite; refused by
+    argparse (one line, see Parser.error) otherwise."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            kind_name = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind_name}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not allowed; give a number in [{low:g}, {high:g}]"
+            )
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+THREADS = number(int, 1, 1024)
+SECONDS = number(float, 1, 7 * 86400)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its refusals as the project's one line: ``error: ...``, status 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 # ---- check, prepare -------------------------------------------------------------------
@@ -153,7 +188,7 @@ def _train_inputs(p, cache: bool = True, timing: bool = False) -> None:
         help="the whole run description as JSON, or a file holding it (what the workflow "
         "and device-run pass, from a validated config); instead of the run flags",
     )
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--threads", type=THREADS, default=None, help="CPU threads for torch")
     _run_flags(p, timing)
 
 
@@ -269,14 +304,13 @@ def _enter(directory: Path | None) -> None:
 def args_status(p) -> None:
     _study(p)
     p.add_argument("--watch", action="store_true", help="redraw every --interval seconds")
-    p.add_argument("--interval", type=float, default=2.0, help="seconds between redraws")
+    interval = number(float, 0.1, 3600)
+    p.add_argument("--interval", type=interval, default=2.0, help="seconds between redraws")
 
 
 def run_status(a) -> None:
     from .plan.status import show
 
-    if a.interval <= 0:
-        raise UserError(f"--interval {a.interval} is not allowed; give seconds > 0")
     _enter(a.directory)
     show(a.configfile, watch=a.watch, interval=a.interval)
 
@@ -323,8 +357,16 @@ def run_estimate(a) -> None:
 
 
 def _subset(text: str) -> tuple[int | None, int | None]:
-    a, b = text.split(",")
-    return int(a), int(b)
+    try:
+        a, b = text.split(",")
+        train, test = int(a), int(b)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not TRAIN,TEST (two integers)") from None
+    if not (1 <= train <= 5000 and 1 <= test <= 1000):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give 1-5000 train and 1-1000 test images per class"
+        )
+    return train, test
 
 
 def args_device_run(p) -> None:
@@ -334,14 +376,15 @@ def args_device_run(p) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder for the tarball")
     p.add_argument("--work", type=Path, required=True, help="scratch folder")
     p.add_argument("--device", default="cuda")
-    p.add_argument("--budget-s", type=float, default=560.0, help="wall-clock budget")
+    p.add_argument("--budget-s", type=SECONDS, default=560.0, help="wall-clock budget")
     p.add_argument("--subset", type=_subset, default=(None, None), help="TRAIN,TEST per class")
-    p.add_argument("--epochs", type=int, default=None, help="instead of the paper's 150")
+    epochs = number(int, 1, 100_000)
+    p.add_argument("--epochs", type=epochs, default=None, help="instead of the paper's 150")
     p.add_argument("--variants", nargs="+", default=["eager", "graphs"], choices=sorted(MODES))
-    p.add_argument("--calibration-steps", type=int, default=200)
+    p.add_argument("--calibration-steps", type=number(int, 1, 100_000), default=200)
     p.add_argument(
         "--reference-workers",
-        type=int,
+        type=number(int, 0, 256),
         nargs="+",
         default=[2, 8],
         help="DataLoader workers of the seed-style reference loop (one measurement each)",
@@ -349,7 +392,7 @@ def args_device_run(p) -> None:
     p.add_argument("--commit", default="unknown")
     p.add_argument(
         "--lrs",
-        type=float,
+        type=number(float, 1e-12, 1e6),
         nargs="+",
         default=None,
         help="train only these of the config's learning rates, in this priority order",
@@ -360,7 +403,7 @@ def args_device_run(p) -> None:
         choices=[f"{m}-{p}" for m in MODES for p in ("fp32", "bf16")],
         help="skip the calibration and train with this variant (e.g. graphs-bf16)",
     )
-    p.add_argument("--threads", type=int, default=4, help="CPU threads per training process")
+    p.add_argument("--threads", type=THREADS, default=4, help="CPU threads per training process")
     q = p.add_argument_group("a queue of runs (repro queue), trained in packs")
     q.add_argument("--queue", type=Path, default=None, help="queue.json: the runs to train")
     q.add_argument(
@@ -368,12 +411,13 @@ def args_device_run(p) -> None:
         action="store_true",
         help="no queue: the paper grid with seeds 1 and 2 in fp32 (--subset, --epochs apply)",
     )
-    q.add_argument("--measure-s", type=float, default=90.0, help="seconds for the layouts")
-    q.add_argument("--wide-ks", type=int, nargs="+", default=[2, 4, 8], help="packs measured")
-    q.add_argument("--procs", type=int, default=2, help="processes of the fallback layout")
+    q.add_argument("--measure-s", type=SECONDS, default=90.0, help="seconds for the layouts")
+    pack = number(int, 1, 64)
+    q.add_argument("--wide-ks", type=pack, nargs="+", default=[2, 4, 8], help="packs measured")
+    q.add_argument("--procs", type=pack, default=2, help="processes of the fallback layout")
     q.add_argument("--force-layout", default=None, help="train with this measured layout")
     q.add_argument(
-        "--wide-check", type=int, default=0, metavar="K",
+        "--wide-check", type=number(int, 0, 64), default=0, metavar="K",
         help="after the training, where the plan keeps its time back without losing a run:"
         " check that two deterministic passes of a pack of K are bitwise equal",
     )  # fmt: skip
@@ -412,7 +456,7 @@ def args_measure_layouts(p) -> None:
     p.add_argument("--run", type=Path, required=True, help="run description (JSON file)")
     p.add_argument("--cache", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--steps", type=number(int, 1, 100_000), default=60)
     p.add_argument("--layouts", nargs="+", required=True, help="ceiling, single, wide-K")
 
 
@@ -427,7 +471,8 @@ def args_wide_check(p) -> None:
     p.add_argument("--cache", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--k", type=int, default=2, help="runs in the pack (seeds 0..k-1)")
-    p.add_argument("--images", type=int, default=4096, help="training images of the pass")
+    images = number(int, 2, 10_000_000)
+    p.add_argument("--images", type=images, default=4096, help="training images of the pass")
 
 
 def run_wide_check(a) -> None:
@@ -455,7 +500,7 @@ def args_train_pack(p) -> None:
     p.add_argument("--outs", type=Path, nargs="+", required=True, help="a folder per run")
     p.add_argument("--checkpoints", type=Path, nargs="+", default=None)
     p.add_argument("--progress", type=Path, nargs="+", default=None, help="a file per run")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--threads", type=THREADS, default=None, help="CPU threads for torch")
     _gpu_slots(p)
 
 
@@ -508,7 +553,7 @@ def args_calibrate(p) -> None:
     p.add_argument("--cache", type=Path, required=True)
     p.add_argument("--device", default="cuda")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--steps", type=number(int, 1, 100_000), default=200)
     p.add_argument("--variants", nargs="+", required=True)
 
 
@@ -652,7 +697,7 @@ def run_report(a) -> None:
 def build_parser(stage: str | None) -> argparse.ArgumentParser:
     """Every stage is listed; only ``stage``'s arguments are defined (a stage's may
     import the module that knows its choices)."""
-    parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m repro", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, help_text in STAGES.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -669,17 +714,28 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(stage).parse_args(argv)
     try:
         args._run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
         return 0
     except UserError as e:
         # messages quote values from files: one line, no escape sequence obeyed
         print(f"error: {for_terminal(e)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader stopped reading (`repro queue | head -1`): nothing more to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as e:
-        if e.errno not in WRITE_ERRORS:
+        if e.filename is None:
             raise
-        print(
-            f"error: cannot write {e.filename or 'output'}: {e.strerror}; free space or "
-            "choose a writable results folder (finished files were not touched)",
-            file=sys.stderr,
-        )
+        where = for_terminal(str(e.filename))
+        if e.errno in WRITE_ERRORS:
+            print(
+                f"error: cannot write {where}: {e.strerror}; free space or "
+                "choose a writable results folder (finished files were not touched)",
+                file=sys.stderr,
+            )
+        else:  # a read or a write: say which file and why, not which of the two
+            print(
+                f"error: {where}: {e.strerror}; check the path and its permissions", file=sys.stderr
+            )
         return 1

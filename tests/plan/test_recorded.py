@@ -88,8 +88,7 @@ def seal(folder: Path) -> Path:
     """Write the manifest as `record` does, over the files as they are now (a crafted
     file sealed like this reaches the schema's checks)."""
     prov = json.loads((folder / "provenance.json").read_text())
-    prov["manifest"] = recording.manifest(folder)
-    (folder / "provenance.json").write_text(json.dumps(prov, indent=2))
+    (folder / "provenance.json").write_text(json.dumps(recording.sealed(folder, prov), indent=2))
     return folder
 
 

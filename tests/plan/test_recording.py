@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from repro.errors import UserError
-from repro.plan import recording
+from repro.plan import recorded, recording
 from repro.plan.recording import record
 
 RUN = "results/runs/softmax/lr0.01/cuda/seed0/c8c533c3"
@@ -220,9 +220,13 @@ def test_record_keeps_each_runs_code_and_refuses_to_relabel_it(tmp_path):
 
 def test_record_writes_a_manifest_of_every_file(tmp_path):
     folder = record(_tar(tmp_path / "d.tar.gz", _device_files()), tmp_path / "rec", "x")
-    manifest = json.loads((folder / "provenance.json").read_text())["manifest"]
+    prov = json.loads((folder / "provenance.json").read_text())
+    manifest = prov["manifest"]
     written = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    assert sorted(manifest) == [w for w in written if w != "provenance.json"]
+    assert sorted(manifest) == written
+    # the provenance itself: by the digest of its content without the manifest
+    own = manifest.pop("provenance.json")
+    assert own == {"sha256": recorded.provenance_digest(prov)}
     for rel, entry in manifest.items():
         data = (folder / rel).read_bytes()
         assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}

@@ -16,39 +16,41 @@ from repro.plan import estimate as repro_estimate
 from repro.plan import progress as repro_progress
 from repro.plan import recorded as repro_recorded
 from repro.errors import UserError
+from repro.text import for_terminal
 
+# every planning step below raises UserError for what the user can fix: one line, then
+# stop (never Snakemake's traceback through this file and the repro modules)
 try:
     # Snakemake read the config files with plain YAML; read them strictly (duplicate keys)
     repro_config.check_files(workflow.configfiles)
     # device presence is checked in onstart, where Snakemake knows the executor
-    _checked = repro_config.validate(config)
-except UserError as e:
-    sys.exit(f"error: {e}")
-config.update(_checked)
-validate(config, "../schemas/config.schema.yaml")
+    config.update(repro_config.validate(config))
+    validate(config, "../schemas/config.schema.yaml")
 
-RUN = repro_grid.RUN_DIR
-RUNS = repro_grid.runs(config)
-# the reference's cache (the report's data facts) and every data variant's own
-CACHE = repro_dataset.cache_path(config)
-DATA_META = CACHE.replace(".npz", ".json")
-CACHES = repro_grid.data_caches(config)
-TIMING_DEVICES = repro_grid.timing_devices(config)
-# recorded runs: checked against this config now, before any job; then copied, not trained
-RECORDED = None
-RUN_FILES = repro_recorded.RUN_FILES
-if config["recorded"]:
-    try:
+    RUN = repro_grid.RUN_DIR
+    RUNS = repro_grid.runs(config)
+    # the reference's cache (the report's data facts) and every data variant's own
+    CACHE = repro_dataset.cache_path(config)
+    DATA_META = CACHE.replace(".npz", ".json")
+    CACHES = repro_grid.data_caches(config)
+    TIMING_DEVICES = repro_grid.timing_devices(config)
+    # recorded runs: checked against this config now, before any job; then copied, not
+    # trained
+    RECORDED = None
+    RUN_FILES = repro_recorded.RUN_FILES
+    if config["recorded"]:
         RECORDED = repro_recorded.plan(config, repro_grid.recorded_expectations(config))
-    except UserError as e:
-        sys.exit(f"error: {e}")
-    RUNS = RECORDED.runs
-    TIMING_DEVICES = RECORDED.timing_devices
-    DATA_META = "results/recorded/data.json"
+        RUNS = RECORDED.runs
+        TIMING_DEVICES = RECORDED.timing_devices
+        DATA_META = "results/recorded/data.json"
+    # the runs that train together on cuda (config key train.pack): one job each
+    # (packs.smk)
+    PACKS = [] if RECORDED else repro_grid.packs(config)
+    PARTITION = repro_resources.partition_resource(config)
+except UserError as e:
+    sys.exit(f"error: {for_terminal(e)}")
 
 
-# the runs that train together on cuda (config key train.pack): one job each (packs.smk)
-PACKS = [] if RECORDED else repro_grid.packs(config)
 TRAINED_FILES = repro_recorded.TRAINED_FILES
 
 
@@ -87,9 +89,6 @@ def job_resource(kind, key):
     )[key]
 
 
-PARTITION = repro_resources.partition_resource(config)
-
-
 onstart:
     try:
         if not workflow.local_exec:
@@ -100,7 +99,7 @@ onstart:
 
             check_presence(config)
     except UserError as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {for_terminal(e)}")
     # what this run will do and how long it takes; never stops it
     if not RECORDED:
         repro_estimate.announce(

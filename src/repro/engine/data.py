@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
-from ..files import write_atomic
+from ..files import open_regular, read_json_bounded, read_regular, write_atomic
 from ..plan.dataset import (
     CLASSES,
     IMAGE_SHAPE,
@@ -164,7 +164,7 @@ def _from_folder(root: Path, per_class: dict) -> dict:
         size = path.stat().st_size
         if size > MAX_IMAGE_BYTES:
             raise _too_large(str(path), size)
-        return path.read_bytes()
+        return read_regular(path, MAX_IMAGE_BYTES, "image")
 
     return _assemble(chosen, read)
 
@@ -268,13 +268,21 @@ def prepare(data_cfg: dict, out: Path) -> dict:
     return meta
 
 
+# the full CIFAR-10 cache is 180 MB; its sidecar a few hundred bytes
+MAX_CACHE_BYTES = 2 * 2**30
+MAX_META_BYTES = 2**20
+
+
 def load(cache: Path) -> Dataset:
     cache = Path(cache)
     if not cache.exists():
         raise UserError(f"data cache {cache} does not exist; run `python -m repro prepare` first")
     redo = "delete it and its .json and run the prepare_data step again"
     try:
-        with np.load(cache, allow_pickle=False) as z:
+        with (
+            open_regular(cache, MAX_CACHE_BYTES, "data cache") as f,
+            np.load(f, allow_pickle=False) as z,
+        ):
             arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise UserError(
@@ -288,11 +296,9 @@ def load(cache: Path) -> Dataset:
     meta = {}
     if meta_path.exists():
         try:
-            meta = json.loads(meta_path.read_text())
-        except (ValueError, UnicodeDecodeError) as e:
-            raise UserError(
-                f"data cache sidecar {meta_path} is not valid JSON ({e}); {redo}"
-            ) from None
+            meta = read_json_bounded(meta_path, MAX_META_BYTES, "data cache sidecar")
+        except UserError as e:
+            raise UserError(f"{e}; {redo}") from None
         if not isinstance(meta, dict):
             raise UserError(f"data cache sidecar {meta_path} is not a JSON object; {redo}")
     return Dataset(**arrays, meta=meta)

@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import UserError
-from ..files import read_json_bounded, write_atomic
+from ..files import read_json_bounded, read_regular, write_atomic
 from ..plan import config as config_mod
 from ..plan import description, grid, schema
 from ..plan.architecture import macs_per_image
@@ -518,7 +518,7 @@ def queue_study(
     config_mod.fill_defaults(default)
     runs = read_queue(queue, device, default["data"])
     if Path(queue) != work / "queue.json":  # the queue it trained from goes back too
-        write_atomic(work / "queue.json", Path(queue).read_bytes())
+        write_atomic(work / "queue.json", read_regular(queue, MAX_QUEUE_BYTES, "queue"))
     if not runs:
         raise UserError(f"{queue} holds no run: the study has all its runs")
     # only the first run's data before measuring: a re-encoded variant's cache costs

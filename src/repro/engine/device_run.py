@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from ..files import write_atomic
+from ..files import open_append, read_regular, write_atomic
 from ..plan import config as config_mod
 from ..plan import grid
 from ..plan.architecture import macs_per_image
@@ -53,6 +53,7 @@ MODES = {"eager": False, "compiled": "default", "graphs": "reduce-overhead"}
 EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+) .*\| ([\d.]+) s, elapsed")
 # seconds kept free at the end for stopping runs, packing and printing
 PACK_RESERVE_S = 25.0
+MAX_TIMING_BYTES = 2**20  # a timing JSON is a few kB
 CHILDREN: list[subprocess.Popen] = []
 
 
@@ -148,7 +149,7 @@ def child(
     MPS daemon's pipe)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads), **(extra_env or {}))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    fh = open(log_path, "ab")  # noqa: SIM115 - closed with the process
+    fh = open_append(log_path)  # closed with the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "repro", *args],
         stdout=fh,
@@ -388,7 +389,7 @@ def export_weights(r: Run, out_dir: Path) -> None:
         return
     state = torch.load(src, map_location="cpu", weights_only=True)
     half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    torch.save(half, out_dir / f"weights-{r.name}-fp16.pt")
+    write_atomic(out_dir / f"weights-{r.name}-fp16.pt", lambda f: torch.save(half, f))
 
 
 def device_run(out_dir: Path, work: Path, **kw) -> dict:
@@ -590,7 +591,7 @@ def plan_measured(s: Session, variants, reference_workers, n_runs: int, timing_o
             raise RuntimeError(f"the timing run of {plan['variant']} failed; see logs/")
     timing = s.work / "timing" / plan["variant"] / "timing.json"
     timing_out.parent.mkdir(parents=True, exist_ok=True)
-    timing_out.write_bytes(timing.read_bytes())
+    write_atomic(timing_out, read_regular(timing, MAX_TIMING_BYTES, "timing JSON"))
     log(
         f"plan: {plan['precision']} {plan['mode']}, {n_runs} runs x {n_epochs} epochs, "
         f"estimated {plan['grid_s']:.0f} s of {s.clock.left() - PACK_RESERVE_S:.0f} s"
@@ -620,10 +621,14 @@ def grid_runs(study_cfg: dict, lrs: list[float], device: str, work: Path) -> lis
 
 def pack(work: Path, out_dir: Path) -> Path:
     tarball = out_dir / "device-run.tar.gz"
-    with tarfile.open(tarball, "w:gz") as tar:
-        for item in sorted(work.iterdir()):
-            if item.name != "checkpoints":  # too large to return, and not needed
-                tar.add(item, arcname=item.name, filter=_small_files)
+
+    def into(f) -> None:
+        with tarfile.open(fileobj=f, mode="w:gz") as tar:
+            for item in sorted(work.iterdir()):
+                if item.name != "checkpoints":  # too large to return, and not needed
+                    tar.add(item, arcname=item.name, filter=_small_files)
+
+    write_atomic(tarball, into)
     return tarball
 
 

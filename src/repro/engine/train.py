@@ -585,9 +585,10 @@ def write_run(
         ["epoch"] + [f"t{t}p{p}" for t in range(n_cls) for p in range(n_cls)],
         history["confusions"],
     )
-    write_atomic(outdir / "predictions.csv", predictions_csv(history["probs"], test_labels))
-    write_atomic(outdir / "model.pt", torch_bytes(weights))
-    write_atomic(outdir / "metrics.json", json.dumps(metrics, indent=2))
+    predictions = predictions_csv(history["probs"], test_labels)
+    write_atomic(outdir / "predictions.csv", predictions, root=outdir)
+    write_atomic(outdir / "model.pt", torch_bytes(weights), root=outdir)
+    write_atomic(outdir / "metrics.json", json.dumps(metrics, indent=2), root=outdir)
 
 
 def train_run(

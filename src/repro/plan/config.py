@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import reprlib
 from functools import cache
 from pathlib import Path
@@ -209,6 +210,12 @@ def _semantic_checks(cfg: dict) -> None:
             f"config key data.archive = {d['archive']!r} does not exist; set it to a CIFAR-10 "
             "archive in ImageFolder layout, or data.source: torchvision for the official download"
         )
+    if d["source"] in ("archive", "auto") and d["archive"] and Path(d["archive"]).exists():
+        if not Path(d["archive"]).is_file():  # a FIFO or /dev/zero: hashing it never ends
+            raise UserError(
+                f"config key data.archive = {d['archive']!r} is not a regular file (a FIFO or "
+                "device?); set it to a CIFAR-10 archive in ImageFolder layout"
+            )
     if d["source"] == "folder" and not (d["folder"] and Path(d["folder"]).is_dir()):
         raise UserError(
             f"config key data.folder = {d['folder']!r} is not a directory; set it to a folder "
@@ -331,16 +338,17 @@ MAX_CONFIG_BYTES = 1 << 20
 def read_yaml(path: str | Path):
     """A config file's content, or UserError naming the file (missing, too large, not
     YAML, a duplicated key)."""
+    from ..files import read_regular
+
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise UserError(f"config file {path} does not exist; pass e.g. config/config.yaml")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise UserError(
-            f"config file {path} is over {MAX_CONFIG_BYTES >> 20} MiB; a config is a few "
-            "lines, start from config/config.yaml"
-        )
+    try:  # never a FIFO, a device or a folder, never more than a config could be
+        data = read_regular(path, MAX_CONFIG_BYTES, "config file")
+    except UserError as e:
+        raise UserError(f"{e}: pass a YAML file such as config/config.yaml") from None
     try:
-        return parse_yaml(path.read_text())
+        return parse_yaml(data.decode())
     except UserError as e:
         raise UserError(f"config file {path}: {e}") from None
     except UnicodeDecodeError as e:
@@ -383,7 +391,7 @@ def load_study(configfiles: list[Path]) -> dict:
     `estimate` plan is what `snakemake --configfile ...` runs."""
     raw: dict = {}
     for path in [DEFAULT_CONFIG, *configfiles]:
-        if not Path(path).exists():
+        if not os.path.lexists(path):
             raise UserError(
                 f"config file {path} does not exist; run from the project folder "
                 "(or pass --directory) with the --configfile of the snakemake call"

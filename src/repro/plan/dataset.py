@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import sha256_regular, walk_files
 from . import paper
 
 CLASSES = (
@@ -49,12 +50,10 @@ OFFLINE_JPEG_Q75_SHA256 = "5489b54e63be1049940fccf3e3cb313fa101e99c3baec54ce543c
 _MEMBER = re.compile(r"^(?:(.+)/)?(train|test)/([^/]+)/([^/]+\.(?:jpe?g|png))$", re.I)
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def sha256_of(path: Path) -> str:
+    """The data archive's sha256, read as a bounded stream of a regular file (a FIFO or
+    /dev/zero named as data.archive is one line at once, never a hang)."""
+    return sha256_regular(path, "data archive")
 
 
 def _layout(files, where: str) -> tuple[dict, dict]:
@@ -101,8 +100,13 @@ def _layout(files, where: str) -> tuple[dict, dict]:
 def folder_images(root: Path) -> dict:
     """A folder's images as the cache reads them: split -> class -> names (no macOS
     metadata, no .DS_Store or other file outside the layout)."""
-    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    return _layout(files, str(root))[0]
+    return _layout(folder_listing(root), str(root))[0]
+
+
+def folder_listing(root: Path) -> dict[str, int]:
+    """Every regular file under a data folder by name, with its size; bounded (files,
+    depth, bytes) and never a system root such as /."""
+    return dict(walk_files(root, "data folder"))
 
 
 def resolve_source(data_cfg: dict) -> str:
@@ -174,9 +178,10 @@ def data_identity(cfg: dict) -> str | None:
 def _folder_identity(root: str) -> str:
     """Once per process: planning asks for it again for every job's description, and a
     full CIFAR-10 folder is 60,000 files."""
-    images = folder_images(Path(root))
+    sizes = folder_listing(Path(root))
+    images = _layout(sizes, root)[0]
     listing = sorted(
-        f"{name}:{(Path(root) / name).stat().st_size}"
+        f"{name}:{sizes[name]}"
         for classes in images.values()
         for names in classes.values()
         for name in names

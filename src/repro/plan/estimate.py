@@ -28,6 +28,7 @@ from ..files import read_json_bounded
 from ..text import for_terminal
 from . import dataset, grid, paper
 from . import machine as devices
+from .config import short
 from .machine import package_versions
 from .status import load_config, planned_runs, run_status
 
@@ -80,14 +81,44 @@ def calibration_key(cfg: dict, device: str) -> str:
 
 
 def cached(cfg: dict, device: str, root: Path) -> dict | None:
+    """The cached calibration of this machine and config on ``device``, or None where
+    there is none; a cache that is not one of ours (a missing key, text where a number
+    belongs, a step time of Infinity or 1e-12) is one line naming the file: an estimate
+    of "about inf h" or "-999999998 s" would mislead."""
     path = root / CACHE_DIR / f"{calibration_key(cfg, device)}.json"
-    try:  # a FIFO or a huge file here must not hang or stall planning
-        rec = read_json_bounded(path, MAX_CACHE_BYTES, "calibration cache")
-    except UserError:
+    if not path.is_file() and not path.is_symlink():
         return None
-    step_s = rec.get("step_s", 0) if isinstance(rec, dict) else 0
-    ok = isinstance(step_s, (int, float)) and not isinstance(step_s, bool) and step_s > 0
-    return rec if ok else None
+    rec = read_json_bounded(path, MAX_CACHE_BYTES, "calibration cache")
+    problem = calibration_problem(rec)
+    if problem:
+        raise UserError(
+            f"calibration cache {path}: {problem}; delete it (the estimate measures again)"
+        )
+    return rec
+
+
+# what a calibration of one training step may say: a step of one batch takes between
+# 10 us (a tiny model on a GPU) and an hour; start-up within an hour
+CALIBRATION_FIELDS = {
+    "step_s": (float, 1e-5, 3600.0),
+    "startup_s": (float, 0.0, 3600.0),
+    "threads": (int, 1, 4096),
+}
+
+
+def calibration_problem(rec) -> str | None:
+    """What makes ``rec`` no calibration of ours, or None."""
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    for key, (kind, low, high) in CALIBRATION_FIELDS.items():
+        value = rec.get(key)
+        ok = type(value) is int or (kind is float and type(value) is float)
+        if not (ok and math.isfinite(value) and low <= value <= high):
+            return f"{key} = {short(value)} is not a number in [{low:g}, {high:g}]"
+    for key in ("device_name", "measured"):
+        if not (isinstance(rec.get(key), str) and len(rec[key]) <= 200):
+            return f"{key} = {short(rec.get(key))} is not a name"
+    return None
 
 
 def calibrate(cfg: dict, device: str, root: Path, timeout: float = CALIBRATION_TIMEOUT_S):
@@ -209,14 +240,14 @@ def device_line(cfg, device, epochs_left, jobs, root, local, calibrate_now) -> s
     rec = cached(cfg, device, root)
     # dated: a figure cached on a busy afternoon stays until resources/calibration/ is
     # cleared
-    how = f"calibrated {rec.get('measured', 'earlier')}" if rec else ""
+    how = f"calibrated {rec['measured']}" if rec else ""
     present = local and device in ("cpu", devices.likely_auto())
     tried = rec is None and calibrate_now and present
     if tried:
         rec, how = calibrate(cfg, device, root), "calibrated now"
     if rec is not None:
         per_epoch = epoch_seconds(rec["step_s"], batch, n_train, n_test)
-        total = epochs_left * per_epoch + jobs * rec.get("startup_s", 0.0)
+        total = epochs_left * per_epoch + jobs * rec["startup_s"]
         return (
             f"{head} on {rec['device_name']}, {rec['threads']} threads: "
             f"{rec['step_s']:.2f} s per step of {batch} ({how}), {per_epoch:.1f} s per epoch "

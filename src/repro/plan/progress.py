@@ -28,6 +28,7 @@ GPU_SLOTS = ".repro/gpu-slots"
 
 STATES = ("running", "stopped", "failed", "done")
 MAX_PROGRESS_BYTES = 2**20  # a progress record is a few hundred bytes
+MAX_EPOCHS = 10**6  # far above any run's (the schema bounds train.epochs)
 
 
 class ProgressFile:
@@ -70,7 +71,7 @@ def read(path: Path) -> dict | None:
     return rec
 
 
-def _number(value, low: float = 0.0, high: float = math.inf, optional: bool = True) -> bool:
+def number(value, low: float = 0.0, high: float = math.inf, optional: bool = True) -> bool:
     if value is None:
         return optional
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -80,11 +81,14 @@ def _number(value, low: float = 0.0, high: float = math.inf, optional: bool = Tr
 def _well_typed(rec: dict) -> bool:
     """The fields status reads have the types this module writes (a forged or damaged
     file with a text accuracy or an infinite time is treated as no progress file)."""
+    epoch, epochs = rec.get("epoch"), rec.get("epochs")
     return (
-        _number(rec.get("epoch"), optional=False)
-        and _number(rec.get("epochs"), optional=False)
-        and all(_number(rec.get(k), high=1.0) for k in ("train_acc", "test_acc"))
-        and all(_number(rec.get(k)) for k in ("seconds_per_epoch", "elapsed", "started", "updated"))
+        # whole epochs, never more done than planned (an ETA is never negative)
+        type(epoch) is int
+        and type(epochs) is int
+        and 0 <= epoch <= epochs <= MAX_EPOCHS
+        and all(number(rec.get(k), high=1.0) for k in ("train_acc", "test_acc"))
+        and all(number(rec.get(k)) for k in ("seconds_per_epoch", "elapsed", "started", "updated"))
         and (rec.get("pid") is None or type(rec.get("pid")) is int)
         and all(rec.get(k) is None or isinstance(rec[k], str) for k in ("host", "error"))
     )

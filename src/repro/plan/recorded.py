@@ -18,10 +18,12 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import stat
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path, PurePosixPath
 
 from ..errors import UserError
@@ -177,6 +179,78 @@ def safe_dirs(folder: Path, rel: str) -> list[str]:
 # ---- the manifest: each file as `record` wrote it ------------------------------------
 
 
+PROVENANCE_SCHEMA = Path(__file__).resolve().parents[3] / "workflow/schemas/provenance.schema.yaml"
+
+
+def check_provenance(prov, where) -> dict:
+    """``prov`` if it has the shape workflow/schemas/provenance.schema.yaml gives a
+    recording's provenance.json (runs a list of objects, sessions a list, a session
+    number an integer >= 1, every number finite); otherwise one line naming ``where``,
+    the key and its value."""
+    from .config import _key, short
+
+    if not isinstance(prov, dict):
+        raise UserError(f"{where} is not a JSON object; record the runs again")
+    bad = _non_finite(prov)
+    if bad is not None:
+        raise UserError(f"{where}: key {_key(bad)} is not a finite number; refused")
+    errors = sorted(
+        _provenance_validator().iter_errors(prov),
+        key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))),
+    )
+    if errors:
+        e = errors[0]
+        rule = e.validator_value
+        if e.validator == "type":
+            rule = " or ".join(rule) if isinstance(rule, list) else rule
+        else:
+            rule = f"{e.validator} {short(rule)}"
+        raise UserError(
+            f"{where}: key {_key(e.absolute_path)} = {short(e.instance)} is not allowed "
+            f"(allowed: {rule}); refused: record the runs again, or restore the file"
+        )
+    return prov
+
+
+@cache
+def _provenance_validator():
+    import jsonschema
+    import yaml
+
+    from .config import _validator_class
+
+    return _validator_class(jsonschema)(yaml.safe_load(PROVENANCE_SCHEMA.read_text()))
+
+
+def _non_finite(value):
+    """The path to the first NaN or infinite number in ``value``, or None."""
+    stack = [((), value)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, float) and not math.isfinite(v):
+            return path
+        if isinstance(v, dict):
+            stack += [((*path, str(k)), x) for k, x in v.items()]
+        elif isinstance(v, list):
+            stack += [((*path, i), x) for i, x in enumerate(v)]
+    return None
+
+
+def provenance_digest(prov: dict) -> str:
+    """sha256 of the provenance but its manifest, in canonical JSON: the manifest lists
+    it under provenance.json, so an edit of the provenance itself is found too."""
+    rest = {k: v for k, v in prov.items() if k != "manifest"}
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_provenance(folder: Path) -> dict:
+    """The recording's provenance.json, checked: its shape, and its own digest where its
+    manifest lists one."""
+    where = str(Path(folder, "provenance.json"))
+    return check_provenance(read_json(folder, "provenance.json"), where)
+
+
 def manifest_of(folder: Path, prov: dict) -> dict:
     manifest = prov.get("manifest")
     if not isinstance(manifest, dict) or not manifest:
@@ -224,9 +298,23 @@ def folder_files(folder: Path) -> list[str]:
 
 
 def check_manifest(folder: Path, prov: dict) -> None:
-    """Every file of the folder listed in the manifest, and as listed."""
+    """Every file of the folder listed in the manifest, and as listed; the provenance
+    itself as its digest in the manifest says."""
     manifest = manifest_of(folder, prov)
-    for rel in sorted(set(folder_files(folder)) | set(manifest)):
+    own = manifest.get("provenance.json")
+    if own is None:
+        raise UserError(
+            f"recorded folder {folder}: its manifest lists no digest of provenance.json "
+            "(recorded before provenance was checked); if you trust the folder, add one: "
+            f"python -m repro record --manifest {folder}"
+        )
+    if not isinstance(own, dict) or own.get("sha256") != provenance_digest(prov):
+        raise UserError(
+            f"recorded file {Path(folder, 'provenance.json')} was edited after recording "
+            "(its digest in the manifest differs); restore it "
+            f"(git checkout -- {folder}/provenance.json) or record the runs again"
+        )
+    for rel in sorted(set(folder_files(folder)) | (set(manifest) - {"provenance.json"})):
         verified_bytes(folder, manifest, rel)
 
 
@@ -428,7 +516,7 @@ def plan(cfg: dict, expected: list[dict]) -> Plan:
             f"config key recorded = {str(folder)!r} is not a folder; set it to a recorded "
             "folder such as recorded/<label> (with provenance.json), or null to train"
         )
-    prov = read_json(folder, "provenance.json")
+    prov = read_provenance(folder)
     check_manifest(folder, prov)
     check_data(folder, prov, cfg)
     images = subset_images(cfg)
@@ -475,20 +563,20 @@ def copy_run(folder: Path, run: str, out: Path) -> None:
     rel = PurePosixPath(run)
     if rel.parts[:2] != ("results", "runs"):
         raise UserError(f"recorded run {run!r} is not under results/runs/; refused")
-    manifest = manifest_of(folder, read_json(folder, "provenance.json"))
+    manifest = manifest_of(folder, read_provenance(folder))
     # what reaches results/runs/ is what plan checked: as recorded, and checked again here
     data = {name: verified_bytes(folder, manifest, f"{run}/{name}") for name in RUN_FILES}
     check_run(run, _metrics(folder, f"{run}/metrics.json"), data)
     # byte for byte; metrics.json last, as train writes it
     for name in RUN_FILES:
-        write_atomic(out / name, data[name])
+        write_atomic(out / name, data[name], root=out)
 
 
 def copy_timing(folder: Path, device: str, out: Path) -> None:
     if device not in DEVICES:
         raise UserError(f"recorded timing device {device!r} is not one of {', '.join(DEVICES)}")
     rel = f"results/timing/{device}/timing.json"
-    verified_bytes(folder, manifest_of(folder, read_json(folder, "provenance.json")), rel)
+    verified_bytes(folder, manifest_of(folder, read_provenance(folder)), rel)
     timing = read_json(folder, rel)
     write_atomic(out, json.dumps(timing, indent=2) + "\n")
 
@@ -520,8 +608,9 @@ def data_meta(prov: dict, metrics: list[dict]) -> dict:
 def write_meta(folder: Path, runs: list[str], out_dir: Path) -> None:
     """results/recorded/provenance.json (the recording's provenance, and where it was
     read from) and results/recorded/data.json (for the provenance stage)."""
-    prov = read_json(folder, "provenance.json")
+    prov = read_provenance(folder)
     metrics = [_metrics(folder, f"{run}/metrics.json") for run in runs]
     recorded = {**prov, "folder": str(folder)}
-    write_atomic(out_dir / "provenance.json", json.dumps(recorded, indent=2) + "\n")
-    write_atomic(out_dir / "data.json", json.dumps(data_meta(prov, metrics), indent=2) + "\n")
+    write_atomic(out_dir / "provenance.json", json.dumps(recorded, indent=2) + "\n", root=out_dir)
+    meta = json.dumps(data_meta(prov, metrics), indent=2) + "\n"
+    write_atomic(out_dir / "data.json", meta, root=out_dir)

@@ -20,13 +20,16 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import check_no_links, read_regular, write_atomic
+from .config import short
 from .grid import RUN_DIR_PATTERN, result_config
 from .recorded import (
     MAX_BYTES,
     RUN_FILES,
     check_manifest,
+    check_provenance,
     jpeg_problem,
-    read_json,
+    provenance_digest,
+    read_provenance,
     recording_hashes,
 )
 
@@ -44,6 +47,8 @@ _OTHER = re.compile(
 # ours (tarfile keeps every header it has read in memory, so the count is bounded too)
 MAX_MEMBERS = 10_000
 MAX_TOTAL_BYTES = 1024 * 2**20
+# a folder name, with room to spare below the file system's 255 bytes
+MAX_LABEL = 100
 # the config's data archive, as a user's checkout has it (the GPU machine's path is not)
 DEFAULT_ARCHIVE = "../shared/data/cifar10-jpeg.tar.gz"
 
@@ -112,8 +117,11 @@ def record(
     an earlier session left undone (``device_run --plan ... --lrs ...``), or trains runs
     of a study's queue (``device-run --queue``: each run of its own settings, in its own
     folder); its complete runs join the folder and the provenance lists both sessions."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", label):
-        raise UserError(f"label {label!r} is not allowed; use letters, digits, '.', '_', '-'")
+    if not (len(label) <= MAX_LABEL and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", label)):
+        raise UserError(
+            f"label {short(label)} is not allowed; use 1-{MAX_LABEL} letters, digits, '.', "
+            "'_', '-' (e.g. h100-2026-11-26)"
+        )
     folder = Path(dest) / label
     check_no_links(Path.cwd(), folder)
     if os.path.lexists(folder) and not add:
@@ -122,7 +130,7 @@ def record(
         raise UserError(f"{folder} has no provenance.json to add to; record without --add")
     if add:
         refuse_links(folder)
-        earlier = read_json(folder, "provenance.json")
+        earlier = read_provenance(folder)
         check_manifest(folder, earlier)  # an edited recording is not extended
     members = _members(Path(tarball))
     summary = _json(members, "summary.json")
@@ -132,10 +140,18 @@ def record(
     config = plan.get("config", {})
     if config.get("data", {}).get("archive"):
         config["data"]["archive"] = DEFAULT_ARCHIVE
-    prov = _provenance(members, summary, env, plan, config, label, dest, commit)
+    prov = check_provenance(
+        _provenance(members, summary, env, plan, config, label, dest, commit), str(tarball)
+    )
     complete = {r["folder"] for r in summary.get("runs", []) if r.get("complete")}
     _keep_run_code(prov, members, commit)
     if add:
+        clash = sorted(c for c in complete if os.path.lexists(folder / c))
+        if complete and len(clash) == len(complete):
+            raise UserError(
+                f"{folder} already holds all {len(complete)} complete runs of {tarball} "
+                f"(e.g. {clash[0]}): this tarball was added before; nothing was added"
+            )
         hashes = {Path(r.get("folder", "")).name for r in earlier.get("runs", [])}
         hashes |= {Path(c).name for c in complete}
         # a queue's runs carry their own settings (run hash and fingerprint), not the
@@ -150,7 +166,6 @@ def record(
                 "(provenance config or run hash differs), and its run folders do not carry "
                 "its own config's settings hash; record it under its own label"
             )
-        clash = sorted(c for c in complete if (folder / c).exists())
         if clash:
             raise UserError(f"{folder} already holds {clash[0]}; nothing was added")
         prov = _merged(earlier, prov)
@@ -162,9 +177,20 @@ def record(
         if m and name.rsplit("/", 1)[0] not in complete:
             continue  # a run that did not finish has no outputs to record
         _write(folder, name if m else prefix + name, data)
-    prov["manifest"] = manifest(folder)
-    _write(folder, "provenance.json", json.dumps(prov, indent=2) + "\n")
+    _write_provenance(folder, prov)
     return folder
+
+
+def _write_provenance(folder: Path, prov: dict) -> None:
+    _write(folder, "provenance.json", json.dumps(sealed(folder, prov), indent=2) + "\n")
+
+
+def sealed(folder: Path, prov: dict) -> dict:
+    """``prov`` with the manifest of the folder's files and its own digest (what
+    repro.plan.recorded.check_manifest verifies)."""
+    prov["manifest"] = manifest(folder)
+    prov["manifest"]["provenance.json"] = {"sha256": provenance_digest(prov)}
+    return prov
 
 
 def _check_shape(tarball, members: dict, summary: dict, plan: dict) -> None:
@@ -204,10 +230,7 @@ def _own_hash(config: dict, run: str) -> bool:
 
 def _write(folder: Path, rel: str, data: bytes | str) -> None:
     """Write ``folder/rel`` (and its temporary name) through no link, inside the project."""
-    path = folder / rel
-    check_no_links(Path.cwd(), path)
-    check_no_links(Path.cwd(), path.with_name(path.name + ".tmp"))
-    write_atomic(path, data)
+    write_atomic(folder / rel, data, root=Path.cwd())
 
 
 def refuse_links(folder: Path) -> None:
@@ -242,9 +265,7 @@ def add_manifest(folder: Path) -> Path:
     they are now: run it only on a recording you trust, such as a clean checkout's)."""
     folder = Path(folder)
     check_no_links(Path.cwd(), folder)
-    prov = read_json(folder, "provenance.json")
-    prov["manifest"] = manifest(folder)
-    _write(folder, "provenance.json", json.dumps(prov, indent=2) + "\n")
+    _write_provenance(folder, read_provenance(folder))
     return folder
 
 

@@ -119,12 +119,16 @@ def run_status(root: Path, run: dict, epochs: int, now: float) -> RunStatus:
     if metrics_text is not None:
         try:
             m = loads_bounded(metrics_text, "metrics.json")
-            st.state, st.epoch = "done", int(m["epochs"])
+            st.state, st.epoch = "done", min(max(int(m["epochs"]), 0), epochs)
             st.train_acc, st.test_acc = m["final_train_acc"], m["final_test_acc"]
             st.seconds_per_epoch, st.eta_s = m["seconds_per_epoch"], 0.0
-            return st
-        except (ValueError, KeyError, TypeError, UserError):
-            pass  # a foreign or damaged file: judge by the other files
+            numbers = [progress_mod.number(v, high=1.0) for v in (st.train_acc, st.test_acc)]
+            if all(numbers) and progress_mod.number(st.seconds_per_epoch):
+                return st
+            raise ValueError("not numbers")
+        except (ValueError, KeyError, TypeError, OverflowError, UserError):
+            # a foreign or damaged file: judge by the other files
+            st = RunStatus(run["head"], run["lr"], run["device"], run["seed"], "waiting", 0, epochs)
     rec = progress_mod.read(root / progress_mod.PROGRESS.format(**where))
     checkpoint = root / progress_mod.CHECKPOINT.format(**where)
     log_text = _read_text(root / progress_mod.TRAIN_LOG.format(**where)) or ""
@@ -136,7 +140,7 @@ def run_status(root: Path, run: dict, epochs: int, now: float) -> RunStatus:
             st.state, st.detail = "stopped", "checkpoint (epoch unknown: no progress file)"
         return st
 
-    st.epoch = int(rec.get("epoch") or 0)
+    st.epoch = min(rec["epoch"], epochs)  # a file of another run length: never past the end
     st.train_acc, st.test_acc = rec.get("train_acc"), rec.get("test_acc")
     st.seconds_per_epoch = rec.get("seconds_per_epoch")
     state = rec["state"]
@@ -158,7 +162,7 @@ def run_status(root: Path, run: dict, epochs: int, now: float) -> RunStatus:
     elif state == "stopped":
         st.detail += f"checkpoint at epoch {st.epoch}" if checkpoint.exists() else "no checkpoint"
     if st.seconds_per_epoch and state != "failed":
-        left = st.seconds_per_epoch * (epochs - st.epoch)
+        left = st.seconds_per_epoch * max(0, epochs - st.epoch)
         st.eta_s = max(0.0, left - since_update) if state == "running" else left
     return st
 
@@ -181,7 +185,7 @@ def total(rows: list[RunStatus]) -> Total:
     rate = sum(
         1 / r.seconds_per_epoch for r in rows if r.state == "running" and r.seconds_per_epoch
     )
-    left = planned - done
+    left = max(0, planned - done)
     if left == 0:
         return Total(done, planned, counts, rate, 0.0, "")
     if rate > 0:

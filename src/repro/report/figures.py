@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from ..files import write_atomic  # noqa: E402
 from ..plan import paper  # noqa: E402
 from ..text import for_figure  # noqa: E402
 from . import stats, why  # noqa: E402
@@ -229,8 +230,9 @@ def _wrap(text: str, width: int) -> str:
 
 def save(fig, out_dir: Path, name: str, dpi: int) -> list[Path]:
     paths = [out_dir / f"{name}.svg", out_dir / f"{name}.png"]
-    fig.savefig(paths[0], format="svg", metadata={"Date": None})
-    fig.savefig(paths[1], format="png", dpi=dpi, metadata={"Software": None})
+    write_atomic(paths[0], lambda f: fig.savefig(f, format="svg", metadata={"Date": None}))
+    png = {"Software": None}
+    write_atomic(paths[1], lambda f: fig.savefig(f, format="png", dpi=dpi, metadata=png))
     plt.close(fig)
     return paths
 

@@ -18,6 +18,7 @@ import jinja2
 from ..files import read_json, require, write_atomic
 from ..plan import grid, paper
 from ..plan.architecture import architecture_table
+from ..plan.recorded import check_provenance
 from ..plan.settings import ModelSpec, RunConfig
 from ..plan.variants import REFERENCE
 from ..text import joined
@@ -489,6 +490,8 @@ def context(config, runs, timing, tables_dir, figures_dir, provenance) -> dict:
     for col in ("lr_a", "lr_b"):
         comp[col] = comp[col].map(lambda v: f"{float(v):g}")
     prov = read_json(provenance, "provenance", "run `python -m repro provenance`")
+    if prov.get("recorded") is not None:  # what page 1 says of the recording: checked
+        check_provenance(prov["recorded"], f"provenance {provenance}: its recorded part")
     study.data = prov.get("data", {})
     figures = {}
     for name in FIGURES:
@@ -616,7 +619,7 @@ def build(config, runs, timing, tables_dir, figures_dir, provenance, out, html=N
     """The report stage: the PDF at ``out`` (and its HTML at ``html`` if given)."""
     text = render_html(context(config, runs, timing, tables_dir, figures_dir, provenance))
     if html:
-        Path(html).write_text(text)
+        write_atomic(Path(html), text)
     write_pdf(text, Path(out), [config, provenance])
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..files import read_json, write_atomic
 from ..plan.code_identity import UNKNOWN, checked_commit, git_state
 from ..plan.machine import package_versions
+from ..plan.recorded import check_provenance
 from ..text import joined
 
 
@@ -140,7 +141,9 @@ def collect(config_path, run_paths, timing_paths, data_meta_path, repo, recorded
         "total_train_seconds": sum(j["train_seconds"] for j in train),
     }
     if recorded:
-        prov["recorded"] = read_json(recorded, "recorded provenance")
+        prov["recorded"] = check_provenance(
+            read_json(recorded, "recorded provenance"), f"recorded provenance {recorded}"
+        )
     check_code(prov, repo)
     prov["summary"] = summary_line(prov)
     return prov

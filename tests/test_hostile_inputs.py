@@ -245,11 +245,26 @@ def test_snakemake_planning_errors_are_one_line(tmp_path, config, message):
 # ---- misleading lines -----------------------------------------------------------------
 
 
-def test_a_config_that_is_a_device_is_not_called_missing(capsys, monkeypatch):
+@pytest.mark.parametrize("path", ["/dev/zero", "/tmp"])
+def test_a_config_that_is_a_device_is_not_called_missing(capsys, monkeypatch, path):
     monkeypatch.chdir(ROOT)
-    code, err = cli_lines(capsys, "check", "/dev/zero")
+    code, err = cli_lines(capsys, "check", path)
     assert code == 2 and len(err) == 1
-    assert err[0].startswith("error: ") and "config file /dev/zero is not a regular file" in err[0]
+    assert err[0].startswith("error: ") and f"config file {path} is not a regular file" in err[0]
+
+
+def test_a_path_that_cannot_be_read_is_named_as_a_read(tmp_path, capsys, monkeypatch):
+    """A read that failed was reported as "cannot write /proc/1/cwd"."""
+    monkeypatch.chdir(ROOT)
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    for argv, start in (
+        (["queue", "--recorded", str(loop)], f"error: --recorded {loop} cannot be read"),
+        (["check", str(loop)], f"error: {loop}: config file {loop} cannot be read"),
+    ):
+        code, err = cli_lines(capsys, *argv)
+        assert code == 2 and len(err) == 1 and err[0].startswith(start), err
+        assert "cannot write" not in err[0]
 
 
 @pytest.mark.parametrize(
@@ -324,6 +339,10 @@ def test_a_progress_file_past_its_end_gives_no_negative_eta(study):
     assert row.eta_s in (None, 0.0) or row.eta_s >= 0
     assert row.epoch <= 1
     assert status.total([row]).eta_s in (None, 0.0)
+    # a time no epoch takes: no progress file, not an overflow while formatting the ETA
+    progress_mod.ProgressFile(path, epochs=1).update(epoch=0, seconds_per_epoch=1e308)
+    row = status.run_status(Path("."), runs[0], 1, time.time())
+    assert row.seconds_per_epoch is None and status.cells(row)
 
 
 def test_the_same_tarball_added_twice_says_so(tmp_path, monkeypatch):

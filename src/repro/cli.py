@@ -329,7 +329,13 @@ def args_queue(p) -> None:
 def run_queue(a) -> None:
     from .plan.queue import lines, queue, write
 
-    recorded = a.recorded.resolve() if a.recorded else None
+    try:  # a link loop or a folder this user may not enter: one line, not "cannot write"
+        recorded = a.recorded.resolve() if a.recorded else None
+    except (OSError, RuntimeError) as e:
+        why = getattr(e, "strerror", None) or "a symbolic link loop"
+        raise UserError(
+            f"--recorded {a.recorded} cannot be read ({why}); give recorded/<label>"
+        ) from None
     _enter(a.directory)
     q = queue(a.configfile, Path("."), recorded)
     if a.out:

@@ -55,6 +55,14 @@ def write_atomic(
         tmp.unlink(missing_ok=True)
 
 
+def rename_over(src, dst) -> None:
+    """Rename a file this process wrote (``src``) over ``dst``, which must be absent or a
+    regular file (check_destination); the rename made durable."""
+    dst = check_destination(dst)
+    os.replace(src, dst)
+    _fsync_dir(dst.parent)
+
+
 def check_destination(path) -> Path:
     """``path`` if it is absent or a regular file (not a link): what a write may
     replace; one line otherwise."""
@@ -156,8 +164,7 @@ def open_regular(path, limit: int, what: str) -> BinaryIO:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         raise UserError(f"{what} {path} cannot be read ({e.strerror}); refused") from None
-    f = os.fdopen(fd, "rb")
-    info = os.fstat(fd)
+    info = os.fstat(fd)  # before fdopen: it refuses a folder with a bare "Is a directory"
     problem = None
     if not stat.S_ISREG(info.st_mode):
         kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO or device?"
@@ -165,9 +172,9 @@ def open_regular(path, limit: int, what: str) -> BinaryIO:
     elif info.st_size > limit:
         problem = f"{what} {path} has {info.st_size} bytes, more than the {limit} allowed; refused"
     if problem:
-        f.close()
+        os.close(fd)
         raise UserError(problem)
-    return f
+    return os.fdopen(fd, "rb")
 
 
 def read_regular(path, limit: int, what: str) -> bytes:

@@ -537,6 +537,47 @@ def render_table() -> str:
         "| the same for every JSON a report stage reads (metrics.json, timing JSONs, the"
         " resolved config, provenance; repro.files.read_json, 64 MiB) | the file |",
         "",
+        "Hostile files, paths and options (one safe-file layer, repro.files;"
+        " tests/test_hostile_inputs.py):",
+        "",
+        "| what is wrong | what happens |",
+        "|---|---|",
+        "| a link, folder, FIFO or device at an output path (`queue --out`, every writer) |"
+        " one line naming the path, nothing written; the temporary file is new (exclusive,"
+        " never through a link) under a random name: a link planted at `F.tmp` is not"
+        " followed |",
+        "| a link inside an output folder (a run folder's files, a recording) | one line"
+        " naming the link |",
+        "| `data.archive` a FIFO or /dev/zero (`check`, `queue`, `snakemake -n`) | one line"
+        " at once (the archive's sha256 is streamed from a regular file, bounded) |",
+        "| `data.folder: /` or another system folder; a data folder over 8 levels deep,"
+        " 200,000 files or 8 GiB | one line at once |",
+        '| a config file that is /dev/zero or a FIFO | not a regular file (not "does not exist") |',
+        "| a problem found while Snakemake plans (a variant identical to the reference) |"
+        " its one line, no stack lines |",
+        "| `repro queue ... \\| head -1` (the reader stops) | a quiet exit |",
+        "| a numeric option not finite or out of range (`status --interval nan`,"
+        " `--threads 0`, `device-run --budget-s inf`) | one line naming the option and"
+        " its range |",
+        "| `record --label` over 100 characters | one line |",
+        "| a calibration cache with a key missing, text for a number, a step time of"
+        " Infinity or 1e-12, a negative start-up time | one line naming the file and key"
+        " (delete it: the estimate measures again) |",
+        "| a progress file past its end (epoch 500 of 1) | not read; an ETA is never negative |",
+        "| the same tarball added twice (`record --add`) | one line: added before |",
+        "| a recording's provenance.json with a malformed field (runs of integers,"
+        " sessions a string, a session not an integer, NaN; the schema"
+        " workflow/schemas/provenance.schema.yaml) | one line naming the key, in"
+        " `record --add`, the workflow and the report |",
+        "| a recording's provenance.json edited after recording | its digest in the"
+        " manifest differs: one line |",
+        "| `queue --recorded` or a config file that cannot be read (a link loop) | one"
+        ' line naming it as a read, not "cannot write" |',
+        "| generated hostile files for every reader: config, variants, queue, run"
+        " description, recorded run files, provenance, tarball members, calibration"
+        " cache, progress file (Hypothesis) | a clean result or one line; never a"
+        " traceback, a hang or a write outside the project |",
+        "",
         "`python -m repro check FILE` merges FILE over config/config.yaml as `snakemake"
         " --configfile FILE` does (tests/plan/test_config.py): a bad value or a missing"
         " config/config.yaml fails check as it fails the workflow.",

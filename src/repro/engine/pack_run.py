@@ -22,13 +22,12 @@ instead of inside it, so that saving does not pickle a list that grows every ste
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from pathlib import Path
 
 import torch
 
-from ..files import write_atomic
+from ..files import rename_over, write_atomic
 from ..plan.code_identity import code_identity
 from ..plan.progress import ProgressFile
 from ..plan.settings import RunConfig
@@ -195,7 +194,7 @@ def save_pack(checkpoints: list[Path], rcs: list[RunConfig], data_id: str, state
         }
         write_atomic(_next(path), torch_bytes(ck))
     for path in checkpoints:
-        os.replace(_next(path), path)
+        rename_over(_next(path), path)
 
 
 def _next(path: Path) -> Path:
@@ -214,7 +213,7 @@ def pending_checkpoints(checkpoints: list[Path]) -> list[dict | None]:
     if _one_epoch(newest):
         for path, n in zip(checkpoints, nexts, strict=True):
             if n is not None:
-                os.replace(_next(path), path)
+                rename_over(_next(path), path)
         return newest
     for path in checkpoints:
         _next(path).unlink(missing_ok=True)

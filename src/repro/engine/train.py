@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..files import write_atomic
+from ..files import open_regular, rename_over, write_atomic
 from ..plan import dataset
 from ..plan.code_identity import code_identity
 from ..plan.config import batch_size_problem
@@ -47,6 +47,10 @@ TIME_COLUMNS = ["epoch", "seconds", "train_seconds", "train_images_per_s"]
 
 class Preempted(Exception):
     """Raised from the SIGTERM handler: stop now, keep the last checkpoint."""
+
+
+# the paper model's checkpoint (weights, optimizer, RNG) is about 40 MB
+MAX_CHECKPOINT_BYTES = 4 * 2**30
 
 
 def _on_sigterm(signum, frame):
@@ -246,8 +250,9 @@ def read_checkpoint(path: Path, set_aside: bool = False) -> dict | None:
     it again. RNG states stay CPU tensors; load_state_dict moves the weights."""
     if not path.exists():
         return None
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # never a FIFO or device (opening one would hang), never larger than ours
+        with open_regular(path, MAX_CHECKPOINT_BYTES, "checkpoint") as f:
+            ck = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same case
         why = f"unreadable ({type(e).__name__})"
     else:
@@ -263,7 +268,7 @@ def read_checkpoint(path: Path, set_aside: bool = False) -> dict | None:
 
 def set_checkpoint_aside(path: Path, why: str) -> None:
     aside = path.with_name(path.name + ".unreadable")
-    os.replace(path, aside)
+    rename_over(path, aside)
     log(f"checkpoint {path} is {why}; moved aside to {aside}, starting the run over")
 
 

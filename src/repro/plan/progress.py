@@ -29,6 +29,8 @@ GPU_SLOTS = ".repro/gpu-slots"
 STATES = ("running", "stopped", "failed", "done")
 MAX_PROGRESS_BYTES = 2**20  # a progress record is a few hundred bytes
 MAX_EPOCHS = 10**6  # far above any run's (the schema bounds train.epochs)
+MAX_SECONDS = 365 * 86400.0
+MAX_CLOCK = 1e11
 
 
 class ProgressFile:
@@ -88,7 +90,10 @@ def _well_typed(rec: dict) -> bool:
         and type(epochs) is int
         and 0 <= epoch <= epochs <= MAX_EPOCHS
         and all(number(rec.get(k), high=1.0) for k in ("train_acc", "test_acc"))
-        and all(number(rec.get(k)) for k in ("seconds_per_epoch", "elapsed", "started", "updated"))
+        # times of this world: an epoch within a year, a clock before the year 5000
+        and number(rec.get("seconds_per_epoch"), high=MAX_SECONDS)
+        and number(rec.get("elapsed"), high=MAX_SECONDS * MAX_EPOCHS)
+        and all(number(rec.get(k), high=MAX_CLOCK) for k in ("started", "updated"))
         and (rec.get("pid") is None or type(rec.get("pid")) is int)
         and all(rec.get(k) is None or isinstance(rec[k], str) for k in ("host", "error"))
     )
@@ -96,7 +101,7 @@ def _well_typed(rec: dict) -> bool:
 
 def hms(seconds: float | None) -> str:
     """Seconds as h:mm:ss (the logs, the outcome line and status); '-' for unknown."""
-    if seconds is None:
+    if seconds is None or not math.isfinite(seconds):
         return "-"
     s = int(round(seconds))
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"

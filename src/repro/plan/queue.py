@@ -39,6 +39,7 @@ from ..errors import UserError
 from ..files import read_json_bounded, write_atomic
 from . import grid
 from .dataset import cache_path
+from .recorded import check_manifest, read_provenance
 from .settings import RunConfig
 from .status import load_config
 
@@ -92,6 +93,8 @@ def queue(configfiles: list[Path], root: Path, recorded: Path | None) -> dict:
             f"--recorded {recorded} is not a recorded folder (no provenance.json); give "
             "recorded/<label>"
         )
+    if recorded is not None:  # its runs count as done only as recorded: checked first
+        check_manifest(recorded, read_provenance(recorded))
     cfg = load_config(configfiles)
     runs, planned = missing_runs(cfg, root, recorded)
     return {

@@ -19,7 +19,7 @@ import tarfile
 from pathlib import Path
 
 from ..errors import UserError
-from ..files import check_no_links, read_regular, write_atomic
+from ..files import check_no_links, open_regular, read_regular, write_atomic
 from .config import short
 from .grid import RUN_DIR_PATTERN, result_config
 from .recorded import (
@@ -47,6 +47,7 @@ _OTHER = re.compile(
 # ours (tarfile keeps every header it has read in memory, so the count is bounded too)
 MAX_MEMBERS = 10_000
 MAX_TOTAL_BYTES = 1024 * 2**20
+MAX_TARBALL_BYTES = 4 * 2**30  # compressed; the weights of a grid are a few hundred MB
 # a folder name, with room to spare below the file system's 255 bytes
 MAX_LABEL = 100
 # the config's data archive, as a user's checkout has it (the GPU machine's path is not)
@@ -58,7 +59,11 @@ def _members(tarball: Path) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     total = 0
     try:
-        with tarfile.open(tarball) as tar:
+        # never a FIFO or device (opening one would hang), never larger than a device run's
+        with (
+            open_regular(tarball, MAX_TARBALL_BYTES, "tarball") as f,
+            tarfile.open(fileobj=f) as tar,
+        ):
             for count, m in enumerate(tar, start=1):
                 if count > MAX_MEMBERS:
                     raise UserError(

@@ -7,6 +7,7 @@ Accuracies are in percent from here on.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UserError
-from ..files import read_json
+from ..files import MAX_JSON_BYTES, read_json, read_regular, require
 from ..plan import paper
 from ..plan.grid import lr_tag, variant_of
 from ..plan.variants import REFERENCE
@@ -125,12 +126,17 @@ class Study:
         return sum(mats[1:], mats[0].copy())
 
 
+def _csv(path: Path) -> io.BytesIO:
+    """A run's CSV as a regular file of bounded size (never a FIFO or device)."""
+    return io.BytesIO(read_regular(require(path, "run file"), MAX_JSON_BYTES, "run file"))
+
+
 def _correct(path: Path):
     """Per-image correctness from a run's predictions.csv (label, pred columns); None when
     the run predates them."""
     if not path.exists():
         return None
-    df = pd.read_csv(path, usecols=["label", "pred"])
+    df = pd.read_csv(_csv(path), usecols=["label", "pred"])
     return (df.label.to_numpy() == df.pred.to_numpy()).astype(bool)
 
 
@@ -181,13 +187,13 @@ def load_study(config_path, run_paths, timing_paths=(), data_meta=None) -> Study
         row["variant"] = run_variant(cfg, row["device"], run_dir)
         key = (row["head"], row["lr"], row["device"], row["seed"])
         rows.append(row)
-        hist = pd.read_csv(run_dir / "epochs.csv")
+        hist = pd.read_csv(_csv(run_dir / "epochs.csv"))
         hist[["train_acc", "test_acc"]] *= 100
         histories.append(
             hist.assign(head=key[0], lr=key[1], device=key[2], seed=key[3], variant=row["variant"])
         )
         if row["variant"] == REFERENCE:
-            confusion[key] = pd.read_csv(run_dir / "confusion.csv", index_col="true")
+            confusion[key] = pd.read_csv(_csv(run_dir / "confusion.csv"), index_col="true")
             correct[key] = _correct(run_dir / "predictions.csv")
     if not rows:
         raise UserError("no runs given (--runs); pass the metrics.json of every training run")

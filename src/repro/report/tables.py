@@ -5,12 +5,13 @@ and the loss floor, as CSV files, from a study's histories and metrics (study.py
 from __future__ import annotations
 
 import functools
+import io
 import math
 from pathlib import Path
 
 import pandas as pd
 
-from ..files import require, write_atomic
+from ..files import MAX_JSON_BYTES, read_regular, require, write_atomic
 from ..plan import paper
 from ..text import for_spreadsheet
 from . import claims as claims_mod
@@ -329,5 +330,6 @@ def read_tables(folder) -> dict[str, pd.DataFrame]:
         path = require(Path(folder) / name, "table", "run `python -m repro tables` first")
         text = dict.fromkeys(("lr", "lr_a", "lr_b", "better"), str)
         dtype = str if name == "hyperparameters.csv" else text
-        out[name] = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=dtype)
+        data = io.BytesIO(read_regular(path, MAX_JSON_BYTES, "table"))
+        out[name] = pd.read_csv(data, keep_default_na=False, na_values=[""], dtype=dtype)
     return out

@@ -212,28 +212,35 @@ def test_a_data_folder_too_deep_or_too_large_is_refused(tmp_path):
     assert files.walk_files(deep, "data folder") == [("a/b/c/x.png", 1)]
 
 
+OLD_RUN = "results/runs/softmax/lr0.01/cpu/seed0/deadbeef/metrics.json"
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(
-    "config, message",
+    "config, targets, message",
     [
         (
             {"data": {"source": "archive", "archive": "/dev/zero", "archive_sha256": None}},
+            [],
             "error: config key data.archive = '/dev/zero' is not a regular file",
         ),
         (
             {"variants": [{"name": "same", "reason": "r", "train": {"epochs": 150}}]},
+            [],
             "error: variant 'same' has the same settings as 'paper'",
         ),
+        ({}, [OLD_RUN], "error: run folder hash deadbeef matches no variant"),
     ],
-    ids=["dev-zero-archive", "variant-identical-to-reference"],
+    ids=["dev-zero-archive", "variant-identical-to-reference", "old-run-requested"],
 )
-def test_snakemake_planning_errors_are_one_line(tmp_path, config, message):
-    """A UserError raised while Snakemake plans reached the user with stack lines from
-    common.smk and grid.py (and /dev/zero as the archive hung `snakemake -n`)."""
+def test_snakemake_planning_errors_are_one_line(tmp_path, config, targets, message):
+    """A UserError raised while Snakemake plans (at the top of common.smk, or in an input
+    function) reached the user with stack lines from common.smk and grid.py (and
+    /dev/zero as the archive hung `snakemake -n`)."""
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({**PLAIN, **config}))
     cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(cfg)]
-    cmd += ["--directory", str(tmp_path), "--snakefile", str(ROOT / "Snakefile")]
+    cmd += ["--directory", str(tmp_path), "--snakefile", str(ROOT / "Snakefile"), *targets]
     shutil.copytree(ROOT / "config", tmp_path / "config")
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     out = (res.stdout + res.stderr).strip().splitlines()

@@ -553,8 +553,8 @@ def render_table() -> str:
         "| `data.folder: /` or another system folder; a data folder over 8 levels deep,"
         " 200,000 files or 8 GiB | one line at once |",
         '| a config file that is /dev/zero or a FIFO | not a regular file (not "does not exist") |',
-        "| a problem found while Snakemake plans (a variant identical to the reference) |"
-        " its one line, no stack lines |",
+        "| a problem found while Snakemake plans (a variant identical to the reference, an"
+        " old run's folder requested as a target) | its one line, no stack lines |",
         "| `repro queue ... \\| head -1` (the reader stops) | a quiet exit |",
         "| a numeric option not finite or out of range (`status --interval nan`,"
         " `--threads 0`, `device-run --budget-s inf`) | one line naming the option and"

@@ -1,6 +1,8 @@
 # Validation and the run grid. The logic lives in the `repro` package (src/repro/plan/);
 # this file only turns it into paths, flags and resources for the rules.
+import functools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -62,14 +64,32 @@ def timing_outputs():
     return expand("results/timing/{device}/timing.json", device=TIMING_DEVICES)
 
 
+def one_line(plan):
+    """An input function whose UserError (an old run's folder requested, say) ends the
+    workflow with its one line, not Snakemake's stack lines through this file."""
+
+    @functools.wraps(plan)  # Snakemake passes what the signature names (output, ...)
+    def planned(*args, **kw):
+        try:
+            return plan(*args, **kw)
+        except UserError as e:
+            print(f"error: {for_terminal(e)}", file=sys.stderr, flush=True)
+            os._exit(1)  # Snakemake wraps any exception, SystemExit too, with its stack
+
+    return planned
+
+
+@one_line
 def run_description(wildcards):
     return repro_grid.run_description(config, **wildcards)
 
 
+@one_line
 def run_cache(wildcards):
     return repro_grid.run_cache(config, wildcards.device, wildcards.hash)
 
 
+@one_line
 def train_flags(wildcards, output):
     # from the outputs: Snakemake leaves params derived from them out of its params
     # trigger, so how the runs were packed never reruns a finished run

@@ -350,6 +350,9 @@ def test_a_progress_file_past_its_end_gives_no_negative_eta(study):
     progress_mod.ProgressFile(path, epochs=1).update(epoch=0, seconds_per_epoch=1e308)
     row = status.run_status(Path("."), runs[0], 1, time.time())
     assert row.seconds_per_epoch is None and status.cells(row)
+    # a process number beyond any system's (found by the property test below)
+    progress_mod.ProgressFile(path, epochs=1).update(epoch=0, seconds_per_epoch=12.0, pid=2**31)
+    assert status.run_status(Path("."), runs[0], 1, time.time()).seconds_per_epoch is None
 
 
 def test_the_same_tarball_added_twice_says_so(tmp_path, monkeypatch):

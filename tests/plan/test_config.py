@@ -563,7 +563,8 @@ def render_table() -> str:
         "| a calibration cache with a key missing, text for a number, a step time of"
         " Infinity or 1e-12, a negative start-up time | one line naming the file and key"
         " (delete it: the estimate measures again) |",
-        "| a progress file past its end (epoch 500 of 1) | not read; an ETA is never negative |",
+        "| a progress file past its end (epoch 500 of 1), with an epoch time of 1e308 or a"
+        " process number beyond any system's | not read; an ETA is never negative |",
         "| the same tarball added twice (`record --add`) | one line: added before |",
         "| a recording's provenance.json with a malformed field (runs of integers,"
         " sessions a string, a session not an integer, NaN; the schema"

@@ -31,6 +31,7 @@ MAX_PROGRESS_BYTES = 2**20  # a progress record is a few hundred bytes
 MAX_EPOCHS = 10**6  # far above any run's (the schema bounds train.epochs)
 MAX_SECONDS = 365 * 86400.0
 MAX_CLOCK = 1e11
+MAX_PID = 2**22  # Linux's pid_max limit; a larger one would overflow os.kill
 
 
 class ProgressFile:
@@ -94,7 +95,7 @@ def _well_typed(rec: dict) -> bool:
         and number(rec.get("seconds_per_epoch"), high=MAX_SECONDS)
         and number(rec.get("elapsed"), high=MAX_SECONDS * MAX_EPOCHS)
         and all(number(rec.get(k), high=MAX_CLOCK) for k in ("started", "updated"))
-        and (rec.get("pid") is None or type(rec.get("pid")) is int)
+        and (rec.get("pid") is None or (type(rec["pid"]) is int and 0 < rec["pid"] < MAX_PID))
         and all(rec.get(k) is None or isinstance(rec[k], str) for k in ("host", "error"))
     )
 

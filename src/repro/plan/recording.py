@@ -25,10 +25,13 @@ from .recorded import (
     MAX_BYTES,
     RUN_FILES,
     check_manifest,
+    folder_files,
     jpeg_problem,
+    read_bytes,
     read_json,
     recording_hashes,
 )
+from .runfiles import check_distinct, identity
 
 _RUN = re.compile(
     r"results/runs/(softmax|logits)/lr([0-9.e+-]+)/(cpu|cuda|mps)/seed(\d+)/([0-9a-f]{8})/"
@@ -136,6 +139,12 @@ def record(
     complete = {r["folder"] for r in summary.get("runs", []) if r.get("complete")}
     _keep_run_code(prov, members, commit)
     if add:
+        # first: the same tarball added twice, or a run copied under another seed, is a
+        # run counted twice, whatever its settings say
+        check_distinct(
+            [*_recorded_identities(folder), *_new_identities(tarball, members, complete)],
+            "runs",
+        )
         hashes = {Path(r.get("folder", "")).name for r in earlier.get("runs", [])}
         hashes |= {Path(c).name for c in complete}
         # a queue's runs carry their own settings (run hash and fingerprint), not the
@@ -165,6 +174,27 @@ def record(
     prov["manifest"] = manifest(folder)
     _write(folder, "provenance.json", json.dumps(prov, indent=2) + "\n")
     return folder
+
+
+def _recorded_identities(folder: Path) -> list[tuple[str, dict]]:
+    """(name, runfiles.identity) of every run folder a recording holds."""
+    runs: dict[str, list[str]] = {}
+    for rel in folder_files(folder):
+        m = _RUN.fullmatch(rel)
+        if m:
+            runs.setdefault(rel.rsplit("/", 1)[0], []).append(m[6])
+    return [
+        (f"{folder}/{run}", identity({n: read_bytes(folder, f"{run}/{n}") for n in names}))
+        for run, names in sorted(runs.items())
+    ]
+
+
+def _new_identities(tarball, members: dict, complete: set) -> list[tuple[str, dict]]:
+    """(name, runfiles.identity) of the tarball's complete runs."""
+    return [
+        (f"{run} of {tarball}", identity({n: members.get(f"{run}/{n}", b"") for n in RUN_FILES}))
+        for run in sorted(complete)
+    ]
 
 
 def _check_shape(tarball, members: dict, summary: dict, plan: dict) -> None:

@@ -209,4 +209,3 @@ def standin_sizes(key: str) -> str:
     odd = " odd" if "not" in items else ""
     least = {"widths": "1 to 6", "pool_after": "at most 5 distinct"}.get(key, "1 to 5 distinct")
     return f"a list of {least}{odd} integers {bounds}"
-

@@ -203,7 +203,9 @@ def _multiplicity(row: dict, n_tested: int, alpha: float) -> str:
 
 def gap_words(gap_points: float) -> str:
     """The gap (paper minus ours, points) as words: a reference above the paper does not
-    fall "-0.01 points short"."""
+    fall "-0.01 points short"; without the paper's accuracy at the rate, no "nan points"."""
+    if math.isnan(gap_points):
+        return "has no paper accuracy to be compared with (the config gives none at this rate)"
     if gap_points < 0:
         return f"lies {-gap_points:.2f} points above the paper"
     return f"falls {gap_points:.2f} points short of the paper"

@@ -243,7 +243,9 @@ def test_recorded_cuda_runs_need_no_gpu_here(tiny_runs, folder):
     for metrics in sorted((folder / "results" / "runs").rglob("metrics.json")):
         m = json.loads(metrics.read_text())
         rc = grid.run_config(cfg, m["head"], m["lr"], "cuda", m["seed"])
-        m.update(device="cuda", fingerprint=rc.fingerprint(), config=asdict(rc), precision=rc.precision)
+        m.update(
+            device="cuda", fingerprint=rc.fingerprint(), config=asdict(rc), precision=rc.precision
+        )
         parts = list(metrics.relative_to(folder).parts)
         parts[parts.index("cpu")] = "cuda"
         # the recording's provenance lists the runs it made (as on cuda)

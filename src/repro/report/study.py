@@ -16,9 +16,9 @@ import pandas as pd
 from ..errors import UserError
 from ..files import read_json, read_regular
 from ..plan import paper
+from ..plan.grid import lr_tag, variant_of
 from ..plan.recorded import MAX_BYTES as MAX_RUN_FILE_BYTES
 from ..plan.runfiles import check_distinct, identity, timing_problem
-from ..plan.grid import lr_tag, variant_of
 from ..plan.variants import REFERENCE
 from .deviations import Deviation, deviations, total_allowance
 

@@ -500,6 +500,17 @@ def render_table() -> str:
         "| confusion.csv not 10x10, a negative count, counts not summing to n_test |"
         " the file, the sum and n_test |",
         "| predictions.csv label or prediction outside 0..9, a row missing | the file, the value |",
+        "| a run copied under another seed, rate or folder (its seed and fingerprint rewritten,"
+        " its histories or predictions not; also `record --add` and the study;"
+        " tests/plan/test_run_identity.py) | both run folders and the file with the same values |",
+        "| metrics.json's precision not its config's (a bf16 metrics.json in an fp32 folder) |"
+        " both values |",
+        "| a run folder named by another variant's settings hash, or not listed with its"
+        " fingerprint in the recording's provenance.json | the hash or folder, both values |",
+        "| a NaN accuracy; a negative, NaN or infinite time or rate (metrics.json, the timing"
+        " JSON; also where the report reads a timing JSON) | the file, the key, the value |",
+        "| a run's config with sizes beyond the schema's bounds (epochs, widths, ...) |"
+        " the field and what is allowed |",
         "",
         "Recording manifest (tests/test_runfiles.py, tests/test_recording.py):",
         "",
@@ -527,10 +538,17 @@ def render_table() -> str:
         "| a queued run's variant not a variant name (a path such as `../x`, control"
         " characters) | the run's number and the name, escaped |",
         "| a queued run's description, or a child's `--run`/`--runs`, with a field missing or"
-        " unknown, of the wrong type, not finite or out of range (a stand-in model's sizes"
-        " need only be integers >= 1) | the run's number, the field and what is allowed |",
+        " unknown, of the wrong type, not finite or out of range (the schema's bounds: no"
+        " 1e30 epochs; a stand-in model may have fewer blocks, at least one:"
+        " `widths: []` is refused) | the run's number, the field and what is allowed |",
+        "| a queued run's folder not the one its description trains into (the settings hash"
+        " of another setting, such as a bf16 run in the fp32 folder) | the run's number,"
+        " both hashes |",
+        "| `train`/`train-pack` given a checkpoint or progress path in a run folder (its own,"
+        " or another run's: deleted when done, before) or one path for two runs |"
+        " the flag and the path, before any work |",
         "| a queued run's data section not an object, with a key the config's data section"
-        " lacks, a jpeg_quality outside 1-95 or a subset size below 1 | the run's number,"
+        " lacks, a jpeg_quality outside 1-95 or a subset size outside the data | the run's number,"
         " the key and its value |",
         "",
         "Reading files a user or another machine made (repro.files.read_regular,"

@@ -22,6 +22,7 @@ from repro.engine.device_queue import (
     plan_with_check,
     plan_with_data,
     read_queue,
+    trained_hash,
 )
 from repro.engine.layouts import measure
 from repro.engine.mps import mps_daemon
@@ -32,7 +33,7 @@ from repro.plan.settings import ModelSpec, RunConfig
 
 def queued(lr, seed, epochs=10, widths=(4, 6, 8)) -> QueuedRun:
     rc = RunConfig(lr=lr, seed=seed, device="cpu", epochs=epochs, precision="fp32",
-                   model=ModelSpec(widths=widths))  # fmt: skip
+                   model=ModelSpec(widths=widths, pool_after=(1, 2)))  # fmt: skip
     return QueuedRun(rc, f"results/runs/softmax/lr{lr}/cpu/seed{seed}/0000000{seed}", "v", {})
 
 
@@ -117,34 +118,80 @@ def test_the_wide_check_keeps_its_time_only_where_no_run_is_lost():
     assert (jobs, check) == ([], True)
 
 
-def test_queue_is_read_and_checked(tmp_path):
+def folder_of(r: QueuedRun, archive, data=None) -> str:
+    """The run's folder with the settings hash of its description on ``data``."""
+    h = trained_hash(r.rc, r.data if data is None else data, archive)
+    return r.folder[: -len("00000001")] + h
+
+
+@pytest.fixture
+def travelled(tmp_path):
+    path = tmp_path / "archive.tar.gz"
+    path.write_bytes(b"a stand-in for the archive that travelled with the checkout")
+    return path
+
+
+def test_queue_is_read_and_checked(tmp_path, travelled):
+    data = {"subset": None}
     entry = {
         "variant": "paper",
-        "folder": queued(0.01, 1).folder,
+        "folder": folder_of(queued(0.01, 1), travelled, data),
         "description": dataclasses.asdict(queued(0.01, 1).rc),
     }
     path = tmp_path / "queue.json"
     # the announced format's "run" key is read as the colleague's "description"
-    other = {**entry, "folder": queued(0.005, 2).folder, "run": entry["description"]}
-    other["run"] = {**other["run"], "lr": 0.005, "seed": 2}
+    other = {**entry, "folder": folder_of(queued(0.005, 2), travelled, data)}
+    other["run"] = {**entry["description"], "lr": 0.005, "seed": 2}
     del other["description"]
     path.write_text(json.dumps({"runs": [entry, other]}))
-    runs = read_queue(path, "cpu", {"subset": None})
+    runs = read_queue(path, "cpu", data, travelled)
     assert [(r.rc.lr, r.rc.seed, r.data) for r in runs] == [
         (0.01, 1, {"subset": None}),
         (0.005, 2, {"subset": None}),
     ]
     with pytest.raises(UserError, match="this command trains on cuda"):
-        read_queue(path, "cuda", {})
-    path.write_text(json.dumps({"runs": [{**entry, "folder": queued(0.005, 1).folder}]}))
+        read_queue(path, "cuda", {}, travelled)
+    moved = {**entry, "folder": folder_of(queued(0.005, 1), travelled, data)}
+    path.write_text(json.dumps({"runs": [moved]}))
     with pytest.raises(UserError, match="does not name its run"):
-        read_queue(path, "cpu", {})
+        read_queue(path, "cpu", {}, travelled)
     path.write_text(json.dumps({"runs": [entry, entry]}))
     with pytest.raises(UserError, match="twice"):
-        read_queue(path, "cpu", {})
+        read_queue(path, "cpu", {}, travelled)
     path.write_text("[1, 2]")
     with pytest.raises(UserError, match="not a queue"):
-        read_queue(path, "cpu", {})
+        read_queue(path, "cpu", {}, travelled)
+
+
+def test_a_queued_folder_must_carry_its_own_settings_hash(tmp_path):
+    """The queue `repro queue` writes for a study with an fp32 cause beside a bf16
+    reference is read as it is (the device hashes each description on its data as the
+    planner did); the bf16 reference's run put into the fp32 cause's folder (head, rate,
+    device and seed all right) is refused: it would be recorded and counted as fp32."""
+    from conftest import ARCHIVE, tiny_config
+
+    from repro.plan import queue as queue_mod
+
+    cfg = tiny_config(
+        train={"epochs": 2, "precision": "bf16"},
+        variants=[{"name": "fp32", "reason": "r", "train": {"precision": "fp32"}}],
+    )
+    runs, _ = queue_mod.missing_runs(cfg, tmp_path)
+    path = tmp_path / "queue.json"
+    path.write_text(json.dumps({"runs": runs}))
+    read = read_queue(path, "cpu", {}, ARCHIVE)
+    assert [r.folder for r in read] == [r["folder"] for r in runs]
+    ref, fp32 = runs[0], next(r for r in runs if r["variant"] == "fp32")
+    assert ref["folder"].rsplit("/", 1)[0] == fp32["folder"].rsplit("/", 1)[0]
+    path.write_text(json.dumps({"runs": [{**ref, "folder": fp32["folder"]}]}))
+    with pytest.raises(UserError, match=f"carries the settings hash {fp32['hash']}, but its "
+                       f"description on its data .* hashes to {ref['hash']}"):  # fmt: skip
+        read_queue(path, "cpu", {}, ARCHIVE)
+    # a data section of another subset: another hash too
+    other = {**ref, "data": {**ref["data"], "subset": {"train_per_class": 20}}}
+    path.write_text(json.dumps({"runs": [other]}))
+    with pytest.raises(UserError, match="hashes to"):
+        read_queue(path, "cpu", {}, ARCHIVE)
 
 
 @pytest.mark.parametrize(
@@ -159,31 +206,53 @@ def test_queue_is_read_and_checked(tmp_path):
         ({"description": {"momentum": "x"}}, "momentum = 'x' is not allowed"),
         ({"description": {"model": {"widths": [4, 0, 8]}}}, "model.widths = \\[4, 0, 8\\]"),
         ({"description": {"model": {"hidden": 2.5}}}, "model.hidden = 2.5"),
+        # sizes: the schema's bounds, and at least one block
+        (
+            {"description": {"model": {"widths": []}}},
+            "model.widths = \\[\\] is not a list of 1 to 6",
+        ),
+        ({"description": {"epochs": 10**30}}, "epochs = 1000000000000000000000000000000 is not"),
+        ({"description": {"model": {"widths": [4, 10**9]}}}, "widths = \\[4, 1000000000\\]"),
+        (
+            {"description": {"model": {"hidden": 10**12}}},
+            "hidden = 1000000000000 is not an integer in 1-65536",
+        ),
+        ({"description": {"batch_size": 10**9}}, "batch_size = 1000000000 is not allowed"),
+        (
+            {"data": {"subset": {"train_per_class": 10**12}}},
+            "subset.train_per_class = 1000000000000",
+        ),
+        (
+            {"description": {"model": {"pool_after": [1, 4]}}},
+            "pool_after = \\[1, 4\\] names a block beyond",
+        ),
         ({"data": [1, 2]}, "data = \\[1, 2\\] is not an object"),
         ({"data": {"jpeg_quality": 1000}}, "jpeg_quality = 1000 is not null"),
         ({"data": {"subset": {"train_per_class": -5}}}, "subset.train_per_class = -5"),
         ({"data": {"cmd": "x"}}, "key 'cmd' is not a key of the config's data section"),
     ],
 )
-def test_a_forged_queue_entry_is_one_line_before_any_work(tmp_path, change, message):
+def test_a_forged_queue_entry_is_one_line_before_any_work(tmp_path, travelled, change, message):
     """Every queued run is checked as `train --run` checks it (the model's sizes only as
-    sizes: stand-in models are smaller than a config allows), with a variant name that
-    cannot leave the work folder and a data section of the config's keys."""
+    sizes within the schema's bounds: stand-in models are smaller than a config allows),
+    with a variant name that cannot leave the work folder and a data section of the
+    config's keys."""
+    data = {"subset": {"train_per_class": 5}, "jpeg_quality": 50}
     entry = {
         "variant": "paper",
-        "folder": queued(0.01, 1).folder,
+        "folder": folder_of(queued(0.01, 1), travelled, data),
         "description": json.loads(json.dumps(dataclasses.asdict(queued(0.01, 1).rc))),
-        "data": {"subset": {"train_per_class": 5}, "jpeg_quality": 50},
+        "data": data,
     }
     path = tmp_path / "queue.json"
     path.write_text(json.dumps({"runs": [entry]}))
-    assert [r.variant for r in read_queue(path, "cpu", {})] == ["paper"]  # stand-in model
+    assert [r.variant for r in read_queue(path, "cpu", {}, travelled)] == ["paper"]  # stand-in
     desc = change.get("description", {})
     desc = {**entry["description"], **desc, "model": {**entry["description"]["model"],
                                                       **desc.get("model", {})}}  # fmt: skip
     path.write_text(json.dumps({"runs": [{**entry, **change, "description": desc}]}))
     with pytest.raises(UserError, match=f"run 1.*{message}") as err:
-        read_queue(path, "cpu", {})
+        read_queue(path, "cpu", {}, travelled)
     assert "\n" not in str(err.value) and "\x1b" not in str(err.value)
 
 

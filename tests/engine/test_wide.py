@@ -407,6 +407,27 @@ def test_pack_of_mixed_settings_is_refused_before_work(tiny_cache, tmp_path):
     assert not (tmp_path / "a").exists()
 
 
+def test_a_checkpoint_on_a_run_output_is_refused_before_anything_is_deleted(tiny_cache, tmp_path):
+    """train-pack deletes its checkpoints when done: a checkpoint path naming another
+    run's output file (deleted, exit 0, before) or one inside a run folder of the pack is
+    refused before any work, and the file is kept."""
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "metrics.json").write_text('{"kept": true}')
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for cks, where in (
+        ([done / "metrics.json", tmp_path / "k1.pt"], "another run"),
+        ([tmp_path / "k0.pt", outs[0] / "epochs.csv"], "the run folder"),
+        ([tmp_path / "k.pt", tmp_path / "k.pt"], "are one file"),
+    ):
+        with pytest.raises(UserError, match=where):
+            train_pack(tiny_runs(), tiny_cache, outs, cks)
+    with pytest.raises(UserError, match="another run"):
+        train_run(tiny_runs()[0], tiny_cache, outs[0], done / "epochs.csv")
+    assert (done / "metrics.json").read_text() == '{"kept": true}'
+    assert not outs[0].exists() and not outs[1].exists()
+
+
 def test_the_whole_step_is_one_graph_for_torch_compile():
     """Gather, forward, per-run losses, backward, SGD update and accuracy: Dynamo
     captures the step as one graph with no break (explain traces without compiling,

@@ -32,8 +32,8 @@ CASES = [
     ("non-numeric learning rate", "learning_rates: [fast]", ["learning_rates[0] = 'fast'"]),
     ("empty learning-rate list", "learning_rates: []", ["learning_rates is an empty list"]),
     ("duplicate learning rates", "learning_rates: [0.01, 0.01]", ["duplicate value 0.01"]),
-    ("epochs < 1", "train: {epochs: 0}", ["train.epochs = 0", "integer >= 1"]),
-    ("batch size < 1", "train: {batch_size: 0}", ["train.batch_size = 0", "integer >= 1"]),
+    ("epochs < 1", "train: {epochs: 0}", ["train.epochs = 0", "integer in 1-100000"]),
+    ("batch size < 1", "train: {batch_size: 0}", ["train.batch_size = 0", "integer in 1-65536"]),
     ("unknown device name", "devices: [tpu]", ["devices[0] = 'tpu'", "auto, cpu, cuda, mps"]),
     ("requested device absent", f"devices: [{ABSENT}]", [f"'{ABSENT}'", "does not have"]),
     ("timing device absent", f"timing: {{devices: [{ABSENT}]}}", ["timing.devices", ABSENT]),
@@ -53,8 +53,15 @@ CASES = [
     (
         "subset larger than the data",
         "data: {subset: {train_per_class: 6000}}",
-        ["data.subset.train_per_class = 6000", "larger than the data"],
+        ["data.subset.train_per_class = 6000", "1-5000", "CIFAR-10 has 5000"],
     ),
+    # sizes have sane upper bounds, the same wherever a run description is read
+    ("absurd epochs", "train: {epochs: 1000000000000000000000000000000}", ["1-100000"]),
+    ("absurd width", "model: {widths: [64, 64, 128, 128, 256, 1000000000]}", ["1-65536"]),
+    ("absurd hidden size", "model: {hidden: 1000000000}", ["model.hidden", "1-65536"]),
+    ("absurd kernel size", "model: {kernel_sizes: [1, 3, 999]}", ["kernel_sizes[2]", "1-31"]),
+    ("absurd batch size", "train: {test_batch_size: 10000000}", ["1-65536"]),
+    ("absurd test subset", "data: {subset: {test_per_class: 1000000000000}}", ["1-1000"]),
     (
         "archive path does not exist",
         "data: {source: archive, archive: /no/such/cifar.tar.gz}",
@@ -358,7 +365,7 @@ def test_cli_check_names_the_file(tmp_path):
     assert res.returncode == 2
     assert (
         res.stderr.strip() == f"error: {bad}: config key train.epochs = -5 is not allowed; "
-        "allowed: an integer >= 1"
+        "allowed: an integer in 1-100000"
     )
 
 
@@ -493,6 +500,17 @@ def render_table() -> str:
         "| confusion.csv not 10x10, a negative count, counts not summing to n_test |"
         " the file, the sum and n_test |",
         "| predictions.csv label or prediction outside 0..9, a row missing | the file, the value |",
+        "| a run copied under another seed, rate or folder (its seed and fingerprint rewritten,"
+        " its histories or predictions not; also `record --add` and the study;"
+        " tests/plan/test_run_identity.py) | both run folders and the file with the same values |",
+        "| metrics.json's precision not its config's (a bf16 metrics.json in an fp32 folder) |"
+        " both values |",
+        "| a run folder named by another variant's settings hash, or not listed with its"
+        " fingerprint in the recording's provenance.json | the hash or folder, both values |",
+        "| a NaN accuracy; a negative, NaN or infinite time or rate (metrics.json, the timing"
+        " JSON; also where the report reads a timing JSON) | the file, the key, the value |",
+        "| a run's config with sizes beyond the schema's bounds (epochs, widths, ...) |"
+        " the field and what is allowed |",
         "",
         "Recording manifest (tests/test_runfiles.py, tests/test_recording.py):",
         "",
@@ -520,10 +538,17 @@ def render_table() -> str:
         "| a queued run's variant not a variant name (a path such as `../x`, control"
         " characters) | the run's number and the name, escaped |",
         "| a queued run's description, or a child's `--run`/`--runs`, with a field missing or"
-        " unknown, of the wrong type, not finite or out of range (a stand-in model's sizes"
-        " need only be integers >= 1) | the run's number, the field and what is allowed |",
+        " unknown, of the wrong type, not finite or out of range (the schema's bounds: no"
+        " 1e30 epochs; a stand-in model may have fewer blocks, at least one:"
+        " `widths: []` is refused) | the run's number, the field and what is allowed |",
+        "| a queued run's folder not the one its description trains into (the settings hash"
+        " of another setting, such as a bf16 run in the fp32 folder) | the run's number,"
+        " both hashes |",
+        "| `train`/`train-pack` given a checkpoint or progress path in a run folder (its own,"
+        " or another run's: deleted when done, before) or one path for two runs |"
+        " the flag and the path, before any work |",
         "| a queued run's data section not an object, with a key the config's data section"
-        " lacks, a jpeg_quality outside 1-95 or a subset size below 1 | the run's number,"
+        " lacks, a jpeg_quality outside 1-95 or a subset size outside the data | the run's number,"
         " the key and its value |",
         "",
         "Reading files a user or another machine made (repro.files.read_regular,"
@@ -715,7 +740,8 @@ def test_check_merges_the_project_config_as_snakemake_does(tmp_path):
     res = check("other.yaml")
     assert res.returncode == 2
     assert res.stderr.strip() == (
-        "error: other.yaml: config key train.epochs = 0 is not allowed; allowed: an integer >= 1"
+        "error: other.yaml: config key train.epochs = 0 is not allowed; allowed: an integer in "
+        "1-100000"
     )
     (tmp_path / "config" / "config.yaml").write_text("train: {epochs: 3}\nseeds: [0, 1, 2]\n")
     res = check("other.yaml")

@@ -238,12 +238,20 @@ def test_auto_devices_are_refused_with_recorded_runs(tiny_runs, folder):
 def test_recorded_cuda_runs_need_no_gpu_here(tiny_runs, folder):
     """A run recorded on cuda plans on a host without cuda (the device checks are off)."""
     cfg = with_recorded(tiny_runs, folder, devices=["cuda"], timing__devices=["cuda"])
+    prov = json.loads((folder / "provenance.json").read_text())
     for metrics in sorted((folder / "results" / "runs").rglob("metrics.json")):
         m = json.loads(metrics.read_text())
         rc = grid.run_config(cfg, m["head"], m["lr"], "cuda", m["seed"])
-        m.update(device="cuda", fingerprint=rc.fingerprint(), config=asdict(rc))
+        m.update(
+            device="cuda", fingerprint=rc.fingerprint(), config=asdict(rc), precision=rc.precision
+        )
         parts = list(metrics.relative_to(folder).parts)
         parts[parts.index("cpu")] = "cuda"
+        # the recording's provenance lists the runs it made (as on cuda)
+        entry = next(
+            r for r in prov["runs"] if r["folder"] == str(metrics.parent.relative_to(folder))
+        )
+        entry.update(folder="/".join(parts[:-1]), fingerprint=m["fingerprint"])
         dest = folder.joinpath(*parts)
         dest.parent.mkdir(parents=True, exist_ok=True)
         for f in metrics.parent.iterdir():
@@ -254,6 +262,7 @@ def test_recorded_cuda_runs_need_no_gpu_here(tiny_runs, folder):
     t["device"] = "cuda"
     (timing / "cuda").mkdir()
     (timing / "cuda" / "timing.json").write_text(json.dumps(t))
+    (folder / "provenance.json").write_text(json.dumps(prov))
     seal(folder)
     engine_devices.check_presence(cfg)  # would raise without a GPU in training mode
     p = plan(cfg)

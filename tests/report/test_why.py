@@ -344,3 +344,21 @@ def test_the_sentence_says_whether_an_effect_survives_counting_all_causes():
     lucky = {**by_cause(rows)["null0"], "low": 0.1, "high": 1.0, "p_holm": 0.3}
     text = why.sentence([lucky, by_cause(rows)["narrow"]], why.gap(s), "0.01")
     assert "null0 +" in text and "not beyond noise once all 2 tested causes are counted" in text
+
+
+def test_a_paper_accuracy_for_another_rate_only_draws_the_figures(tmp_path):
+    """Regression: a config giving the paper's accuracy only for a rate it does not train
+    crashed the figures stage ("Axis limits cannot be NaN or Inf" in the why figure); the
+    figures are drawn without the paper's line and star."""
+    s = synthetic({"narrow": 2.0, "hidden": None})
+    s.config["paper"]["test_accuracy"] = {"0.02": 90.0}
+    assert np.isnan(why.gap(s))
+    fig = why.fig_effects(s, why.rows(s))
+    fig.savefig(tmp_path / "effects.png")
+    assert not [line for line in fig.axes[0].lines if "paper gap" in str(line.get_label())]
+    fig2 = why.fig_train_test(s)
+    fig2.savefig(tmp_path / "train_test.png")
+    assert len(fig2.axes[0].collections) == 2  # paper and narrow; no star
+    assert all(np.isfinite(fig2.axes[0].get_xlim()))
+    text = why.sentence(why.rows(s), why.gap(s), "0.01")
+    assert "nan" not in text and "has no paper accuracy to be compared with" in text

@@ -42,7 +42,7 @@ from .mps import mps_daemon
 TODAY_EPOCHS_PER_S = 0.70  # BENCHMARKS.md: two or three processes on an H100, bf16 graphs
 MAX_QUEUE_BYTES = 4 * 2**20
 FOLDER = re.compile(
-    r"results/runs/(softmax|logits)/lr([0-9.e+-]+)/(cpu|cuda|mps)/seed(\d+)/[0-9a-f]{8}"
+    r"results/runs/(softmax|logits)/lr([0-9.e+-]+)/(cpu|cuda|mps)/seed(\d+)/([0-9a-f]{8})"
 )
 WIDE_KS = (2, 4, 8)
 CHECK_S = 45.0  # the wide equality check's limit (two eager passes over 4,096 images)
@@ -74,11 +74,13 @@ class QueuedRun:
 # ---- the queue ---------------------------------------------------------------------
 
 
-def read_queue(path: Path, device: str, default_data: dict) -> list[QueuedRun]:
+def read_queue(path: Path, device: str, default_data: dict, archive: Path) -> list[QueuedRun]:
     """The queue's runs in order. Each entry names its run folder and carries its run
     description (``description``, or ``run`` as first announced) and data section
-    (``data``; absent: ``default_data``); the folder must name the description's head,
-    lr, device and seed, and the device must be this command's."""
+    (``data``; absent: ``default_data``); the folder must be the one the description
+    trains into: its head, lr, device and seed, and the settings hash of the description
+    on its data as read from ``archive`` (the one that travelled with the checkout); the
+    device must be this command's."""
     q = read_json_bounded(Path(path), MAX_QUEUE_BYTES, "queue")
     entries = q.get("runs") if isinstance(q, dict) else None
     if not isinstance(entries, list):
@@ -93,8 +95,11 @@ def read_queue(path: Path, device: str, default_data: dict) -> list[QueuedRun]:
         folder = str(e.get("folder", ""))
         m = FOLDER.fullmatch(folder)
         want = (rc.model.head, grid.lr_tag(rc.lr), rc.device, str(rc.seed))
-        if not m or m.groups() != want:
-            raise UserError(f"{path}: run {i + 1}'s folder {folder!r} does not name its run {want}")
+        if not m or m.groups()[:4] != want:
+            raise UserError(
+                f"{path}: run {i + 1}'s folder {config_mod.short(folder)} does not name its "
+                f"run {want}"
+            )
         if rc.device != device:
             raise UserError(
                 f"{path}: run {i + 1} is for {rc.device}, this command trains on {device}; "
@@ -110,10 +115,34 @@ def read_queue(path: Path, device: str, default_data: dict) -> list[QueuedRun]:
         problem = _data_problem(data)
         if problem:
             raise UserError(f"{path}: run {i + 1}'s data {problem}; write it with `repro queue`")
+        # the hash stands for every other setting (precision, sizes, data): a folder of
+        # another setting would record this run as that one
+        own = trained_hash(rc, data, archive)
+        if m[5] != own:
+            raise UserError(
+                f"{path}: run {i + 1}'s folder {folder} carries the settings hash {m[5]}, but "
+                f"its description on its data (from {archive.name}) hashes to {own}; write "
+                "the queue with `repro queue` where this archive is the config's data"
+            )
         runs.append(QueuedRun(rc.on_this_machine(), folder, variant, data))
     if len({r.folder for r in runs}) != len(runs):
         raise UserError(f"{path} lists a run folder twice; write the queue again")
     return runs
+
+
+def trained_hash(rc: RunConfig, data: dict, archive: Path) -> str:
+    """The settings hash (grid.settings_hash) of what this command trains for a queued
+    run: its description (precision unresolved, as the planner hashes it) on its data
+    section, read from ``archive`` as prepare_data reads it."""
+    subset = data.get("subset") or {}
+    section = {
+        "source": "archive",
+        "archive": str(archive),
+        "archive_sha256": data.get("archive_sha256"),
+        "subset": {k: subset.get(k) for k in ("train_per_class", "test_per_class")},
+        "jpeg_quality": data.get("jpeg_quality"),
+    }
+    return grid.settings_hash(grid.description_config(rc, section), rc.device)
 
 
 def _data_problem(data) -> str | None:
@@ -516,7 +545,7 @@ def queue_study(
         write_atomic(queue, json.dumps(standin_queue(archive, device, **(standin or {}))))
     default = yaml.safe_load(dr.PAPER_CONFIG.read_text())
     config_mod.fill_defaults(default)
-    runs = read_queue(queue, device, default["data"])
+    runs = read_queue(queue, device, default["data"], archive)
     if Path(queue) != work / "queue.json":  # the queue it trained from goes back too
         write_atomic(work / "queue.json", read_regular(queue, MAX_QUEUE_BYTES, "queue"))
     if not runs:

@@ -24,7 +24,15 @@ from torch import nn
 from ..errors import UserError
 from ..plan.settings import RunConfig
 from .model import Net
-from .train import DeviceData, RunState, autocast_for, fresh_state, make_optimizer, record_epoch
+from .train import (
+    DeviceData,
+    RunState,
+    autocast_for,
+    fresh_state,
+    make_optimizer,
+    record_epoch,
+    scratch_problem,
+)
 from .wide import WideNet, dropout_masks, pack_tensors, tensor_map, unpack_tensors
 from .wide_step import WideSGD, compile_step, make_wide_step
 
@@ -237,6 +245,17 @@ def check_pack(rcs: list[RunConfig], outs: list[Path], checkpoints, progress) ->
             raise UserError(f"{what}: {len(values)} paths for {len(rcs)} runs; give one per run")
     if len({Path(o).resolve() for o in outs}) != len(outs):
         raise UserError("two runs of the pack write the same folder; give each its own --out")
+    # a checkpoint is deleted when the pack is done: never another run's output file
+    scratch = [("--checkpoints", c) for c in checkpoints or []]
+    scratch += [("--progress", p) for p in progress or []]
+    for flag, path in scratch:
+        problem = scratch_problem(flag, Path(path), [Path(o) for o in outs])
+        if problem:
+            raise UserError(problem)
+    if len({Path(p).resolve() for _, p in scratch}) != len(scratch):
+        raise UserError(
+            "two of the pack's checkpoints or progress files are one file; give each run its own"
+        )
 
 
 def describe(rcs: list[RunConfig]) -> str:

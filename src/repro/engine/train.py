@@ -281,6 +281,31 @@ def check_outputs(outdir: Path, checkpoint: Path | None) -> None:
         )
     if checkpoint is not None and checkpoint.is_dir():
         raise UserError(f"--checkpoint {checkpoint} is a folder; give a file path such as run.pt")
+    problem = scratch_problem("--checkpoint", checkpoint, [outdir])
+    if problem:
+        raise UserError(problem)
+
+
+def scratch_problem(flag: str, path: Path | None, outs: list[Path]) -> str | None:
+    """Why a run's checkpoint or progress file may not be ``path``, or None: inside one of
+    the run folders ``outs`` (or another run's folder, one with a metrics.json), the job
+    would write over or delete, when done, a run's output (checked before any work)."""
+    if path is None:
+        return None
+    where = Path(path).resolve()
+    for out in outs:
+        if where.is_relative_to(Path(out).resolve()):
+            return (
+                f"{flag} {path} lies in the run folder {out}, which the job writes; give a "
+                "path outside every run folder (results/checkpoints/... as the workflow does)"
+            )
+    if (where.parent / "metrics.json").exists():
+        return (
+            f"{flag} {path} lies in the folder of another run ({where.parent} holds its "
+            "metrics.json), whose files the job would overwrite or delete; give a path "
+            "outside every run folder"
+        )
+    return None
 
 
 def lock_path(outdir: Path, checkpoint: Path | None) -> Path:
@@ -613,6 +638,9 @@ def train_run(
     cfg = cfg.on_this_machine()  # precision auto, as the train command resolves it
     outdir = Path(outdir)
     check_outputs(outdir, checkpoint)
+    problem = scratch_problem("--progress", progress, [outdir])
+    if problem:
+        raise UserError(problem)
     with RunLock(lock_path(outdir, checkpoint), str(outdir)):
         prog = ProgressFile(progress, cfg.epochs)
         prog.update()

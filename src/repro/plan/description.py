@@ -180,11 +180,32 @@ def checked_any_size(desc) -> RunConfig:
         raise UserError("no description (an object with a model object)")
     model = desc["model"]
     for key in STANDIN_SIZES:
-        sizes = model.get(key) if key != "hidden" else [model.get(key)]
-        if not isinstance(sizes, list) or not all(type(n) is int and n >= 1 for n in sizes):
-            raise UserError(f"model.{key} = {short(model.get(key))} is not sizes >= 1")
+        # the schema's own bounds (one source: no 1e9 channels), but fewer blocks than
+        # its 6 (at least one: `widths: []` trained a model without convolutions)
+        node = schema.node(f"model.{key}")
+        if key == "widths":
+            node = {**node, "minItems": 1}
+        if not schema.fits(node, model.get(key)):
+            raise UserError(f"model.{key} = {short(model.get(key))} is not {standin_sizes(key)}")
+    if model["pool_after"] and max(model["pool_after"]) > len(model["widths"]):
+        raise UserError(
+            f"model.pool_after = {short(model['pool_after'])} names a block beyond the "
+            f"{len(model['widths'])} blocks of model.widths"
+        )
     default = json.loads(json.dumps(asdict(ModelSpec())))  # as JSON has it
     standin = {k: default[k] for k in STANDIN_SIZES}
     typed = checked({**desc, "model": {**model, **standin}})
     sizes = {k: model[k] for k in STANDIN_SIZES}
     return RunConfig.from_dict({**typed, "model": {**typed["model"], **sizes}})
+
+
+def standin_sizes(key: str) -> str:
+    """What a stand-in model's ``key`` may be, from the schema's bounds."""
+    node = schema.node(f"model.{key}")
+    items = schema.resolve(node.get("items", node))
+    bounds = f"in {items['minimum']}-{items['maximum']}"
+    if key == "hidden":
+        return f"an integer {bounds}"
+    odd = " odd" if "not" in items else ""
+    least = {"widths": "1 to 6", "pool_after": "at most 5 distinct"}.get(key, "1 to 5 distinct")
+    return f"a list of {least}{odd} integers {bounds}"

@@ -14,7 +14,7 @@ from ..errors import UserError
 from . import machine
 from .dataset import cache_path, data_identity, data_tag
 from .progress import CHECKPOINT, PROGRESS
-from .settings import RunConfig
+from .settings import AXES, RunConfig, config_keys
 from .variants import entries
 
 
@@ -81,6 +81,19 @@ def settings_hash(cfg: dict, device: str) -> str:
     if identity is not None:  # absent for the offline copy: its folders keep their hash
         key["data_identity"] = identity
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def description_config(rc: RunConfig, data: dict) -> dict:
+    """A config with ``rc``'s settings and the data section ``data``: what settings_hash
+    reads, for a run description read back (a queued run's folder must carry its hash)."""
+    cfg: dict = {"data": data}
+    for path, key in config_keys().items():
+        if key in AXES:
+            continue
+        value = getattr(rc.model, path[6:]) if path.startswith("model.") else getattr(rc, path)
+        section, name = key.split(".")
+        cfg.setdefault(section, {})[name] = list(value) if isinstance(value, tuple) else value
+    return cfg
 
 
 def variant_configs(cfg: dict) -> list[dict]:

@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 from ..errors import UserError
 from ..files import loads_bounded, read_regular, write_atomic
 from . import schema
-from .runfiles import check_run
+from .runfiles import check_distinct, check_run, timing_problem
 from .variants import REFERENCE
 
 MAX_BYTES = 64 * 2**20
@@ -390,9 +390,11 @@ def _incomplete_note(prov: dict, r: dict) -> str:
     return ""
 
 
-def find_run(folder: Path, prov: dict, r: dict, images: dict, hashes_ok: set) -> str:
-    """The hash folder of the recorded run matching ``r`` (an expectation), or
-    UserError saying why none does."""
+def find_run(folder: Path, prov: dict, r: dict, images: dict, recording: set) -> tuple:
+    """The hash folder of the recorded run matching ``r`` (an expectation) and its
+    identity (runfiles.identity), or UserError saying why none does. ``recording``: the
+    settings hashes of the recording's own config, which the reference's runs may carry
+    where this host names the same data otherwise."""
     base = f"results/runs/{run_name(r)}"
     where = f"recorded run {run_name(r)} in {folder}"
     hashes = safe_dirs(folder, base)
@@ -435,10 +437,20 @@ def find_run(folder: Path, prov: dict, r: dict, images: dict, hashes_ok: set) ->
         if wrong:
             problems.append("the recorded run used " + "; ".join(wrong))
             continue
-        if h not in hashes_ok:  # same settings, other data or a moved folder
+        # the hash of this run's own settings: another variant's hash (a bf16 run in the
+        # fp32 cause's folder) would count it as that variant
+        ok = {r["hash"]} | (recording if r.get("variant", REFERENCE) == REFERENCE else set())
+        if h not in ok:  # same settings, other data or a moved folder
             problems.append(
                 f"its folder {h} is not named by the settings hash of this config or of the "
-                f"recording ({' or '.join(sorted(hashes_ok))}); the run folder was moved"
+                f"recording ({' or '.join(sorted(ok))}); the run folder was moved"
+            )
+            continue
+        listed = _listed_fingerprint(prov, rel)
+        if listed != m["fingerprint"]:
+            problems.append(
+                f"the recording's provenance.json lists {rel} with fingerprint {listed}, its "
+                f"metrics.json says {m['fingerprint']} (a run the recording did not make)"
             )
             continue
         files = {name: read_bytes(folder, f"{rel}/{name}") for name in RUN_FILES}
@@ -449,9 +461,18 @@ def find_run(folder: Path, prov: dict, r: dict, images: dict, hashes_ok: set) ->
                 " (an incomplete run)"
             )
             continue
-        check_run(rel, m, files)
-        return h
+        return h, check_run(rel, m, files)
     raise UserError(f"{where}: {problems[0]}; {FIX}")
+
+
+def _listed_fingerprint(prov: dict, rel: str):
+    """The fingerprint the recording's provenance.json gives the complete run ``rel``
+    (what the sessions trained), or None where it lists none."""
+    runs = prov.get("runs")
+    for entry in runs if isinstance(runs, list) else []:
+        if isinstance(entry, dict) and entry.get("folder") == rel and entry.get("complete"):
+            return entry.get("fingerprint")
+    return None
 
 
 def check_data(folder: Path, prov: dict, cfg: dict) -> None:
@@ -486,6 +507,9 @@ def plan_timing(folder: Path, cfg: dict) -> list[str]:
         missing = [k for k in TIMING_KEYS if k not in timing]
         if missing:
             raise UserError(f"recorded file {Path(folder, rel)} lacks {', '.join(missing)}")
+        problem = timing_problem(timing)
+        if problem:
+            raise UserError(f"recorded file {Path(folder, rel)} {problem}; {FIX}")
         wrong = []
         if timing["device"] != dev:
             wrong.append(f"device: recorded {timing['device']}, folder {dev}")
@@ -520,12 +544,16 @@ def plan(cfg: dict, expected: list[dict]) -> Plan:
     check_manifest(folder, prov)
     check_data(folder, prov, cfg)
     images = subset_images(cfg)
-    ok = {r["hash"] for r in expected} | recording_hashes(prov)
-    runs = [
-        {**_grid_keys(r), "hash": find_run(folder, prov, r, images, ok)}
-        for r in expected
-        if recorded_yet(folder, r)
-    ]
+    own = recording_hashes(prov)
+    runs, identities = [], []
+    for r in expected:
+        if recorded_yet(folder, r):
+            h, ident = find_run(folder, prov, r, images, own)
+            runs.append({**_grid_keys(r), "hash": h})
+            identities.append((f"{run_name(r)}/{h}", ident))
+    # a copy of a run under another seed (its seed and fingerprint rewritten, its
+    # histories not) passes every check of its own: it is the same run counted twice
+    check_distinct(identities, f"recorded runs in {folder}:")
     return Plan(str(folder), runs, plan_timing(folder, cfg))
 
 
@@ -578,6 +606,9 @@ def copy_timing(folder: Path, device: str, out: Path) -> None:
     rel = f"results/timing/{device}/timing.json"
     verified_bytes(folder, manifest_of(folder, read_provenance(folder)), rel)
     timing = read_json(folder, rel)
+    problem = timing_problem(timing)
+    if problem:
+        raise UserError(f"recorded file {Path(folder, rel)} {problem}; {FIX}")
     write_atomic(out, json.dumps(timing, indent=2) + "\n")
 
 

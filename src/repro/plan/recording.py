@@ -27,11 +27,14 @@ from .recorded import (
     RUN_FILES,
     check_manifest,
     check_provenance,
+    folder_files,
     jpeg_problem,
     provenance_digest,
+    read_bytes,
     read_provenance,
     recording_hashes,
 )
+from .runfiles import check_distinct, identity
 
 _RUN = re.compile(
     r"results/runs/(softmax|logits)/lr([0-9.e+-]+)/(cpu|cuda|mps)/seed(\d+)/([0-9a-f]{8})/"
@@ -157,6 +160,12 @@ def record(
                 f"{folder} already holds all {len(complete)} complete runs of {tarball} "
                 f"(e.g. {clash[0]}): this tarball was added before; nothing was added"
             )
+        # first: the same tarball added twice, or a run copied under another seed, is a
+        # run counted twice, whatever its settings say
+        check_distinct(
+            [*_recorded_identities(folder), *_new_identities(tarball, members, complete)],
+            "runs",
+        )
         hashes = {Path(r.get("folder", "")).name for r in earlier.get("runs", [])}
         hashes |= {Path(c).name for c in complete}
         # a queue's runs carry their own settings (run hash and fingerprint), not the
@@ -196,6 +205,27 @@ def sealed(folder: Path, prov: dict) -> dict:
     prov["manifest"] = manifest(folder)
     prov["manifest"]["provenance.json"] = {"sha256": provenance_digest(prov)}
     return prov
+
+
+def _recorded_identities(folder: Path) -> list[tuple[str, dict]]:
+    """(name, runfiles.identity) of every run folder a recording holds."""
+    runs: dict[str, list[str]] = {}
+    for rel in folder_files(folder):
+        m = _RUN.fullmatch(rel)
+        if m:
+            runs.setdefault(rel.rsplit("/", 1)[0], []).append(m[6])
+    return [
+        (f"{folder}/{run}", identity({n: read_bytes(folder, f"{run}/{n}") for n in names}))
+        for run, names in sorted(runs.items())
+    ]
+
+
+def _new_identities(tarball, members: dict, complete: set) -> list[tuple[str, dict]]:
+    """(name, runfiles.identity) of the tarball's complete runs."""
+    return [
+        (f"{run} of {tarball}", identity({n: members.get(f"{run}/{n}", b"") for n in RUN_FILES}))
+        for run in sorted(complete)
+    ]
 
 
 def _check_shape(tarball, members: dict, summary: dict, plan: dict) -> None:

@@ -13,6 +13,7 @@ Torch-free (numpy and csv only): the planning and copying jobs run it.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 from pathlib import PurePosixPath
@@ -30,6 +31,8 @@ CONFUSION_COLUMNS = ("epoch", *(f"t{t}p{p}" for t in range(N_CLASSES) for p in r
 # the CSVs hold floats with 6 decimals (train.write_csv), metrics.json the unrounded value
 CSV_ROUNDING = 5e-7 + 1e-9
 FIX = "the run folder was edited or damaged: record the run again"
+# metrics.json's times beside train_seconds, absent from older runs
+OPTIONAL_SECONDS = ("wall_seconds_this_process", "seconds_per_epoch")
 
 
 class Run:
@@ -38,6 +41,7 @@ class Run:
     def __init__(self, name: str, files: dict[str, bytes]):
         self.name = name
         self.files = files
+        self.cells: dict[str, np.ndarray] = {}  # each table parsed once
 
     def fail(self, file: str, problem: str) -> UserError:
         return UserError(f"recorded run {self.name}: {file} {problem}; {FIX}")
@@ -50,6 +54,8 @@ class Run:
 
     def table(self, file: str, columns: tuple[str, ...]) -> np.ndarray:
         """The cells of ``file`` under its header (which must be ``columns``), as str."""
+        if file in self.cells:
+            return self.cells[file]
         try:
             rows = list(csv.reader(io.StringIO(self.files[file].decode("utf-8"))))
         except (UnicodeDecodeError, csv.Error) as e:
@@ -60,7 +66,9 @@ class Run:
         for i, row in enumerate(rows[1:], start=2):
             if len(row) != len(columns):
                 raise self.fail(file, f"line {i} has {len(row)} values, expected {len(columns)}")
-        return np.array(rows[1:], dtype=str).reshape(len(rows) - 1, len(columns))
+        cells = np.array(rows[1:], dtype=str).reshape(len(rows) - 1, len(columns))
+        self.cells[file] = cells
+        return cells
 
     def column(self, file: str, cells: np.ndarray, columns, name: str, kind=float):
         """Column ``name`` as numbers of ``kind`` (int: written as integers), finite."""
@@ -76,7 +84,8 @@ class Run:
         return out
 
     def in_range(self, file: str, name: str, values, low, high=math.inf) -> None:
-        bad = (values < low) | (values > high)
+        # NaN compares false both ways: it is out of every range (a NaN accuracy passed)
+        bad = ~((values >= low) & (values <= high)) | ~np.isfinite(values)
         if bad.any():
             allowed = f">= {low}" if high == math.inf else f"in [{low}, {high}]"
             raise self.fail(file, f"has {name} {values[bad][0]} (allowed: {allowed})")
@@ -119,6 +128,10 @@ def check_folder(run: Run, m: dict, run_path: str) -> None:
         ("device", m["device"], keys["device"], settings.get("device")),
         ("seed", m["seed"], _number(keys["seed"]), settings.get("seed")),
         ("epochs", m["epochs"], m["epochs"], settings.get("epochs")),
+        # the arithmetic the run trained in: the report lists metrics.json's, the folder's
+        # hash stands for its config's (a bf16 metrics.json in an fp32 folder was counted
+        # as fp32 and listed as bf16)
+        ("precision", m.get("precision"), m.get("precision"), settings.get("precision")),
     ]
     for key, value, from_folder, from_settings in pairs:
         if value != from_folder:
@@ -136,12 +149,19 @@ def _number(text: str):
 
 
 def _check_fingerprint(run: Run, m: dict) -> None:
-    from .settings import RunConfig  # here: the copying jobs need no schema (yaml)
+    from . import description  # here: the copying jobs need no schema (yaml)
+    from .settings import RunConfig
 
     try:
+        # every field present, of its type and within the schema's bounds (sizes too), as
+        # `train --run` reads a description; resolved where it trained (never auto)
+        settings = description.checked(m["config"])
         fingerprint = RunConfig.from_dict(m["config"]).fingerprint()
-    except (TypeError, ValueError, KeyError, AttributeError):
-        raise run.fail("metrics.json", "has a config that is not a run description") from None
+    except (UserError, TypeError, ValueError, KeyError, AttributeError) as e:
+        why = f" ({str(e).removeprefix('--run ')})" if isinstance(e, UserError) else ""
+        raise run.fail("metrics.json", f"has a config that is not a run description{why}") from None
+    if settings["precision"] == "auto":
+        raise run.fail("metrics.json", "has config.precision auto, not the one it trained in")
     if fingerprint != m["fingerprint"]:
         raise run.disagree("metrics.json fingerprint", m["fingerprint"], "its config", fingerprint)
 
@@ -154,6 +174,11 @@ def check_metric_ranges(run: Run, m: dict) -> None:
         if not math.isfinite(m[key]):
             raise run.fail("metrics.json", f"has {key} {m[key]} (allowed: finite)")
         run.in_range("metrics.json", key, np.array([m[key]], dtype=float), 0)
+    for key in OPTIONAL_SECONDS:  # printed in the report where present
+        if key in m and (type(m[key]) not in (int, float) or not math.isfinite(m[key])):
+            raise run.fail("metrics.json", f"has {key} {_short(m[key])} (allowed: finite)")
+        if key in m:
+            run.in_range("metrics.json", key, np.array([m[key]], dtype=float), 0)
     for key in ("epochs", "n_train", "n_test", "parameters"):
         if not isinstance(m[key], int) or m[key] < 1:
             raise run.fail("metrics.json", f"has {key} {m[key]} (allowed: an integer >= 1)")
@@ -191,7 +216,7 @@ def check_epochs(run: Run, m: dict) -> np.ndarray:
         "best_test_acc": values["test_acc"].max(),
     }
     for key, value in last.items():
-        if abs(m[key] - value) > CSV_ROUNDING:
+        if not abs(m[key] - value) <= CSV_ROUNDING:  # NaN is no match
             row = "best" if key.startswith("best") else "last"
             raise run.disagree(f"metrics.json {key}", m[key], f"{f} ({row} row)", f"{value:.6f}")
     best = int(np.argmax(values["test_acc"])) + 1
@@ -312,7 +337,7 @@ def check_predictions(run: Run, m: dict, counts: np.ndarray) -> None:
     for c in cols[3:]:
         run.in_range(f, c, run.column(f, cells, cols, c), 0, 1)
     accuracy = float(np.mean(label == pred))
-    if abs(accuracy - m["final_test_acc"]) > CSV_ROUNDING:
+    if not abs(accuracy - m["final_test_acc"]) <= CSV_ROUNDING:
         raise run.disagree(
             "metrics.json final_test_acc", m["final_test_acc"], f"{f} (accuracy)", accuracy
         )
@@ -324,9 +349,10 @@ def check_predictions(run: Run, m: dict, counts: np.ndarray) -> None:
         )
 
 
-def check_run(run_path: str, metrics: dict, files: dict[str, bytes]) -> None:
+def check_run(run_path: str, metrics: dict, files: dict[str, bytes]) -> dict[str, str]:
     """Check a run folder's files (name -> bytes) against the schema and each other;
-    ``metrics``: its metrics.json, parsed and with the types of recorded.METRIC_KEYS."""
+    ``metrics``: its metrics.json, parsed and with the types of recorded.METRIC_KEYS.
+    Returns the run's identity (``identity``)."""
     run = Run(run_path.removeprefix("results/runs/"), files)
     check_folder(run, metrics, run_path)
     check_metric_ranges(run, metrics)
@@ -336,3 +362,85 @@ def check_run(run_path: str, metrics: dict, files: dict[str, bytes]) -> None:
     counts = check_confusion(run, metrics)
     check_confusion_by_epoch(run, metrics, counts, test_acc)
     check_predictions(run, metrics, counts)
+    return identity(files, run)
+
+
+# ---- a run is one run ------------------------------------------------------------------
+
+# the files that make a run this run, with their columns; the first ``n`` only number rows
+IDENTITY_FILES = {
+    "epochs.csv": (EPOCH_COLUMNS, 1),
+    "steps.csv": (STEP_COLUMNS, 2),
+    "predictions.csv": (PRED_COLUMNS, 1),
+}
+
+
+def identity(files: dict[str, bytes], run: Run | None = None) -> dict[str, str]:
+    """Per history and prediction file present in ``files`` (name -> bytes): a digest of
+    its values, numbers rounded to the 6 decimals the CSVs hold, without the columns that
+    number the rows. A copy of a run under another seed, rate or folder has the same
+    digests however its numbers are spelt; two trainings of distinct seeds never do (a
+    loss at 6 decimals, 10,000 images' probabilities). A file that does not parse has none
+    (its own checks refuse it). ``run``: the Run that parsed them already."""
+    run = run or Run("", files)
+    out = {}
+    for name, (columns, n) in IDENTITY_FILES.items():
+        if name not in files:
+            continue
+        try:
+            values = run.table(name, columns)[:, n:].astype(np.float64)
+        except (UserError, ValueError, OverflowError):
+            continue
+        if values.size:
+            digest = hashlib.sha256(np.round(values, 6).tobytes() + str(values.shape).encode())
+            out[name] = digest.hexdigest()
+    return out
+
+
+def check_distinct(runs, what: str = "recorded runs") -> None:
+    """``runs``: (name, identity) pairs. Two runs with one identical history or prediction
+    file are one run counted twice: UserError naming both."""
+    seen: dict[tuple[str, str], str] = {}
+    for name, ident in runs:
+        for file, digest in sorted(ident.items()):
+            first = seen.setdefault((file, digest), name)
+            if first != name:
+                raise UserError(
+                    f"{what} {first} and {name} are the same run: their {file} hold the same "
+                    "values (a copy under another seed, rate or folder); a run counts once: "
+                    "remove the copy, or record the run again"
+                )
+
+
+# ---- timing ---------------------------------------------------------------------------
+
+# a timing JSON's numbers (timing_run): the report prints and divides by them
+TIMING_SECONDS = ("seconds_total", "seconds_per_epoch", "seconds_first_epoch")
+TIMING_SECONDS += ("seconds_per_epoch_after_first",)
+TIMING_RATES = ("train_images_per_s", "train_images_per_s_after_first")
+
+
+def timing_problem(t: dict) -> str | None:
+    """What is wrong with the numbers of a timing JSON (as the timing job writes it), or
+    None: epochs and images counts >= 1, seconds and rates finite and > 0 (the optional
+    ones where present). A negative or NaN time reached the PDF as "-25.0" or "nan min"."""
+    if not isinstance(t, dict):
+        return "is not a JSON object"
+    for key in ("epochs", "n_train"):
+        if type(t.get(key)) is not int or t[key] < 1:
+            return f"has {key} {_short(t.get(key))} (allowed: an integer >= 1)"
+    for key in TIMING_SECONDS + TIMING_RATES:
+        if key not in t and key not in ("seconds_total", "seconds_per_epoch"):
+            continue
+        value = t.get(key)
+        if type(value) not in (int, float) or not (math.isfinite(value) and value > 0):
+            return f"has {key} {_short(value)} (allowed: a finite number > 0)"
+    for key in ("device", "device_name"):
+        if not isinstance(t.get(key), str):
+            return f"has {key} {_short(t.get(key))} (allowed: a string)"
+    return None
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -18,6 +18,8 @@ from ..errors import UserError
 from ..files import MAX_JSON_BYTES, read_json, read_regular, require
 from ..plan import paper
 from ..plan.grid import lr_tag, variant_of
+from ..plan.recorded import MAX_BYTES as MAX_RUN_FILE_BYTES
+from ..plan.runfiles import check_distinct, identity, timing_problem
 from ..plan.variants import REFERENCE
 from .deviations import Deviation, deviations, total_allowance
 
@@ -166,6 +168,25 @@ def _run_row(m: dict, run_dir: Path) -> dict:
     }
 
 
+def _identity(run_dir: Path) -> dict[str, str]:
+    """The run's identity (runfiles.identity) from its predictions, which this stage
+    reads anyway: 10,000 images' probabilities that no other training repeats (a run
+    without them has none here; the recorded runs' checks compare their histories too)."""
+    path = run_dir / "predictions.csv"
+    if not path.exists():
+        return {}
+    return identity({path.name: read_regular(path, MAX_RUN_FILE_BYTES, "run file")})
+
+
+def _timing(path) -> dict:
+    """A timing JSON whose numbers the report may print and divide by."""
+    t = read_json(path, "timing JSON")
+    problem = timing_problem(t)
+    if problem:
+        raise UserError(f"timing JSON {path} {problem}; run its timing job again")
+    return t
+
+
 def run_variant(cfg: dict, device: str, run_dir: Path) -> str:
     """Which variant of the config a run folder belongs to (its hash, the folder's name);
     ``other`` for a folder of no variant of this config. Without variants every run is
@@ -180,10 +201,11 @@ def load_study(config_path, run_paths, timing_paths=(), data_meta=None) -> Study
     alone, as every table and figure of the paper's grid expects; ``variant_runs`` and
     ``variant_history`` hold every run with its variant."""
     cfg = read_json(config_path, "config JSON")
-    rows, histories, confusion, correct = [], [], {}, {}
+    rows, histories, confusion, correct, identities = [], [], {}, {}, []
     for path in run_paths:
         run_dir = Path(path).parent
         row = _run_row(read_json(path, "run metrics"), run_dir)
+        identities.append((str(run_dir), _identity(run_dir)))
         row["variant"] = run_variant(cfg, row["device"], run_dir)
         key = (row["head"], row["lr"], row["device"], row["seed"])
         rows.append(row)
@@ -197,7 +219,9 @@ def load_study(config_path, run_paths, timing_paths=(), data_meta=None) -> Study
             correct[key] = _correct(run_dir / "predictions.csv")
     if not rows:
         raise UserError("no runs given (--runs); pass the metrics.json of every training run")
-    timing = [read_json(p, "timing JSON") for p in timing_paths or ()]
+    # two folders holding one training (a copy under another seed) would count it twice
+    check_distinct(identities, "run folders")
+    timing = [_timing(p) for p in timing_paths or ()]
     data = read_json(data_meta, "data metadata") if data_meta else {}
     all_runs, all_history = pd.DataFrame(rows), pd.concat(histories, ignore_index=True)
     ref = all_runs.variant == REFERENCE

@@ -203,7 +203,9 @@ def _multiplicity(row: dict, n_tested: int, alpha: float) -> str:
 
 def gap_words(gap_points: float) -> str:
     """The gap (paper minus ours, points) as words: a reference above the paper does not
-    fall "-0.01 points short"."""
+    fall "-0.01 points short"; without the paper's accuracy at the rate, no "nan points"."""
+    if math.isnan(gap_points):
+        return "has no paper accuracy to be compared with (the config gives none at this rate)"
     if gap_points < 0:
         return f"lies {-gap_points:.2f} points above the paper"
     return f"falls {gap_points:.2f} points short of the paper"
@@ -324,10 +326,10 @@ def reporting_rows(study) -> list[dict]:
 def fig_effects(study, why_rows: list[dict]):
     """Each cause's effect on test accuracy with its interval; the paper gap as the line
     an effect would have to reach to explain it all. Untested causes are listed, empty."""
-    g = gap(study)
+    g = gap(study)  # NaN where the config gives the paper no accuracy at this rate
     measured = [r for r in why_rows if not math.isnan(r["effect"])]
     left = min([-1.0, *(r["low"] for r in measured)])
-    right = max([g + 0.5, *(r["high"] for r in measured)])
+    right = max([1.0 if math.isnan(g) else g + 0.5, *(r["high"] for r in measured)])
     # room beyond the outermost interval, so that its cap is drawn whole
     pad = 0.04 * (right - left)
     left, right = left - pad, right + pad
@@ -348,12 +350,14 @@ def fig_effects(study, why_rows: list[dict]):
     ax.set_xlim(left, right)
     ax.set_ylim(-0.6, len(why_rows) - 0.4)  # the last row's text clear of the axis
     ax.axvline(0, color="0.5", lw=0.8)
-    ax.axvline(g, color="C3", ls="--", lw=1, label=f"the paper gap ({g:+.2f} points)")
+    if not math.isnan(g):
+        ax.axvline(g, color="C3", ls="--", lw=1, label=f"the paper gap ({g:+.2f} points)")
     ax.set_yticks(ys, [_label(r) for r in why_rows])
     ax.set_xlabel(
         f"effect on final test accuracy at lr {rate(study)} (points, variant - its baseline)"
     )
-    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    if not math.isnan(g):
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -373,9 +377,11 @@ def fig_train_test(study):
         label = f"{name} (our reference)" if name == REFERENCE else name
         ax.scatter(sel.final_train_acc, sel.final_test_acc, label=label, color=f"C{i % 10}", s=22)
     train, test = paper.ACCURACY["train"][1], study.paper_accuracy(paper.SELECTED_LR)
-    ax.scatter([train], [test], marker="*", s=160, color="k", label="the seed (lr 0.01)")
-    lo = min(runs.final_test_acc.min(), test) - 1
-    hi = max(runs.final_train_acc.max(), train) + 1
+    star = not math.isnan(test)  # the config may give the paper no accuracy at lr 0.01
+    if star:
+        ax.scatter([train], [test], marker="*", s=160, color="k", label="the seed (lr 0.01)")
+    lo = min(runs.final_test_acc.min(), test if star else math.inf) - 1
+    hi = max(runs.final_train_acc.max(), train if star else -math.inf) + 1
     ax.plot([lo, hi], [lo, hi], color="0.7", lw=0.8, label="train = test")
     ax.set_xlabel("final train accuracy (%)")
     ax.set_ylabel("final test accuracy (%)")

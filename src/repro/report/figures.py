@@ -256,9 +256,9 @@ def fig_jpeg_cost(study, claim_rows):
                 ha="center", va="center", fontsize=8, color="0.4")  # fmt: skip
     ax.set_xlim(-0.03 * right, right)
     ax.set_ylim(-0.6, max(len(rows), 1) - 0.4)
-    ax.set_yticks(ys, [for_figure(_wrap(r["claim"], 48)) for r in rows])
+    ax.set_yticks(ys, [for_figure(_wrap(r["claim"], 34)) for r in rows])
     ax.axvline(0, color="0.5", lw=0.8)
-    ax.set_xlabel("break-even cost of our JPEG images (points of test accuracy; 0: holds without)")
+    ax.set_xlabel("break-even cost of our JPEG images (points of test accuracy)")
     if cost:
         ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     fig.tight_layout()

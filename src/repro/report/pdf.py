@@ -453,13 +453,13 @@ def headline(claims, cost=None) -> tuple[list[dict], str]:
         # a finding that holds only with a cost of our images is counted apart from those
         # that hold without it: nobody measured that cost here
         plain = counts[claims_mod.HOLDS] - len(needing)
-        holds = f"{plain} hold" + (" without a JPEG cost" if cost else "") + (
-            f", {len(needing)} only if our JPEG images cost at least"
-            f" {'its' if len(needing) == 1 else 'their'} break-even, {_costs(needing)} points"
-            + (f" ({cost.word}: {cost.text()})" if cost else "")
-            if needing
-            else ""
-        )
+        holds = f"{plain} hold" + (" without a JPEG cost" if cost else "")
+        if needing:
+            its = "its" if len(needing) == 1 else "their"
+            holds += (
+                f", {len(needing)} only if our JPEG images cost at least {its} break-even,"
+                f" {_costs(needing)} points" + (f" ({cost.word}: {cost.text()})" if cost else "")
+            )
         sentence = (
             f"In part. Of the seed's {n} headline findings: {holds},"
             f" {counts[claims_mod.FAILS]} do not hold, {counts[claims_mod.INCONCLUSIVE]}"

@@ -555,7 +555,6 @@ def context(config, runs, timing, tables_dir, figures_dir, provenance) -> dict:
         ),
         # where an fp32 variant has runs, the declared arithmetic deviation says what it cost
         "deviations": study.deviations(why.precision_effect(study, why_ctx["why_rows"])),
-        "allowance": study.allowance(),
         "wording": phrases(int(study.runs.groupby(["head", "device", "lr"]).size().min())),
         "noise": noise,
         "wording_n": over_seeds(noise.n),

@@ -37,8 +37,8 @@ PER_PAIR = math.sqrt(5)  # a class pair's confusions: a fifth of the test images
 
 @dataclass(frozen=True)
 class Noise:
-    """One run's final test accuracy noise (points) and the allowance (points) that our
-    declared deviations may cost, with its label ("JPEG")."""
+    """One run's final test accuracy noise (points) and the allowance (points): the top
+    of the range our deviations may cost (deviations.Cost), with its label ("JPEG")."""
 
     n: int
     sd: float

@@ -38,7 +38,8 @@ STAGES = {
     "record": "a GPU machine's device-run tarball -> recorded/<label>/",
     "recorded": "copy recorded runs (recorded/<label>) instead of training",
     "tables": "Tables 1-4, statistics and the paper's claims as CSV",
-    "figures": "Figs. 2-7 (curves, confusion, timing, effects, train vs test) as SVG and PNG",
+    "figures": "Figs. 2-8 (curves, confusion, timing, effects, train vs test, JPEG cost) as SVG"
+    " and PNG",
     "provenance": "git, config, versions, data and hosts as JSON",
     "report": "the PDF report (jinja2 -> HTML -> weasyprint)",
 }
@@ -654,7 +655,7 @@ def args_figures(p) -> None:
 def run_figures(a) -> None:
     from .report import figures
 
-    figures.build(a.config, a.runs, a.timing, a.out_dir)
+    figures.build(a.config, a.runs, a.timing, a.out_dir, a.data_meta)
 
 
 def args_provenance(p) -> None:

@@ -67,6 +67,42 @@ CASES = [
         "data: {source: archive, archive: /no/such/cifar.tar.gz}",
         ["data.archive = '/no/such/cifar.tar.gz' does not exist", "torchvision"],
     ),
+    # what the images may cost (the report's verdicts): a range of points, each end sourced
+    (
+        "JPEG cost range low above high",
+        "data: {jpeg_cost: {low: 3, high: 1, low_source: a, high_source: b}}",
+        ["data.jpeg_cost has low = 3 above high = 1", "low <= high"],
+    ),
+    (
+        "negative JPEG cost",
+        "data: {jpeg_cost: {low: -1, high: 3, low_source: a, high_source: b}}",
+        ["data.jpeg_cost.low = -1", "0-100"],
+    ),
+    (
+        "non-finite JPEG cost",
+        "data: {jpeg_cost: {low: 1, high: .inf, low_source: a, high_source: b}}",
+        ["data.jpeg_cost.high = inf", "finite"],
+    ),
+    (
+        "JPEG cost over 100 points",
+        "data: {jpeg_cost: {low: 1, high: 150, low_source: a, high_source: b}}",
+        ["data.jpeg_cost.high = 150", "0-100"],
+    ),
+    (
+        "JPEG cost without its sources",
+        "data: {jpeg_cost: {low: 1, high: 3}}",
+        ["data.jpeg_cost = {", "low_source, high_source"],
+    ),
+    (
+        "JPEG cost source of two lines",
+        'data: {jpeg_cost: {low: 1, high: 3, low_source: "a\\nb", high_source: b}}',
+        ["data.jpeg_cost.low_source = 'a\\nb'", "one line"],
+    ),
+    (
+        "JPEG cost for the lossless download",
+        "data: {source: torchvision, jpeg_cost: {low: 1, high: 3, low_source: a, high_source: b}}",
+        ["data.jpeg_cost is set", "lossless"],
+    ),
     ("unknown key (typo)", "learning_rate: [0.01]", ["learning_rate is unknown", "learning_rates"]),
     ("unknown nested key", "train: {epoch: 3}", ["train.epoch is unknown", "epochs"]),
     ("empty config file", "", ["config is empty"]),

@@ -3,6 +3,7 @@ fanned out in the study's priority order, each run folder mapped back to its var
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -170,6 +171,29 @@ def test_recorded_report_plans_the_reference_and_leaves_unrecorded_variants_out(
     got = sorted((by_variant[r["hash"]], r["lr"], r["seed"]) for r in plan.runs)
     # the reference's three, and the one fp32 run recorded so far (H200, session 3)
     assert got == [("fp32", "0.01", 0), *(("paper", lr, 0) for lr in ("0.001", "0.005", "0.01"))]
+
+
+def test_a_declared_jpeg_cost_changes_no_run_hash_fingerprint_folder_or_recording():
+    """data.jpeg_cost is read by the report alone: declaring one (or another) leaves every
+    run's settings hash, fingerprint and folder as they were, and the recorded runs of
+    config/recorded.yaml are still found, the same ones."""
+    from repro.plan import recorded
+
+    plain = merged_files("recorded.yaml")
+    declared = copy.deepcopy(plain)
+    declared["data"]["jpeg_cost"] = {
+        "low": 0.5, "high": 4.0, "low_source": "a test: low", "high_source": "a test: high",
+    }  # fmt: skip
+    declared = config_mod.validate(declared)
+    assert declared["data"]["jpeg_cost"]["high"] == 4.0 and plain["data"]["jpeg_cost"] is None
+    assert grid.runs(plain) == grid.runs(declared)
+    for v, w in zip(grid.variant_configs(plain), grid.variant_configs(declared), strict=True):
+        assert grid.settings_hash(v["config"], "cuda") == grid.settings_hash(w["config"], "cuda")
+    expected = grid.recorded_expectations(plain)
+    assert grid.recorded_expectations(declared) == expected
+    assert {r["fingerprint"] for r in expected} and all(r["fingerprint"] for r in expected)
+    found = recorded.plan(declared, expected).runs
+    assert found == recorded.plan(plain, expected).runs and len(found) == 4
 
 
 def test_a_missing_reference_run_still_stops_the_recorded_plan(tmp_path):

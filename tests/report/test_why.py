@@ -362,3 +362,74 @@ def test_a_paper_accuracy_for_another_rate_only_draws_the_figures(tmp_path):
     assert all(np.isfinite(fig2.axes[0].get_xlim()))
     text = why.sentence(why.rows(s), why.gap(s), "0.01")
     assert "nan" not in text and "has no paper accuracy to be compared with" in text
+
+
+def _on_the_archive(s):
+    from repro.report.deviations import OFFLINE_JPEG_Q75_SHA256
+
+    s.data = {"sha256": OFFLINE_JPEG_Q75_SHA256, "source": "archive"}
+    return s
+
+
+def test_until_the_jpeg_variants_run_the_reported_range_stands_in_labelled_as_such():
+    """No JPEG variant runs: the lossless row carries the range reported elsewhere (1-3
+    points) as a prior, labelled, with no effect of its own, drawn as a hatched outline
+    (not a measured dot); on lossless images or a copy of unknown cost there is none."""
+    s = _on_the_archive(synthetic({"jpeg-q50": None, "jpeg-q20": None}))
+    row = by_cause(why.rows(s, {}))["lossless images"]
+    assert np.isnan(row["effect"]) and (row["prior_low"], row["prior_high"]) == (1.0, 3.0)
+    assert row["note"] == "reported elsewhere, not measured here"
+    fig = why.fig_effects(s, why.rows(s, {}))
+    ax = fig.axes[0]
+    (bar,) = [p for p in ax.patches if p.get_hatch()]
+    assert (bar.get_x(), bar.get_width(), bar.get_fill()) == (1.0, 2.0, False)
+    assert "reported elsewhere, not measured here" in [t.get_text() for t in ax.get_legend().texts]
+    assert ax.get_xlim()[1] > 3.0
+    s.data = {"source": "torchvision"}
+    assert np.isnan(by_cause(why.rows(s, {}))["lossless images"]["prior_low"])
+
+
+@pytest.mark.parametrize("slope,side", [(0.02, "inside"), (0.06, "above")])
+def test_once_the_jpeg_variants_ran_the_extrapolation_replaces_the_prior_and_says_where_it_lies(
+    slope, side
+):
+    """Accuracy planted to fall ``slope`` points per unit of MSE: the extrapolated gain
+    (about 1.4 or 4.2 points) replaces the prior, and the row and page 1's sentence say
+    whether it lies inside the reported 1-3 points."""
+    added = {"jpeg-q50": 88.7, "jpeg-q20": 167.9}
+    effects = {k: -slope * v for k, v in added.items()}
+    s = _on_the_archive(synthetic(effects, noise=0.05, rng=3))
+    rows = why.rows(s, added)
+    row = by_cause(rows)["lossless images"]
+    assert row["effect"] == pytest.approx(slope * sum(why.Q75_MSE) / 2, abs=0.3)
+    assert np.isnan(row["prior_low"])
+    assert f"lies {side} the reported range of 1-3 points" in row["note"]
+    assert row["note"] in why.sentence(rows, why.gap(s), "0.01")
+
+
+def test_the_break_even_figure_has_finite_limits_whatever_the_verdicts():
+    """Fig. 8 from claims that hold without a cost (0), need one inside or beyond the
+    range, can be helped by none (inf), or take none (NaN: left out); and from no
+    decided claim at all, with and without a cost range: never a NaN axis limit."""
+    from repro.report import claims, figures
+
+    s = synthetic({})  # no data described: no cost range
+    cost = _on_the_archive(synthetic({})).cost()
+    costs = {"a": 0.0, "b": 2.5, "c": 10.3, "d": float("inf"), "e": float("nan")}
+    frame = pd.DataFrame(
+        {
+            "claim": list(costs),
+            "verdict": [
+                claims.cost_verdict(b, cost) if b == b else "holds" for b in costs.values()
+            ],
+            "break_even": list(costs.values()),
+        }
+    )
+    jpeg = _on_the_archive(synthetic({}))
+    for study, claim_rows in ((jpeg, frame), (s, frame), (s, frame.iloc[:0])):
+        fig = figures.fig_jpeg_cost(study, claim_rows)
+        ax = fig.axes[0]
+        assert all(np.isfinite(ax.get_xlim())) and all(np.isfinite(ax.get_ylim()))
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert labels == (["a", "b", "c", "d"] if len(claim_rows) else [])
+        assert (study is jpeg) == bool(ax.get_legend())

@@ -68,6 +68,7 @@ rule figures:
         **STUDY,
         epochs=run_outputs("epochs.csv"),
         confusion=run_outputs("confusion.csv"),
+        data_meta=DATA_META,
     output:
         **{
             f"{name}_{ext}": (
@@ -86,6 +87,7 @@ rule figures:
                 "fig5_timing",
                 "fig6_effects",
                 "fig7_train_test",
+                "fig8_jpeg_cost",
             )
             for ext in ("svg", "png")
         },
@@ -95,7 +97,8 @@ rule figures:
         "../../envs/repro.yaml"
     shell:
         "python -m repro figures --config {input.config:q} --runs {input.runs:q}"
-        " --timing {input.timing:q} --out-dir results/figures 2> {log:q}"
+        " --timing {input.timing:q} --data-meta {input.data_meta:q}"
+        " --out-dir results/figures 2> {log:q}"
         " || (grep -m 1 '^error: ' {log:q} >&2 || tail -n 1 {log:q} >&2; exit 1)"
 
 

@@ -221,9 +221,28 @@ def _semantic_checks(cfg: dict) -> None:
             f"config key data.folder = {d['folder']!r} is not a directory; set it to a folder "
             "in ImageFolder layout (train/<class>/*.jpg, test/<class>/*.jpg)"
         )
+    _check_jpeg_cost(d)
     _check_batch_size(cfg)
     _check_report_keys(cfg)
     _check_variants(cfg)
+
+
+def _check_jpeg_cost(d: dict) -> None:
+    """What the schema cannot say of data.jpeg_cost: a range runs from low to high, and
+    the lossless download has no JPEG cost to declare."""
+    cost = d.get("jpeg_cost")
+    if not isinstance(cost, dict):
+        return
+    if cost["low"] > cost["high"]:
+        raise UserError(
+            f"config key data.jpeg_cost has low = {cost['low']} above high = {cost['high']};"
+            " give the range as low <= high (points of test accuracy)"
+        )
+    if d["source"] == "torchvision":
+        raise UserError(
+            "config key data.jpeg_cost is set, but data.source torchvision reads the lossless"
+            " images, which cost nothing; remove data.jpeg_cost or read a JPEG copy"
+        )
 
 
 def _check_variants(cfg: dict) -> None:

@@ -20,7 +20,7 @@ from scipy import stats as sps
 
 from ..plan import paper
 from . import effects
-from .deviations import OFFLINE_JPEG_Q75_SHA256, allowance_label
+from .deviations import OFFLINE_JPEG_Q75_SHA256, Cost, allowance_label
 from .stats import MCNEMAR, Z_TEST, binomial_sd
 from .study import where
 from .tolerance import (
@@ -31,6 +31,7 @@ from .tolerance import (
     PER_PAIR,
     Noise,
     agree,
+    break_even_of,
     noise_of,
     printed_precision,
 )
@@ -39,7 +40,7 @@ from .wording import over_seeds
 HOLDS, FAILS, NOT_MEASURABLE = "holds", "does not hold", "not measurable with this config"
 INCONCLUSIVE = "inconclusive"
 VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURABLE)
-COLUMNS = ["key", "claim", "paper", "measured", "verdict", "rule", "short"]
+COLUMNS = ["key", "claim", "paper", "measured", "verdict", "rule", "short", "break_even"]
 
 __all__ = ["OFFLINE_JPEG_Q75_SHA256", "check_all", "kind"]
 
@@ -65,13 +66,39 @@ PERCENT = (0.0, 100.0)  # what an accuracy can be
 
 
 def kind(verdict: str) -> str:
-    """The three-valued verdict behind a cell: "holds only with the JPEG allowance" is a
-    "holds" that says what it rests on."""
-    return HOLDS if verdict.startswith(HOLDS) else verdict
+    """The three-valued verdict behind a cell: "holds if our JPEG images cost at least ..."
+    is a "holds" that says what it rests on; "does not hold even at the top of ..." a
+    "does not hold"."""
+    for v in (HOLDS, FAILS):
+        if verdict.startswith(v):
+            return v
+    return verdict
 
 
-def with_allowance(label: str) -> str:
-    return f"{HOLDS} only with the {label or 'declared'} allowance"
+def cost_verdict(break_even: float, cost: Cost | None) -> str:
+    """A paper-vs-ours verdict from its break-even cost (tolerance.break_even) and the
+    range our images may cost: holds without any cost; holds if the cost is at least the
+    break-even, where that lies at or below the top of the range (saying which side of
+    the range); otherwise does not hold, saying what it would need where a cost could
+    bring it in at all."""
+    if break_even <= 0:
+        return HOLDS
+    if cost is None or not math.isfinite(break_even):
+        return FAILS
+    if break_even <= cost.high:
+        return (
+            f"{HOLDS} if our JPEG images cost at least {break_even:.2f} points"
+            f" ({cost.side(break_even)} the {cost.word} {cost.text()})"
+        )
+    return (
+        f"{FAILS} even at the top of the {cost.word} range, {cost.text()} points"
+        f" (needs {break_even:.2f})"
+    )
+
+
+def needs_cost(verdict: str) -> bool:
+    """Whether a verdict holds only with a cost of our images (the page-1 count)."""
+    return kind(verdict) == HOLDS and verdict != HOLDS
 
 
 PAPER_MODEL = {
@@ -214,21 +241,26 @@ def across(thresholds, decide) -> tuple[bool | None, list]:
 class Judge:
     """The one verdict function every claim goes through. A claim is decided only when
     the config trains the paper's setup for at least the epochs it needs; ``ok`` None
-    means the data cannot settle it (inconclusive); ``allowance`` True means it holds
-    only with the declared allowance of our deviations, and says so."""
+    means the data cannot settle it (inconclusive); a comparison with the paper gives its
+    ``break_even`` cost instead, and its verdict says where that lies against the range
+    our images may cost (``cost_verdict``)."""
 
     def __init__(self, study):
         self.setup = setup_differences(study.config)
         self.epochs = int(study.runs.epochs.max())
         self.paper_epochs = int(study.config["paper"]["epochs"])
-        self.label = allowance_label(study.deviations())
+        self.cost = study.cost()
 
-    def verdict(self, ok: bool | None, needs_epochs: int | None = None, allowance=False) -> str:
+    def verdict(
+        self, ok: bool | None, needs_epochs: int | None = None, break_even: float | None = None
+    ) -> str:
         if self.why(needs_epochs):
             return NOT_MEASURABLE
+        if break_even is not None:
+            return cost_verdict(break_even, self.cost)
         if ok is None:
             return INCONCLUSIVE
-        return (with_allowance(self.label) if allowance else HOLDS) if ok else FAILS
+        return HOLDS if ok else FAILS
 
     def why(self, needs_epochs: int | None = None) -> str:
         needs = self.paper_epochs if needs_epochs is None else needs_epochs
@@ -238,15 +270,18 @@ class Judge:
         return f" Not decided here: {'; '.join(parts)}." if parts else ""
 
     def row(self, key, claim, paper, measured, ok, rule, needs_epochs=None, short=None, **kw):
-        """One claim; ``short`` is the measured value without its qualifiers (page 1)."""
+        """One claim; ``short`` is the measured value without its qualifiers (page 1);
+        ``break_even`` (a comparison with the paper) decides it in place of ``ok``."""
+        cost = kw.get("break_even")
         return {
             "key": key,
             "claim": claim,
             "paper": paper,
             "measured": measured,
-            "verdict": self.verdict(ok, needs_epochs, kw.get("allowance", False)),
+            "verdict": self.verdict(ok, needs_epochs, cost),
             "rule": rule + self.why(needs_epochs),
             "short": short or measured.split(" (")[0],
+            "break_even": math.nan if cost is None else cost,
         }
 
 
@@ -291,11 +326,12 @@ def ranking_rule(ref: Reference) -> str:
 
 def tolerance_rule(ref: Reference, allowed: bool = True) -> str:
     """The one sentence every compared claim's rule ends with (``allowed``: the claim's
-    kind takes the allowance)."""
+    kind takes a cost of our images)."""
+    cost = ref.judge.cost
     allowance = (
-        f"; the {ref.noise.allowance_label} allowance ({ref.noise.allowance:g} point) widens"
-        " the side it explains"
-        if ref.noise.allowance and allowed
+        "; on the side our JPEG images explain, the cost they need (break-even) is set"
+        f" against the {cost.word} range of {cost.text()} points"
+        if cost and allowed
         else ""
     )
     return (
@@ -415,15 +451,11 @@ def _table4(study, judge) -> list[dict]:
                 f" {a.text(2)} ({noise.source})",
                 a.allowed,
                 f"holds if the paper's single run lies in the {c:.0%} range where one more run"
-                " of ours would land; where it needs the allowance of our declared deviations,"
-                " the verdict says so.",
-                short=f"{mean:.2f} %, one more run in [{a.low:.2f}, {a.high:.2f}]"
-                + (
-                    f" (to {a.high_allowed:.2f} with {noise.allowance_label})"
-                    if a.high_allowed > a.high
-                    else ""
-                ),
-                allowance=a.allowed and not a.bare,
+                " of ours would land; where it lies above it, the verdict says what cost of"
+                " our JPEG images (points) would raise the range's upper end to it (its"
+                " break-even) and where that lies against the range they may cost.",
+                short=f"{mean:.2f} %, one more run in [{a.low:.2f}, {a.high:.2f}]",
+                break_even=a.break_even,
             )
         )
     return rows
@@ -442,7 +474,7 @@ def _epoch1(ref: Reference) -> dict:
         f"holds if both lie within the tolerance of the stated values; the seed rounded them"
         f" to tens (precision {EPOCH1_PRECISION:g} points)." + tolerance_rule(ref),
         needs_epochs=1,
-        allowance=not (tr.bare and te.bare),
+        break_even=break_even_of(tr, te),
     )
 
 
@@ -618,7 +650,7 @@ def _loss(ref: Reference, split: str) -> dict:
         "holds if both lie within the tolerance, the accuracy noise x 0.01 (near the floor"
         " the softmax loss is log(e + 9) minus the accuracy, Section 8)." + tolerance_rule(ref),
         short=f"{a:.3f} to {b:.3f}",
-        allowance=not (first.bare and last.bare),
+        break_even=break_even_of(first, last),
     )
 
 
@@ -701,8 +733,8 @@ def _catdog_range(ref: Reference, acc: pd.Series, which: str) -> dict:
     low = lo - printed_precision(f"{lo:g}") - half
     high = hi + printed_precision(f"{hi:g}") + half
     values = (acc.get("cat", math.nan), acc.get("dog", math.nan))
-    bare = all(low <= v <= high for v in values)
-    allowed = all(low - ref.noise.allowance <= v <= high for v in values)
+    # each class's accuracy: below the range a cost of our images may explain, above none
+    cost = max(0.0 if low <= v <= high else low - v if v < low else math.inf for v in values)
     return ref.judge.row(
         "catdog_range",
         f"Per-class accuracy of cat and dog is {lo:g} % to {hi:g} %",
@@ -710,11 +742,11 @@ def _catdog_range(ref: Reference, acc: pd.Series, which: str) -> dict:
         f" their heatmap diagonal (per-class accuracy): an error rate of {lo:g} % would not"
         f" fit {paper.ACCURACY['test'][1]:g} % overall accuracy",
         f"cat {values[0]:.1f} %, dog {values[1]:.1f} % ({which})",
-        allowed,
+        None,
         f"holds if both lie in {low:.1f}-{high:.1f} % (the stated range widened by the"
         " tolerance; one class is a tenth of the test images: noise x sqrt(10))."
         + tolerance_rule(ref),
-        allowance=allowed and not bare,
+        break_even=cost,
     )
 
 

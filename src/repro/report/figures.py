@@ -1,4 +1,4 @@
-"""Stage 5: Figs. 2-5 as SVG (vector, for the PDF) and PNG.
+"""Stage 5: Figs. 2-8 as SVG (vector, for the PDF) and PNG.
 
 Fig. 2 loss and Fig. 3 accuracy per epoch (with one seed its run; with two or more
 the mean over seeds and a band of +-1 standard deviation, drawn only then), one panel
@@ -22,9 +22,10 @@ import seaborn as sns  # noqa: E402
 from ..files import write_atomic  # noqa: E402
 from ..plan import paper  # noqa: E402
 from ..text import for_figure  # noqa: E402
+from . import claims as claims_mod  # noqa: E402
 from . import stats, why  # noqa: E402
 from .study import load_study  # noqa: E402
-from .tables import timing  # noqa: E402
+from .tables import lr_comparison, timing  # noqa: E402
 
 FIGURES = (
     "fig2_loss",
@@ -33,6 +34,7 @@ FIGURES = (
     "fig5_timing",
     "fig6_effects",
     "fig7_train_test",
+    "fig8_jpeg_cost",
 )
 RC = {
     "font.size": 9,
@@ -222,6 +224,48 @@ def fig_timing(study):
     return fig
 
 
+def fig_jpeg_cost(study, claim_rows):
+    """Each decided paper-vs-ours claim's break-even cost (the cost of our JPEG images at
+    which the paper's number enters our range), on one axis in points, with the range
+    our images may cost shaded: which verdicts the JPEG question decides. A claim that
+    holds without any cost sits at 0; one no cost can bring in (the paper's number lies
+    on the side a worse result of ours does not explain) is marked at the left, as text."""
+    cost = study.cost()
+    rows = [
+        r
+        for r in claim_rows.to_dict("records")
+        if r["break_even"] == r["break_even"]
+        and claims_mod.kind(r["verdict"]) in (claims_mod.HOLDS, claims_mod.FAILS)
+    ]
+    finite = [float(r["break_even"]) for r in rows if np.isfinite(r["break_even"])]
+    right = 1.15 * max([1.0, *finite, *([cost.high] if cost else [])])
+    fig, ax = plt.subplots(figsize=(_figsize(study)[0], 0.32 * max(len(rows), 1) + 1.3))
+    if cost:
+        label = f"{cost.word} range, {cost.text()} points (not measured here)"
+        ax.axvspan(cost.low, cost.high, color="C1", alpha=0.18, lw=0, label=label)
+    ys = np.arange(len(rows))[::-1]
+    for y, r in zip(ys, rows, strict=True):
+        b = float(r["break_even"])
+        if np.isfinite(b):
+            color = "C2" if b <= 0 else "C0" if cost and b <= cost.high else "C3"
+            ax.plot([b], [y], "o", color=color, ms=5)
+        else:
+            ax.text(0.02 * right, y, "no cost helps: the paper's number lies on the other side",
+                    va="center", ha="left", fontsize=7, color="0.4")  # fmt: skip
+    if not rows:
+        ax.text(0.5, 0.5, "no comparison with the paper is decided here", transform=ax.transAxes,
+                ha="center", va="center", fontsize=8, color="0.4")  # fmt: skip
+    ax.set_xlim(-0.03 * right, right)
+    ax.set_ylim(-0.6, max(len(rows), 1) - 0.4)
+    ax.set_yticks(ys, [for_figure(_wrap(r["claim"], 34)) for r in rows])
+    ax.axvline(0, color="0.5", lw=0.8)
+    ax.set_xlabel("break-even cost of our JPEG images (points of test accuracy)")
+    if cost:
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 def _wrap(text: str, width: int) -> str:
     import textwrap
 
@@ -241,6 +285,7 @@ def make_all(study, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     dpi = int(study.config["figures"]["dpi"])
     why_rows = why.rows(study)
+    claim_rows = claims_mod.check_all(study, lr_comparison(study))
     makers = dict(
         zip(
             FIGURES,
@@ -251,6 +296,7 @@ def make_all(study, out_dir: Path) -> list[Path]:
                 fig_timing,
                 lambda s: why.fig_effects(s, why_rows),
                 why.fig_train_test,
+                lambda s: fig_jpeg_cost(s, claim_rows),
             ),
             strict=True,
         )
@@ -262,6 +308,7 @@ def make_all(study, out_dir: Path) -> list[Path]:
     return written
 
 
-def build(config, runs, timing, out_dir) -> list[Path]:
-    """The figures stage: Figs. 2-5 of the study into ``out_dir``."""
-    return make_all(load_study(config, runs, timing), Path(out_dir))
+def build(config, runs, timing, out_dir, data_meta=None) -> list[Path]:
+    """The figures stage: Figs. 2-8 of the study into ``out_dir`` (``data_meta``: the data
+    cache's JSON, which says what the images may cost)."""
+    return make_all(load_study(config, runs, timing, data_meta), Path(out_dir))

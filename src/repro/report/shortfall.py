@@ -19,6 +19,8 @@ from .effects import detectable, resolution, scoring_var, share_of_gap, variant_
 from .stats import holm
 
 TESTED, NOT_YET_RUN, CANNOT = "tested", "not yet run", "cannot be tested here"
+REPORTED = "reported elsewhere, not measured here"  # a prior range, drawn apart
+DECLARED = "declared in the config, not measured here"
 POWER, POWER_WORDS = 0.8, "4 times in 5"  # a planned design's effect: the one it finds so often
 NEEDED = ("variant", "lr", "final_test_acc", "final_train_acc", "n_test", "n_train")
 
@@ -39,7 +41,9 @@ def shortfall_rows(
     reference excluded; ``against``: the variant the effect is measured against, by
     default ``reference``);
     ``untestable``: dicts with ``name``, ``reason`` and optionally ``extrapolation`` (what
-    ``effects.jpeg_extrapolation`` returned). Effects are at learning rate ``lr`` against
+    ``effects.jpeg_extrapolation`` returned) and ``prior`` (a deviations.Cost: the range
+    reported elsewhere, shown as such until the extrapolation replaces it). Effects are at
+    learning rate ``lr`` against
     the runs of each row's ``against``; the gap (and a row's share of it) is ``paper`` minus
     the mean of those runs."""
     missing = [c for c in NEEDED if c not in runs.columns]
@@ -90,6 +94,10 @@ def _blank(name: str, reason: str, status: str) -> dict:
         "detectable": nan,  # the effect the planned design finds with probability POWER
         "planned_variant": 0,
         "planned_reference": 0,
+        # a range reported elsewhere for this cause (an untestable one's prior), until a
+        # measurement replaces it
+        "prior_low": nan,
+        "prior_high": nan,
     }
 
 
@@ -165,14 +173,33 @@ def _arm(sel: pd.DataFrame) -> dict:
 
 def _untestable_row(item: dict) -> dict:
     row = _blank(item["name"], item.get("reason", ""), CANNOT)
-    ex = item.get("extrapolation")
+    ex, prior = item.get("extrapolation"), item.get("prior")
     if ex:
+        effect = float(sum(ex["gain"]) / 2)
         row.update(
-            effect=float(sum(ex["gain"]) / 2),
+            effect=effect,
             low=ex["gain_low"],
             high=ex["gain_high"],
             method=f"{ex['label']}, not a measured effect: lossless minus q75 data, the middle"
             f" of {ex['gain'][0]:.2f}-{ex['gain'][1]:.2f} over the bound on q75's own"
             f" distortion; {ex['assumption']}",
         )
+        if prior:
+            row["note"] = against_prior(effect, ex["gain_low"], ex["gain_high"], prior)
+    elif prior:
+        said = REPORTED if prior.word == "reported" else DECLARED
+        # the range itself is in the row's interval cell
+        row.update(prior_low=prior.low, prior_high=prior.high, note=said)
     return row
+
+
+def against_prior(effect: float, low: float, high: float, prior) -> str:
+    """Where an extrapolated effect lies against the range reported elsewhere: its
+    estimate inside, below or above it, and whether its interval overlaps it."""
+    side = prior.side(effect)
+    overlap = low <= prior.high and high >= prior.low
+    tail = "" if side == "inside" else f"; its interval {'overlaps' if overlap else 'misses'} it"
+    return (
+        f"the extrapolation's {effect:+.2f} lies {side} the {prior.word} range of"
+        f" {prior.text()} points{tail}"
+    )

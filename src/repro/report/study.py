@@ -21,7 +21,7 @@ from ..plan.grid import lr_tag, variant_of
 from ..plan.recorded import MAX_BYTES as MAX_RUN_FILE_BYTES
 from ..plan.runfiles import check_distinct, identity, timing_problem
 from ..plan.variants import REFERENCE
-from .deviations import Deviation, deviations, total_allowance
+from .deviations import Cost, Deviation, cost_of, deviations, total_allowance
 
 
 def where(df: pd.DataFrame, head: str, device: str, lr: str | None = None) -> pd.DataFrame:
@@ -117,11 +117,16 @@ class Study:
     def deviations(self, precision_effect: str = "") -> list[Deviation]:
         """What this study changes against the seed, with the accuracy each may cost
         (``precision_effect``: see deviations.deviations)."""
-        return deviations(self.data, sorted(set(self.runs.precision)), precision_effect)
+        declared = (self.config.get("data") or {}).get("jpeg_cost")
+        return deviations(self.data, sorted(set(self.runs.precision)), precision_effect, declared)
 
     def allowance(self) -> float:
-        """Points of accuracy our declared deviations may cost (deviations.py)."""
+        """The most our deviations may cost: the top of their range (points)."""
         return total_allowance(self.deviations())
+
+    def cost(self) -> Cost | None:
+        """What our images may cost in accuracy, with its sources (deviations.py), or None."""
+        return cost_of(self.deviations())
 
     def summed_confusion(self, head: str, device: str, lr: str) -> pd.DataFrame:
         mats = [m for (h, r, d, _), m in self.confusion.items() if (h, r, d) == (head, lr, device)]

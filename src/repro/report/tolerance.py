@@ -16,9 +16,10 @@ each carry it). Each kind of claim scales it by a stated factor:
 Ranking two classes (or pairs) of our own model against each other uses the same
 half-width: at one run it is z * s * sqrt(2) already, the noise of a difference of two.
 
-To it are added the precision the seed printed its number with (half its last digit) and,
-on the side they explain, the declared allowances of our deviations (deviations.py). A
-verdict that needs the allowance says so.
+To it is added the precision the seed printed its number with (half its last digit). On
+the side our deviations explain (ours worse), the smallest cost of our images at which
+the seed's number would enter that range is its break-even cost; the verdict compares it
+with the range our images may cost (deviations.py) and says so.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ PER_PAIR = math.sqrt(5)  # a class pair's confusions: a fifth of the test images
 
 @dataclass(frozen=True)
 class Noise:
-    """One run's final test accuracy noise (points) and the allowance (points) that our
-    declared deviations may cost, with its label ("JPEG")."""
+    """One run's final test accuracy noise (points) and the allowance (points): the top
+    of the range our deviations may cost (deviations.Cost), with its label ("JPEG")."""
 
     n: int
     sd: float
@@ -65,7 +66,10 @@ def noise_of(values, n_test: int, confidence: float, allowance=0.0, label="") ->
 @dataclass(frozen=True)
 class Agreement:
     """Ours against the paper's number: the range ours allows for the paper (without and
-    with the allowance) and whether the paper's number is inside."""
+    with the allowance, the top of the cost range) and whether the paper's number is
+    inside; ``break_even``: the smallest cost (points of accuracy) of our images at which
+    it would be (0 when it is without; inf when no cost can bring it in: it lies on the
+    side a worse result of ours does not explain)."""
 
     low: float
     high: float
@@ -73,13 +77,12 @@ class Agreement:
     high_allowed: float
     bare: bool  # inside without the allowance
     allowed: bool  # inside with it
+    break_even: float = 0.0
 
     def text(self, digits: int) -> str:
-        bare = f"[{self.low:.{digits}f}, {self.high:.{digits}f}]"
-        if (self.low_allowed, self.high_allowed) == (self.low, self.high):
-            return bare
-        allowed = f"[{self.low_allowed:.{digits}f}, {self.high_allowed:.{digits}f}]"
-        return f"{bare}; with the allowance {allowed}"
+        """The range without any cost of our images: what a cost would need, the verdict
+        says (its break-even)."""
+        return f"[{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
 
 def agree(
@@ -102,7 +105,30 @@ def agree(
     extra = noise.allowance * allow
     lo_a, hi_a = (lo, hi + extra) if extra >= 0 else (lo + extra, hi)
     lo_a, hi_a = max(lo_a, limits[0]), min(hi_a, limits[1])
-    return Agreement(lo, hi, lo_a, hi_a, lo <= paper <= hi, lo_a <= paper <= hi_a)
+    cost = break_even(paper, lo, hi, allow)
+    # inside with the allowance exactly when its break-even is covered (one comparison,
+    # so that a number planted at the break-even is not lost to rounding)
+    allowed = cost <= 0 or (noise.allowance > 0 and cost <= noise.allowance)
+    return Agreement(lo, hi, lo_a, hi_a, lo <= paper <= hi, allowed, cost)
+
+
+def break_even(paper: float, low: float, high: float, allow: float) -> float:
+    """The smallest cost c (points of accuracy) of our images at which ``paper`` lies in
+    [low, high] widened by c x ``allow`` on the side a worse result of ours explains
+    (``allow`` per accuracy point: +1 raises the upper end, -0.01 lowers a loss's lower
+    end); 0 when it lies inside already, inf when no cost can bring it in."""
+    if low <= paper <= high:
+        return 0.0
+    if allow > 0 and paper > high:
+        return (paper - high) / allow
+    if allow < 0 and paper < low:
+        return (low - paper) / -allow
+    return math.inf
+
+
+def break_even_of(*agreements: Agreement) -> float:
+    """The cost at which every one of several comparisons holds (the largest)."""
+    return max(a.break_even for a in agreements)
 
 
 def printed_precision(text: str) -> float:

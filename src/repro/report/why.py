@@ -25,7 +25,7 @@ from ..plan import grid, paper  # noqa: E402
 from ..plan.dataset import cache_path  # noqa: E402
 from ..plan.variants import REFERENCE, against  # noqa: E402
 from .effects import jpeg_extrapolation, lossless_distortion  # noqa: E402
-from .shortfall import NOT_YET_RUN, POWER_WORDS, TESTED, shortfall_rows  # noqa: E402
+from .shortfall import CANNOT, NOT_YET_RUN, POWER_WORDS, TESTED, shortfall_rows  # noqa: E402
 
 LOSSLESS = {
     "name": "lossless images",
@@ -70,7 +70,10 @@ def rows(study, added: dict | None = None) -> list[dict]:
         study.paper_accuracy(lr),
         study.confidence,
         reference=REFERENCE,
-        untestable=({**LOSSLESS, "extrapolation": extrapolation(study, added)},),
+        # the images' cost reported elsewhere stands in until the JPEG variants measure it
+        untestable=(
+            {**LOSSLESS, "extrapolation": extrapolation(study, added), "prior": study.cost()},
+        ),
     )
 
 
@@ -182,7 +185,24 @@ def sentence(why_rows: list[dict], gap_points: float, lr: str, alpha: float = 0.
         " interval includes zero."
     )
     rest = f" Not yet run: {', '.join(waiting)}." if waiting else ""
-    return f"{opening} {found}{rest}"
+    return f"{opening} {found}{rest}{_untestable_words(why_rows)}"
+
+
+def _untestable_words(why_rows: list[dict]) -> str:
+    """What the sentence says of a cause that cannot be tested here: its extrapolation,
+    where one exists, against the range reported elsewhere."""
+    out = ""
+    for r in why_rows:
+        if r["status"] != CANNOT:
+            continue
+        if r["effect"] == r["effect"]:
+            out += (
+                f" {r['cause'].capitalize()}, extrapolated from the JPEG variants:"
+                f" {r['effect']:+.2f} points ({r['low']:+.2f} to {r['high']:+.2f})"
+                + (f"; {r['note']}." if r["note"] else ".")
+            )
+        # a prior alone is not a finding: the table's row shows it, labelled
+    return out
 
 
 def _multiplicity(row: dict, n_tested: int, alpha: float) -> str:
@@ -325,17 +345,32 @@ def reporting_rows(study) -> list[dict]:
 
 def fig_effects(study, why_rows: list[dict]):
     """Each cause's effect on test accuracy with its interval; the paper gap as the line
-    an effect would have to reach to explain it all. Untested causes are listed, empty."""
+    an effect would have to reach to explain it all. Untested causes are listed, empty; a
+    range reported elsewhere (a prior, not measured here) is drawn as a hatched outline."""
     g = gap(study)  # NaN where the config gives the paper no accuracy at this rate
     measured = [r for r in why_rows if not math.isnan(r["effect"])]
-    left = min([-1.0, *(r["low"] for r in measured)])
-    right = max([1.0 if math.isnan(g) else g + 0.5, *(r["high"] for r in measured)])
+    priors = [r for r in why_rows if math.isnan(r["effect"]) and _has_prior(r)]
+    left = min([-1.0, *(r["low"] for r in measured), *(r["prior_low"] for r in priors)])
+    right = max(
+        [
+            1.0 if math.isnan(g) else g + 0.5,
+            *(r["high"] for r in measured),
+            *(r["prior_high"] for r in priors),
+        ]
+    )
     # room beyond the outermost interval, so that its cap is drawn whole
     pad = 0.04 * (right - left)
     left, right = left - pad, right + pad
     fig, ax = plt.subplots(figsize=(6.4, 0.3 * len(why_rows) + 1.2))
     ys = np.arange(len(why_rows))[::-1]
     for y, r in zip(ys, why_rows, strict=True):
+        if math.isnan(r["effect"]) and _has_prior(r):
+            # an outline, not a dot with whiskers: nothing here measured it
+            ax.barh(
+                y, r["prior_high"] - r["prior_low"], left=r["prior_low"], height=0.5,
+                fill=False, hatch="///", edgecolor="C1", lw=0.8, label=r["note"],
+            )  # fmt: skip
+            continue
         if math.isnan(r["effect"]):
             ax.text(left + 0.05, y, r["status"], va="center", ha="left", fontsize=7, color="0.45")
             continue
@@ -360,6 +395,11 @@ def fig_effects(study, why_rows: list[dict]):
         ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def _has_prior(row: dict) -> bool:
+    low = row.get("prior_low", math.nan)
+    return low == low
 
 
 def _label(row: dict) -> str:

@@ -1,4 +1,4 @@
-"""K runs of one model shape as one wide network (issue 20): the runs' channels side by
+"""K runs of one model shape as one wide network: the runs' channels side by
 side, so that one kernel per layer trains all of them.
 
 Layout: run k owns channels ``k*C .. (k+1)*C - 1`` of every feature map, so each

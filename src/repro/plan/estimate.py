@@ -202,7 +202,7 @@ def lines(
         out.append("  " + line)
     packs = [p for p in grid.packs(cfg) if any(r in runs for r in p)]
     if packs:
-        # the wide layout's speed on a GPU is not measured yet (issue 20): said, not guessed
+        # the wide layout's speed on a GPU is not measured yet: said, not guessed
         out.append(
             f"  cuda: {sum(len(p) for p in packs)} runs in {len(packs)} packs of up to "
             f"{cfg['train']['pack']} (train.pack); the estimate above counts them one "

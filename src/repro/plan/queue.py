@@ -1,4 +1,4 @@
-"""The runs a study still lacks, in its priority order (issue 21): what a GPU session
+"""The runs a study still lacks, in its priority order: what a GPU machine
 trains next. Torch-free: planning only.
 
 ``python -m repro queue --configfile config/why.yaml [--recorded recorded/<label>]

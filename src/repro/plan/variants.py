@@ -1,4 +1,4 @@
-"""Variants of a study's setup (issue 21): the config's top-level setup is the reference,
+"""Variants of a study's setup: the config's top-level setup is the reference,
 named ``paper``; each entry of ``variants:`` is a name, a one-line reason and a few
 overrides (learning rates, seeds, and keys of ``train:``, ``model:``, ``data:``) merged
 over it. The workflow fans every variant out like the setup itself (variant x learning

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The paper's grid on a lent GPU, in one command (src/repro/engine/device_run.py says how):
+# The paper's grid on a GPU machine reached by copying files, in one command
+# (src/repro/engine/device_run.py says how):
 #   bash scripts/device_run.sh OUT_DIR --commit SHA [python -m repro device-run options]
 # It runs under the machine's own python3 (or $PYTHON) and needs only torch, torchvision,
 # numpy, pillow and pyyaml: no set-up, no network. The data archive must be at
-# resources/device/cifar10-jpeg.tar.gz (ignored by git; the device tool's `carry`).
+# resources/device/cifar10-jpeg.tar.gz (ignored by git: copy it there with the checkout).
 # OUT_DIR receives device-run.tar.gz, the fp16 weights and this command's log. Then, here:
 #   python -m repro record --tarball .../device-run.tar.gz --label <gpu>-<date> --commit SHA
 # To finish runs an earlier recording left undone, with its settings and no calibration:

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Before a GPU loan: the GPU machine's scripts (device_run.sh, gpu_session.sh) run here on
+# Before using the GPU machine: its scripts (device_run.sh, gpu_session.sh) run here on
 # the CPU under the GPU machine's own package versions. The suite proves them in a bare
 # Python with this project's torch (2.14.1); the GPU machine's python3 is 3.12.3 with
-# torch 2.11.0+cu130, torchvision 0.26.0 and numpy 2.5.2 (the device tool's KINDS.md, read
-# 2026-11; both lent machines reported torch 2.11.0+cu130, BENCHMARKS.md), so a call that
-# 2.11 lacks would otherwise first fail on a lent GPU, costing its minutes. (Here under
+# torch 2.11.0+cu130, torchvision 0.26.0 and numpy 2.5.2 (as listed for it, read 2026-11;
+# both GPU machines used so far reported torch 2.11.0+cu130, BENCHMARKS.md), so a call that
+# 2.11 lacks would otherwise first fail on the GPU, costing its time-limited minutes. (Here under
 # this machine's python3, 3.11 on build machines.)
 #   bash scripts/device_torch_check.sh    # first time: about 3 GiB download; tests ~3 min
 # Needs the project's .venv (scripts/setup.sh) for pytest; the device's versions live in

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the next lent GPU runs first, within 9.5 minutes: measure the layouts (a wide pack,
+# What a GPU machine (one command under a 10-minute limit) runs first, within 9.5 minutes: measure the layouts (a wide pack,
 # K = 4 unless WIDE_KS names others; one process; several processes under MPS) and train
 # the study's queue in priority order with the fastest, then pack everything into
 # OUT_DIR/device-run.tar.gz (with OUT_DIR/device-run.log: two files).

@@ -1,6 +1,7 @@
 """The adopted architecture: exact size, shapes, heads and the softmax-loss floor."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -88,3 +89,54 @@ def test_architecture_table_counts_what_the_model_has(spec):
     assert [r.params for r in rows if r.name.startswith("Block")] == [
         count_parameters(b) for b in blocks
     ]
+
+
+def test_mlp_gate_and_per_branch_norm_build_the_layers_counted_by_hand():
+    """Block(3 -> 4), kernels 1 and 3, on an 8x8 image. Convolutions: 3*4*(1+9) weights
+    + 2*4 biases = 128. Linear gate: 3*2 + 2 = 8; MLP gate (hidden 5): 3*5 + 5 + 5*2 + 2
+    = 32. BatchNorm2d(4): 8 parameters, once after the sum or once per branch (16).
+    Multiply-accumulates: 3*4*(1+9)*64 = 7680 for the convolutions, + 3*2 = 6 for the
+    linear gate or + 3*5 + 5*2 = 25 for the MLP."""
+    base = ModelSpec(widths=(4,), kernel_sizes=(1, 3), pool_after=(), hidden=2)
+    cases = [
+        (base, 128 + 8 + 8, 7680 + 6),
+        (replace(base, gate="mlp", gate_hidden=5), 128 + 32 + 8, 7680 + 25),
+        (replace(base, branch_norm="per_branch"), 128 + 8 + 16, 7680 + 6),
+    ]
+    for spec, params, macs in cases:
+        block = Net(spec).backbone[0]
+        assert count_parameters(block) == params
+        row = architecture_table(spec, image_size=8)[0]
+        assert (row.params, row.macs) == (params, macs)
+    mlp = Net(cases[1][0]).backbone[0].gate
+    assert [type(m) for m in mlp] == [torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear]
+    assert (mlp[0].in_features, mlp[0].out_features, mlp[2].out_features) == (3, 5, 2)
+    per_branch = Net(cases[2][0]).backbone[0]
+    assert len(per_branch.bns) == 2 and not hasattr(per_branch, "bn")
+
+
+def test_per_branch_block_normalises_each_branch_before_weighting():
+    spec = ModelSpec(widths=(4,) * 6, hidden=8, gate="mlp", gate_hidden=3)
+    block = Net(replace(spec, branch_norm="per_branch")).backbone[0].train()
+    x = torch.randn(2, 3, 8, 8)
+    a = torch.softmax(block.gate(x.mean(dim=(2, 3))), dim=1)
+    manual = sum(
+        a[:, i, None, None, None] * torch.relu(bn(conv(x)))
+        for i, (conv, bn) in enumerate(zip(block.convs, block.bns, strict=True))
+    )
+    assert torch.allclose(block(x), manual, atol=1e-6)
+    # the sum of weighted non-negative branches: no ReLU or BatchNorm after it
+    assert (block(x) >= 0).all() and not hasattr(block, "bn")
+
+
+@pytest.mark.parametrize(
+    "widths", [(64, 64, 128, 128, 256, 256), (80, 80, 160, 160, 320, 320), (128,) * 6]
+)
+def test_architecture_counts_of_the_studys_readings_match_torch(widths):
+    """The plan's counts (no torch) of the why study's shapes against the model's."""
+    for spec in (
+        ModelSpec(widths=widths),
+        ModelSpec(gate="mlp"),
+        ModelSpec(branch_norm="per_branch"),
+    ):
+        assert sum(r.params for r in architecture_table(spec)) == count_parameters(Net(spec))

@@ -42,6 +42,12 @@ from repro.plan.settings import ModelSpec, RunConfig
 
 SMALL = ModelSpec(widths=(4, 6, 8), kernel_sizes=(1, 3, 5), pool_after=(1, 2), hidden=16)
 LRS_SEEDS = [(0.05, 3), (0.01, 7), (0.2, 11)]
+# the block's other readings (model.gate, model.branch_norm), both in one shape: the wide
+# pack of each layer they add (a second gate Linear, a BatchNorm per branch) is checked
+OTHER_READINGS = replace(SMALL, gate="mlp", gate_hidden=5, branch_norm="per_branch")
+READINGS = pytest.mark.parametrize(
+    "spec", [SMALL, OTHER_READINGS], ids=["adopted", "mlp-gate-per-branch-bn"]
+)
 
 
 def runs(spec=SMALL, batch_size=16, pairs=LRS_SEEDS) -> list[RunConfig]:
@@ -122,11 +128,13 @@ def max_diff(a, b) -> float:
     return abs(float(a) - float(b))
 
 
-def test_wide_network_equals_separate_runs_in_float64():
-    """K = 3 runs (different lr and seed), 2 epochs of 3 steps each (the last batch
-    smaller), BatchNorm in train mode, dropout on, weight decay and momentum: every loss,
-    accuracy, test output, weight, BN statistic and momentum buffer equals the separate
-    runs' to 1e-12, and each run saw exactly its own batches and dropout masks."""
+@READINGS
+def test_wide_network_equals_separate_runs_in_float64(spec):
+    """K = 3 runs (different lr and seed; 2 for the block's other readings), 2 epochs of
+    3 steps each (the last batch smaller), BatchNorm in train mode, dropout on, weight
+    decay and momentum: every loss, accuracy, test output, weight, BN statistic and
+    momentum buffer equals the separate runs' to 1e-12, and each run saw exactly its own
+    batches and dropout masks."""
     seen_single: dict = {}
     seen_wide: list = []
 
@@ -144,7 +152,8 @@ def test_wide_network_equals_separate_runs_in_float64():
 
         return recorded
 
-    rcs = runs()
+    # the other readings' layers need no third run to show per-run slices (time: K = 2)
+    rcs = runs(spec, pairs=LRS_SEEDS if spec == SMALL else LRS_SEEDS[:2])
     with default_dtype(torch.float64):
         dd = random_data()
         single = single_runs(rcs, dd, epochs=2, record=record_single)
@@ -190,11 +199,12 @@ def test_dropout_masks_are_nn_dropouts():
     assert dropout_masks([gen], (5, 7), 0.0, h) is None
 
 
-def test_pack_and_unpack_are_inverse():
+@READINGS
+def test_pack_and_unpack_are_inverse(spec):
     nets = []
     for seed in (1, 2):
         torch.manual_seed(seed)
-        net = Net(SMALL)
+        net = Net(spec)
         for m in net.modules():  # non-trivial running statistics
             if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
                 m.running_mean.uniform_()

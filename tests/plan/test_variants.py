@@ -32,7 +32,9 @@ def small(**extra) -> dict:
     return config_mod.validate(raw)
 
 
-def test_why_config_queues_the_paper_grid_then_architecture_then_jpeg():
+def test_why_config_plans_the_paper_grid_then_its_variants_in_list_order():
+    """The workflow's order (grid.runs); the GPU queue's ranking is config key queue
+    (tests/plan/test_queue.py)."""
     runs = grid.runs(merged_files("why.yaml"))
     order = [r["variant"] for r in runs]
     assert order[:9] == ["paper"] * 9
@@ -43,11 +45,12 @@ def test_why_config_queues_the_paper_grid_then_architecture_then_jpeg():
     # seed by seed: every rate's seed 0 before any seed 1
     assert [r["seed"] for r in paper] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     rest = [v for v in dict.fromkeys(order) if v != "paper"]
-    assert rest == ["narrow", "hidden256", "dropout07", "jpeg-q50", "jpeg-q20", "bf16"]
-    for r in runs[9:19]:
+    causes = ["wider", "bn-per-branch", "mlp-gate", "narrow", "hidden256", "dropout07"]
+    assert rest == [*causes, "jpeg-q50", "jpeg-q20", "bf16"]
+    for r in runs[9:25]:
         assert r["lr"] == "0.01" and r["seed"] in (0, 1)
-    assert len(runs) == 9 + 5 * 2 + 3
-    assert len({r["hash"] for r in runs}) == 7  # one folder hash per variant
+    assert len(runs) == 9 + 8 * 2 + 3
+    assert len({r["hash"] for r in runs}) == 10  # one folder hash per variant
 
 
 def test_bf16_variant_is_the_recorded_runs():

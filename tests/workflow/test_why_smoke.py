@@ -1,6 +1,7 @@
 """The why study at smoke scale (config/why-smoke.yaml) through Snakemake on the CPU:
-every variant trains into its own folders, the JPEG variant on its own re-encoded cache
-that records the distortion it added, and the report builds from all of them."""
+every variant (the three readings of the block among them) trains into its own folders,
+the JPEG variant on its own re-encoded cache that records the distortion it added, and
+the report builds from all of them."""
 
 from __future__ import annotations
 
@@ -31,13 +32,26 @@ def test_every_variant_trained_into_its_own_folders(why_project):
     cfg = json.loads((why_project / "results" / "config.json").read_text())
     cfg = config_mod.validate(cfg)
     planned = grid.runs(cfg)
-    assert {r["variant"] for r in planned} == {"paper", "narrow", "jpeg-q20"}
+    readings = {"wider", "bn-per-branch", "mlp-gate"}
+    assert {r["variant"] for r in planned} == {"paper", "narrow", "jpeg-q20", *readings}
     for r in planned:
         metrics = why_project / grid.RUN_DIR.format(**r) / "metrics.json"
         assert metrics.is_file(), r
         m = json.loads(metrics.read_text())
         wanted = grid.run_config(grid.variant_config(cfg, r["variant"]), "softmax", 0.01, "cpu", 0)
         assert list(m["config"]["model"]["widths"]) == list(wanted.model.widths)
+        model = m["config"]["model"]
+        assert (model["gate"], model["gate_hidden"], model["branch_norm"]) == (
+            wanted.model.gate,
+            wanted.model.gate_hidden,
+            wanted.model.branch_norm,
+        )
+    # the readings reached their runs (not only the defaults, equal on both sides)
+    by_variant = {r["variant"]: grid.RUN_DIR.format(**r) for r in planned}
+    model = json.loads((why_project / by_variant["mlp-gate"] / "metrics.json").read_text())
+    assert model["config"]["model"]["gate"] == "mlp"
+    model = json.loads((why_project / by_variant["bn-per-branch"] / "metrics.json").read_text())
+    assert model["config"]["model"]["branch_norm"] == "per_branch"
     assert (why_project / "results" / "report.pdf").stat().st_size > 10_000
     assert planned_jobs(snakemake(why_project, *WHY, "-n")) == {}
 

@@ -1,5 +1,5 @@
 """The device command fed with a queue (``python -m repro device-run --queue queue.json``):
-the runs a study still lacks, first to train first, trained on one lent GPU in packs.
+the runs a study still lacks, first to train first, trained on one GPU in packs.
 
 1. Read the queue (``read_queue``: the one place that knows its format) and prepare
    each distinct data section from the archive that travelled with the checkout.
@@ -340,7 +340,7 @@ def write_description(work: Path, name: str, rc: RunConfig) -> Path:
 
 
 def check_wide(s: dr.Session, r: QueuedRun, k: int, extra_env, limit: float = CHECK_S) -> dict:
-    """Issue 20's GPU equality check in a child (``wide-check``: one eager epoch on 4,096
+    """The wide pack's GPU equality check in a child (``wide-check``: one eager epoch on 4,096
     images, twice, deterministic): ``wide_check.json`` says whether the two were bitwise
     equal. Bounded by ``limit`` seconds; the session goes on either way."""
     if limit < 5:

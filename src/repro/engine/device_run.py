@@ -1,4 +1,4 @@
-"""The paper's grid on one lent GPU, in one command, inside a wall-clock budget.
+"""The paper's grid on one GPU, in one command, inside a wall-clock budget.
 
 1. Prepare the full data set from the archive that travelled with the checkout.
 2. Calibrate, each measurement in its own process with a time limit (a hang or a crash

@@ -1,4 +1,4 @@
-"""JPEG variants of the data (issue 21): re-encode CIFAR-sized images at a lower quality,
+"""JPEG variants of the data: re-encode CIFAR-sized images at a lower quality,
 deterministically, and measure the distortion between two sets of images; and natural
 32x32 tiles cut from lossless photographs, on which the distortion that the archive's
 own quality-75 encoding introduced can be measured (CIFAR-10's lossless originals are

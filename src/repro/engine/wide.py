@@ -1,4 +1,4 @@
-"""K runs of one model shape as one wide network (issue 20): the runs' channels side by
+"""K runs of one model shape as one wide network: the runs' channels side by
 side, so that one kernel per layer trains all of them.
 
 Layout: run k owns channels ``k*C .. (k+1)*C - 1`` of every feature map, so each
@@ -30,25 +30,54 @@ CAT, STACK = "cat", "stack"
 
 
 class WideBlock(nn.Module):
-    """K runs' Block(cin -> cout): grouped branch convolutions, per-run gates."""
+    """K runs' Block(cin -> cout): grouped branch convolutions, per-run gates (one
+    Linear, or for ``gate="mlp"`` Linear, ReLU, Linear: ``gate_hidden_*`` first), one
+    BatchNorm after the sum or one per branch (``branch_norm``), as Block has them."""
 
-    def __init__(self, k: int, cin: int, cout: int, kernel_sizes: tuple[int, ...]):
+    def __init__(
+        self,
+        k: int,
+        cin: int,
+        cout: int,
+        kernel_sizes: tuple[int, ...],
+        gate: str = "linear",
+        gate_hidden: int = 16,
+        branch_norm: str = "after_sum",
+    ):
         super().__init__()
         self.k, self.cin, self.cout = k, cin, cout
+        self.mlp_gate, self.per_branch = gate == "mlp", branch_norm == "per_branch"
+        branches = len(kernel_sizes)
         self.convs = nn.ModuleList(
             nn.Conv2d(k * cin, k * cout, ks, padding=ks // 2, groups=k) for ks in kernel_sizes
         )
-        self.gate_weight = nn.Parameter(torch.empty(k, len(kernel_sizes), cin))
-        self.gate_bias = nn.Parameter(torch.empty(k, len(kernel_sizes)))
-        self.bn = nn.BatchNorm2d(k * cout)
+        gate_in = cin
+        if self.mlp_gate:
+            self.gate_hidden_weight = nn.Parameter(torch.empty(k, gate_hidden, cin))
+            self.gate_hidden_bias = nn.Parameter(torch.empty(k, gate_hidden))
+            gate_in = gate_hidden
+        self.gate_weight = nn.Parameter(torch.empty(k, branches, gate_in))
+        self.gate_bias = nn.Parameter(torch.empty(k, branches))
+        if self.per_branch:
+            self.bns = nn.ModuleList(nn.BatchNorm2d(k * cout) for _ in kernel_sizes)
+        else:
+            self.bn = nn.BatchNorm2d(k * cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
-        gap = x.mean(dim=(2, 3)).view(n, self.k, self.cin)
-        logits = torch.einsum("nkc,kbc->nkb", gap, self.gate_weight) + self.gate_bias
+        g = x.mean(dim=(2, 3)).view(n, self.k, self.cin)
+        if self.mlp_gate:
+            g = torch.einsum("nkc,khc->nkh", g, self.gate_hidden_weight) + self.gate_hidden_bias
+            g = torch.relu(g)
+        logits = torch.einsum("nkc,kbc->nkb", g, self.gate_weight) + self.gate_bias
         # each run's branch weights, repeated over that run's output channels
         a = torch.softmax(logits, dim=2).repeat_interleave(self.cout, dim=1)  # (N, K*C, B)
         # the same sum, in the same order, as Block.forward
+        if self.per_branch:
+            return sum(
+                a[:, :, i, None, None] * torch.relu(bn(conv(x)))
+                for i, (conv, bn) in enumerate(zip(self.convs, self.bns, strict=True))
+            )
         out = sum(a[:, :, i, None, None] * conv(x) for i, conv in enumerate(self.convs))
         return torch.relu(self.bn(out))
 
@@ -65,7 +94,11 @@ class WideNet(nn.Module):
         layers: list[nn.Module] = []
         cin = spec.in_channels
         for i, width in enumerate(spec.widths, start=1):
-            layers.append(WideBlock(k, cin, width, spec.kernel_sizes))
+            layers.append(
+                WideBlock(
+                    k, cin, width, spec.kernel_sizes, spec.gate, spec.gate_hidden, spec.branch_norm
+                )
+            )
             if i in spec.pool_after:
                 layers.append(nn.MaxPool2d(2, 2))
             cin = width
@@ -120,9 +153,13 @@ def tensor_map(wide: WideNet) -> list[tuple[str, str, str]]:
                 rows += [
                     (f"{w}.convs.{b}.{p}", f"{n}.convs.{b}.{p}", CAT) for p in ("weight", "bias")
                 ]
-            rows += [(f"{w}.gate_weight", f"{n}.gate.weight", STACK)]
-            rows += [(f"{w}.gate_bias", f"{n}.gate.bias", STACK)]
-            rows += [(f"{w}.bn.{p}", f"{n}.bn.{p}", CAT) for p in BN_TENSORS]
+            # Block.gate: one Linear, or Sequential(Linear, ReLU, Linear)
+            last = f"{n}.gate.2" if module.mlp_gate else f"{n}.gate"
+            if module.mlp_gate:
+                rows += [(f"{w}.gate_hidden_{p}", f"{n}.gate.0.{p}", STACK) for p in GATE]
+            rows += [(f"{w}.gate_{p}", f"{last}.{p}", STACK) for p in GATE]
+            bns = [f"bns.{b}" for b in range(len(module.convs))] if module.per_branch else ["bn"]
+            rows += [(f"{w}.{bn}.{p}", f"{n}.{bn}.{p}", CAT) for bn in bns for p in BN_TENSORS]
         index += 1
     # Net.classifier: Flatten, Linear, ReLU, BatchNorm1d, Dropout, Linear(, Softmax)
     rows += [("fc1_weight", "classifier.1.weight", STACK), ("fc1_bias", "classifier.1.bias", STACK)]
@@ -132,6 +169,7 @@ def tensor_map(wide: WideNet) -> list[tuple[str, str, str]]:
 
 
 BN_TENSORS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+GATE = ("weight", "bias")
 
 
 def pack_tensors(tensors: list[torch.Tensor], how: str) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Issue 20's GPU equality check: in deterministic mode, two trainings of the same wide
+"""The wide pack's GPU equality check: in deterministic mode, two trainings of the same wide
 pack are bitwise equal (every weight, BatchNorm statistic, momentum buffer, loss and
 test prediction). On the CPU this holds for any arithmetic; on a GPU it is what
 ``train.cuda_deterministic`` promises, and a cuDNN or cuBLAS kernel that is not

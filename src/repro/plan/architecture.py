@@ -28,13 +28,21 @@ def architecture_table(spec: ModelSpec, image_size: int = 32) -> list[LayerRow]:
     size, cin = image_size, spec.in_channels
     branches = len(spec.kernel_sizes)
     for idx, cout in enumerate(spec.widths, start=1):
-        # one Conv2d (with bias) per kernel size, the branch-weighting Linear, BatchNorm2d
+        # one Conv2d (with bias) per kernel size, the branch-weighting gate (a Linear, or
+        # Linear-ReLU-Linear), BatchNorm2d once after the sum or once per branch
         params = sum(cin * cout * k * k + cout for k in spec.kernel_sizes)
-        params += _linear(cin, branches) + 2 * cout
         macs = sum(cin * cout * k * k * size * size for k in spec.kernel_sizes)
-        macs += cin * branches
+        if spec.gate == "mlp":
+            params += _linear(cin, spec.gate_hidden) + _linear(spec.gate_hidden, branches)
+            macs += cin * spec.gate_hidden + spec.gate_hidden * branches
+        else:
+            params += _linear(cin, branches)
+            macs += cin * branches
+        norms = branches if spec.branch_norm == "per_branch" else 1
+        params += norms * 2 * cout
         kernels = ",".join(map(str, spec.kernel_sizes))
-        rows.append(LayerRow(f"Block {idx} (k={kernels})", f"{cout}x{size}x{size}", params, macs))
+        name = f"Block {idx} (k={kernels}{_reading(spec)})"
+        rows.append(LayerRow(name, f"{cout}x{size}x{size}", params, macs))
         cin = cout
         if idx in spec.pool_after:
             size //= 2
@@ -53,6 +61,13 @@ def architecture_table(spec: ModelSpec, image_size: int = 32) -> list[LayerRow]:
         )
     )
     return rows
+
+
+def _reading(spec: ModelSpec) -> str:
+    """The block's non-default readings, as the table names them."""
+    parts = [f"MLP gate {spec.gate_hidden}"] if spec.gate == "mlp" else []
+    parts += ["BN per branch"] if spec.branch_norm == "per_branch" else []
+    return "".join(f"; {p}" for p in parts)
 
 
 def macs_per_image(spec: ModelSpec, image_size: int = 32) -> int:

@@ -269,6 +269,27 @@ def _check_variants(cfg: dict) -> None:
         for axis in variants_mod.AXES:
             if axis in v:
                 v[axis] = checked[axis]
+    _check_queue(cfg)
+
+
+def _check_queue(cfg: dict) -> None:
+    """Each ``queue`` entry names the reference or a variant, and only rates it trains."""
+    rates = {variants_mod.REFERENCE: cfg["learning_rates"]}
+    for v in cfg["variants"]:
+        rates[v["name"]] = v.get("learning_rates", cfg["learning_rates"])
+    for i, entry in enumerate(cfg["queue"]):
+        name = entry["variant"]
+        if name not in rates:
+            raise UserError(
+                f"config key queue[{i}].variant = {name!r} names no variant of this config; "
+                f"allowed: {', '.join(rates)}"
+            )
+        for lr in entry.get("learning_rates", []):
+            if float(lr) not in [float(r) for r in rates[name]]:
+                raise UserError(
+                    f"config key queue[{i}].learning_rates has {lr}, which {name!r} does not "
+                    f"train; allowed: some of {rates[name]}"
+                )
 
 
 def batch_size_problem(n_train: int, batch_size: int) -> str | None:

@@ -28,8 +28,10 @@ from ..files import read_json_bounded
 from ..text import for_terminal
 from . import dataset, grid, paper
 from . import machine as devices
+from .architecture import macs_per_image
 from .config import short
 from .machine import package_versions
+from .settings import ModelSpec, RunConfig
 from .status import load_config, planned_runs, run_status
 
 CACHE_DIR = Path("resources/calibration")
@@ -51,6 +53,13 @@ RECORDED = {
 }
 # a test image costs about a third of a training image (forward only)
 EVAL_COST = 1 / 3
+# Full-data epochs of the adopted model (ModelSpec(): 0.484 GMAC per image), one run
+# alone, compiled with CUDA graphs, by GPU and precision (BENCHMARKS.md): what a queued
+# run's GPU time is scaled from. H100 bf16: measured, 2026-11-26; H100 fp32: the bf16
+# epoch times the profiled steps' ratio (4.98 / 4.25 ms), not a measured epoch; H200
+# fp32: the median epoch of the run trained 2026-11-30.
+GPU_EPOCH_S = {"H100": {"bf16": 2.0, "fp32": 2.3}, "H200": {"fp32": 2.0}}
+FULL_TRAIN, FULL_TEST = 50_000, 10_000
 
 
 def images(cfg: dict) -> tuple[int, int]:
@@ -142,6 +151,23 @@ def epoch_seconds(step_s: float, batch: int, n_train: int, n_test: int) -> float
     return (math.ceil(n_train / batch) + EVAL_COST * n_test / batch) * step_s
 
 
+def gpu_minutes(rc: RunConfig, n_train: int, n_test: int) -> dict[str, float | None]:
+    """Estimated minutes of training epochs for ``rc`` on each GPU of ``GPU_EPOCH_S``
+    (None where its precision was not measured there; ``auto`` is bf16 on a GPU): the
+    measured epoch scaled by the run's multiply-accumulates per image over the adopted
+    model's, by its images and by its epochs. Scaling by MACs assumes the convolutions
+    bound the step, as the fp32 profile shows at today's widths (kernels 5.08 ms of a
+    4.98 ms step); wider convolutions usually use a GPU better, so this errs long.
+    Compilation (about 36 s in fp32) and data preparation are not included."""
+    precision = "bf16" if rc.precision == "auto" else rc.precision
+    ratio = macs_per_image(rc.model) / macs_per_image(ModelSpec())
+    images = (n_train + EVAL_COST * n_test) / (FULL_TRAIN + EVAL_COST * FULL_TEST)
+    return {
+        gpu: None if precision not in s else s[precision] * ratio * images * rc.epochs / 60
+        for gpu, s in GPU_EPOCH_S.items()
+    }
+
+
 def hours(seconds: float) -> str:
     if 0 < seconds < 1:
         return "a second"
@@ -207,7 +233,7 @@ def lines(
         out.append("  " + line)
     packs = [p for p in grid.packs(cfg) if any(r in runs for r in p)]
     if packs:
-        # the wide layout's speed on a GPU is not measured yet (issue 20): said, not guessed
+        # the wide layout's speed on a GPU is not measured yet: said, not guessed
         out.append(
             f"  cuda: {sum(len(p) for p in packs)} runs in {len(packs)} packs of up to "
             f"{cfg['train']['pack']} (train.pack); the estimate above counts them one "

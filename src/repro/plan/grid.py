@@ -76,7 +76,7 @@ def settings_hash(cfg: dict, device: str) -> str:
         "train": {k: v for k, v in rc.__dict__.items() if k not in ("lr", "seed", "device")},
         "data": data_tag(cfg),
     }
-    key["train"]["model"] = {k: v for k, v in rc.model.__dict__.items() if k != "head"}
+    key["train"]["model"] = {k: v for k, v in rc.model.identity().items() if k != "head"}
     identity = data_identity(cfg)
     if identity is not None:  # absent for the offline copy: its folders keep their hash
         key["data_identity"] = identity
@@ -231,7 +231,7 @@ def recorded_expectations(cfg: dict) -> list[dict]:
 
 # keys that change no result: left out of results/config.json's inputs, so that
 # changing them reruns nothing (train.pack: how many runs a cuda job trains at once)
-NO_RESULT_KEYS = ("estimate",)
+NO_RESULT_KEYS = ("estimate", "queue")
 NO_RESULT_TRAIN_KEYS = ("pack",)
 
 

@@ -1,4 +1,4 @@
-"""The runs a study still lacks, in its priority order (issue 21): what a GPU session
+"""The runs a study still lacks, in its priority order: what a GPU machine
 trains next. Torch-free: planning only.
 
 ``python -m repro queue --configfile config/why.yaml [--recorded recorded/<label>]
@@ -17,7 +17,8 @@ queue as JSON:
           "folder": "results/runs/softmax/lr0.01/cuda/seed1/630e8d25",
           "cache": "resources/data/cifar10-archive-full.npz",
           "data": {...},                       # the variant's data: section (prepare it)
-          "description": {...}                 # `python -m repro train --run` takes it
+          "description": {...},                # `python -m repro train --run` takes it
+          "gpu_minutes": {"H100": 5.8, "H200": 5.0}  # estimated training minutes
         }
       ]
     }
@@ -37,7 +38,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import read_json_bounded, write_atomic
-from . import grid
+from . import estimate, grid
 from .dataset import cache_path
 from .recorded import check_manifest, read_provenance
 from .settings import RunConfig
@@ -63,9 +64,27 @@ def _fingerprint(rc: RunConfig) -> str:
     return rc.on_this_machine().fingerprint()
 
 
+def ordered(runs: list[dict], first: list[dict]) -> list[dict]:
+    """``runs`` (grid.runs' order) with those the config's ``queue`` names first: all runs
+    of its first entry (a variant, at the entry's learning rates or all of them), then of
+    its second, and so on; the runs no entry names after them. Within each part the grid's
+    order stays (seed by seed), so a session that stops early leaves whole seeds."""
+
+    def rank(r: dict) -> int:
+        for i, entry in enumerate(first):
+            lrs = entry.get("learning_rates")
+            if entry["variant"] == r["variant"] and (
+                lrs is None or float(r["lr"]) in [float(x) for x in lrs]
+            ):
+                return i
+        return len(first)
+
+    return sorted(runs, key=rank)  # stable: the grid's order within a rank
+
+
 def missing_runs(cfg: dict, root: Path, recorded: Path | None = None) -> tuple[list[dict], int]:
     """(the study's missing runs in priority order, how many it plans)."""
-    planned = grid.runs(cfg)
+    planned = ordered(grid.runs(cfg), cfg.get("queue") or [])
     out = []
     for r in planned:
         vcfg = grid.variant_config(cfg, r["variant"])
@@ -74,6 +93,7 @@ def missing_runs(cfg: dict, root: Path, recorded: Path | None = None) -> tuple[l
         places = [root / folder] + ([recorded / folder] if recorded else [])
         if any(_finished(p / "metrics.json", _fingerprint(rc)) for p in places):
             continue
+        minutes = estimate.gpu_minutes(rc, *estimate.images(vcfg))
         out.append(
             {
                 **{k: r[k] for k in ("variant", "head", "lr", "device", "seed", "hash")},
@@ -81,6 +101,7 @@ def missing_runs(cfg: dict, root: Path, recorded: Path | None = None) -> tuple[l
                 "cache": cache_path(vcfg),
                 "data": vcfg["data"],
                 "description": asdict(rc),
+                "gpu_minutes": {k: None if v is None else round(v, 1) for k, v in minutes.items()},
             }
         )
     return out, len(planned)
@@ -108,8 +129,23 @@ def queue(configfiles: list[Path], root: Path, recorded: Path | None) -> dict:
 
 def lines(q: dict) -> str:
     head = f"{len(q['runs'])} of {q['planned']} runs still to train ({q['done']} done)"
-    rows = [f"{i:3d}. {r['variant']:<12} {r['folder']}" for i, r in enumerate(q["runs"], 1)]
-    return "\n".join([head, *rows])
+    gpus = list(estimate.GPU_EPOCH_S)
+    rows = [
+        f"{i:3d}. {r['variant']:<13} {r['folder']}  " + _minutes(r["gpu_minutes"], gpus)
+        for i, r in enumerate(q["runs"], 1)
+    ]
+    note = (
+        f"GPU min ({', '.join(gpus)}): an estimate of the training epochs alone, the measured "
+        "epoch times of BENCHMARKS.md scaled by each run's multiply-accumulates per image "
+        "(convolution-bound assumed); compile and data preparation add about a minute"
+    )
+    return "\n".join([head, *rows, note])
+
+
+def _minutes(minutes: dict, gpus: list[str]) -> str:
+    return "GPU min " + "/".join(
+        "-" if minutes.get(g) is None else f"{minutes[g]:.1f}" for g in gpus
+    )
 
 
 def write(q: dict, out: Path) -> None:

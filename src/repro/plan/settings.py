@@ -43,6 +43,26 @@ class ModelSpec:
     head: str = setting("heads", "softmax")
     num_classes: int = setting(None, paper.N_CLASSES)
     in_channels: int = setting(None, 3)
+    # the block's readings added after runs were recorded (their defaults: the adopted
+    # reading); see identity() for how they stay out of earlier runs' hashes
+    gate: str = setting("model.gate")
+    gate_hidden: int = setting("model.gate_hidden")
+    branch_norm: str = setting("model.branch_norm")
+
+    def identity(self) -> dict:
+        """The spec as the fingerprint and the settings hash see it: the later readings
+        (``LATER_READINGS``) only where they differ from their default, and the gate's
+        hidden size only for the MLP gate (the one layer it shapes), so that every run
+        made before they existed keeps its fingerprint and its folder."""
+        d = asdict(self)
+        for name in LATER_READINGS:
+            if d[name] == _DEFAULTS[name] or (name == "gate_hidden" and self.gate != "mlp"):
+                del d[name]
+        return d
+
+
+LATER_READINGS = ("gate", "gate_hidden", "branch_norm")
+_DEFAULTS = {f.name: f.default for f in fields(ModelSpec)}
 
 
 # torch.compile modes a run may ask for; True means inductor's default mode
@@ -69,7 +89,7 @@ class RunConfig:
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the result (device-independent keys only)."""
-        d = asdict(self)
+        d = {**asdict(self), "model": self.model.identity()}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def on_this_machine(self) -> RunConfig:

@@ -1,4 +1,4 @@
-"""Variants of a study's setup (issue 21): the config's top-level setup is the reference,
+"""Variants of a study's setup: the config's top-level setup is the reference,
 named ``paper``; each entry of ``variants:`` is a name, a one-line reason and a few
 overrides (learning rates, seeds, and keys of ``train:``, ``model:``, ``data:``) merged
 over it. The workflow fans every variant out like the setup itself (variant x learning
@@ -21,10 +21,11 @@ AXES = ("learning_rates", "seeds")
 
 
 def merged(cfg: dict, variant: dict) -> dict:
-    """The config of one variant: ``cfg`` (its ``variants`` dropped) with the variant's
-    sections merged key by key and its learning rates and seeds in place of the
-    setup's. ``data.subset`` merges one level deeper (a variant may change one size)."""
-    out = {k: copy.deepcopy(v) for k, v in cfg.items() if k != "variants"}
+    """The config of one variant: ``cfg`` (its ``variants`` and ``queue`` dropped) with
+    the variant's sections merged key by key and its learning rates and seeds in place of
+    the setup's. ``data.subset`` merges one level deeper (a variant may change one size)."""
+    # the study's own keys (its variants, its queue's order) are no part of one variant
+    out = {k: copy.deepcopy(v) for k, v in cfg.items() if k not in ("variants", "queue")}
     out["variants"] = []
     for axis in AXES:
         if axis in variant:

@@ -1,4 +1,4 @@
-"""Why our accuracy falls short of the paper's: the statistics of issue 21.
+"""Why our accuracy falls short of the paper's: the statistics of its causes.
 
 Where one more run would land (with and without the JPEG allowance), each variant's
 effect against the reference setup with a Welch interval over seeds, the share of the

@@ -23,7 +23,7 @@ from ..plan.settings import ModelSpec, RunConfig
 from ..plan.variants import REFERENCE
 from ..text import joined
 from . import claims as claims_mod
-from . import stats, why
+from . import evidence, stats, why
 from .figures import FIGURES
 from .study import load_study
 from .tables import read_tables
@@ -566,6 +566,7 @@ def context(config, runs, timing, tables_dir, figures_dir, provenance) -> dict:
         "stated_assumed": STATED_ASSUMED,
         "errata": ERRATA,
         "claims_table": 9 if ablation(study) else 8,
+        "evidence_table": 10 if ablation(study) else 9,  # the next, in Section 11
         "n_train": int(study.runs.n_train.iloc[0]),
         "n_test": int(study.runs.n_test.iloc[0]),
         **why_ctx,
@@ -576,7 +577,10 @@ def why_context(study) -> dict:
     """Page 1's "Why it falls short" and the section "What explains the gap"."""
     rows = why.rows(study)
     lr = why.rate(study)
+    reference = study.runs[study.runs.lr == lr].final_test_acc
     return {
+        "evidence_rows": evidence.IMPLEMENTATIONS,
+        "evidence_sentence": evidence.placement(float(reference.mean()), lr, len(reference)),
         "why_rows": rows,
         "why_cover_rows": why.cover_rows(rows),
         "why_lr": lr,

@@ -1,4 +1,4 @@
-"""Page 1's "Why it falls short" (issue 21): one row per candidate cause, with the
+"""Page 1's "Why it falls short": one row per candidate cause, with the
 measured effect of its variant against the reference setup, the interval, the share of
 the paper gap it would explain and a status, as plain dicts that a template renders.
 

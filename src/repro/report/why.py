@@ -1,4 +1,4 @@
-"""Why our accuracy falls short of the paper's (issue 21), from the study's variants:
+"""Why our accuracy falls short of the paper's, from the study's variants:
 page 1's "why" rows (shortfall.shortfall_rows on every run with its variant), the one
 sentence that sums them up, the reporting variants computed from existing histories
 (final epoch, best epoch, mean of the last ten epochs) and the two figures of "What

@@ -114,6 +114,7 @@ def test_a_nan_accuracy_is_refused(copy):  # noqa: F811
         ("seconds_per_epoch_after_first", math.inf, "seconds_per_epoch_after_first inf"),
         ("train_images_per_s", "fast", "train_images_per_s 'fast'"),
         ("n_train", 0, "n_train 0"),
+        ("n_train", 10**30, "n_train 1000000000000000000000000000000"),
     ],
 )
 def test_a_forged_timing_is_refused_where_it_is_read(copy, tmp_path, key, value, message):  # noqa: F811

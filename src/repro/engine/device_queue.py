@@ -162,8 +162,9 @@ def _data_problem(data) -> str | None:
     if not isinstance(subset, dict) or not set(subset) <= set(sizes):
         return f"subset = {config_mod.short(subset)} is not a mapping of {' and '.join(sizes)}"
     for key, n in subset.items():
-        if not schema.fits(schema.node(f"data.subset.{key}"), n):
-            return f"subset.{key} = {config_mod.short(n)} is not null or an integer >= 1"
+        node = schema.node(f"data.subset.{key}")
+        if not schema.fits(node, n):
+            return f"subset.{key} = {config_mod.short(n)} is not {node['description']}"
     return None
 
 

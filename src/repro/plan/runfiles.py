@@ -21,7 +21,7 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from ..errors import UserError
-from .paper import N_CLASSES
+from .paper import N_CLASSES, N_TRAIN
 
 EPOCH_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
 STEP_COLUMNS = ("epoch", "step", "loss", "accuracy", "lr")
@@ -426,9 +426,11 @@ def timing_problem(t: dict) -> str | None:
     ones where present). A negative or NaN time reached the PDF as "-25.0" or "nan min"."""
     if not isinstance(t, dict):
         return "is not a JSON object"
-    for key in ("epochs", "n_train"):
-        if type(t.get(key)) is not int or t[key] < 1:
-            return f"has {key} {_short(t.get(key))} (allowed: an integer >= 1)"
+    # at most CIFAR-10's training images, and the schema's epochs (no 1e30 that scales
+    # every time to nothing)
+    for key, most in (("epochs", 100_000), ("n_train", N_TRAIN)):
+        if type(t.get(key)) is not int or not 1 <= t[key] <= most:
+            return f"has {key} {_short(t.get(key))} (allowed: an integer in 1-{most})"
     for key in TIMING_SECONDS + TIMING_RATES:
         if key not in t and key not in ("seconds_total", "seconds_per_epoch"):
             continue

@@ -39,7 +39,7 @@ def test_svgs_are_valid_xml_with_one_axes_per_head(written, study):
         axes = [g for g in root.iter(f"{SVG}g") if g.get("id", "").startswith("axes_")]
         expected = {"fig2_loss": len(study.heads()), "fig3_accuracy": len(study.heads())}
         expected.update(fig4_confusion=2, fig5_timing=1)  # heatmap + colour bar
-        expected.update(fig6_effects=1, fig7_train_test=1)
+        expected.update(fig6_effects=1, fig7_train_test=1, fig8_jpeg_cost=1)
         assert len(axes) == expected[name], name
         assert "<dc:date>" not in (out / f"{name}.svg").read_text()
 

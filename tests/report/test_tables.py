@@ -477,6 +477,11 @@ def test_a_verdict_planted_exactly_at_its_break_even_holds_and_a_hair_below_does
     s.config["data"]["jpeg_cost"] = None
     assert _verdicts(s)["table4_lr0.01"] == claims.FAILS
     assert "cost in accuracy is unknown" in s.deviations()[0].text and s.cost() is None
+    # a hand-edited config JSON: a range that is no range is none, never a traceback
+    inverted = {"low": 4, "high": 1, "low_source": "a", "high_source": "b"}
+    for bad in ({"low": "x", "high": 3}, inverted):
+        s.config["data"]["jpeg_cost"] = bad
+        assert s.cost() is None and _verdicts(s)["table4_lr0.01"] == claims.FAILS
 
 
 def test_the_lossless_download_has_no_jpeg_cost_and_no_verdict_needs_one(tmp_path):

@@ -68,10 +68,14 @@ def jpeg_cost(declared) -> Cost | None:
     where nothing is declared."""
     if not isinstance(declared, dict):
         return None
-    low, high = float(declared["low"]), float(declared["high"])
-    if not (math.isfinite(low) and math.isfinite(high) and 0 <= low <= high <= 100):
+    try:
+        low, high = float(declared["low"]), float(declared["high"])
+        sources = str(declared["low_source"]), str(declared["high_source"])
+    except (KeyError, TypeError, ValueError):
         return None  # the config stage refuses it; a hand-edited config JSON gets no range
-    return Cost(low, high, str(declared["low_source"]), str(declared["high_source"]), "declared")
+    if not (math.isfinite(low) and math.isfinite(high) and 0 <= low <= high <= 100):
+        return None
+    return Cost(low, high, *sources, "declared")
 
 
 @dataclass(frozen=True)

@@ -150,13 +150,15 @@ def _number(text: str):
 
 def _check_fingerprint(run: Run, m: dict) -> None:
     from . import description  # here: the copying jobs need no schema (yaml)
-    from .settings import RunConfig
+    from .settings import RunConfig, with_later_readings
 
     try:
         # every field present, of its type and within the schema's bounds (sizes too), as
-        # `train --run` reads a description; resolved where it trained (never auto)
-        settings = description.checked(m["config"])
-        fingerprint = RunConfig.from_dict(m["config"]).fingerprint()
+        # `train --run` reads a description; resolved where it trained (never auto); a run
+        # recorded before the block's later readings existed trained with their defaults
+        config = with_later_readings(m["config"])
+        settings = description.checked(config)
+        fingerprint = RunConfig.from_dict(config).fingerprint()
     except (UserError, TypeError, ValueError, KeyError, AttributeError) as e:
         why = f" ({str(e).removeprefix('--run ')})" if isinstance(e, UserError) else ""
         raise run.fail("metrics.json", f"has a config that is not a run description{why}") from None

@@ -65,6 +65,18 @@ LATER_READINGS = ("gate", "gate_hidden", "branch_norm")
 _DEFAULTS = {f.name: f.default for f in fields(ModelSpec)}
 
 
+def with_later_readings(config: dict) -> dict:
+    """A recorded run's config (metrics.json) as a full description: a run made before
+    the later readings existed lacks them and trained with their defaults (the only
+    reading the model had), which its unchanged fingerprint then confirms. A field
+    present is kept as it is, to be checked."""
+    model = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(model, dict) or not any(name in model for name in ("widths", "hidden")):
+        return config
+    filled = {name: _DEFAULTS[name] for name in LATER_READINGS if name not in model}
+    return {**config, "model": {**model, **filled}} if filled else config
+
+
 # torch.compile modes a run may ask for; True means inductor's default mode
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
 

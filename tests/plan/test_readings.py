@@ -82,3 +82,21 @@ def test_a_bad_reading_is_one_line(model, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(")) as e:
         config.validate(study(**model))
     assert "\n" not in str(e.value)
+
+
+def test_a_recorded_run_from_before_the_readings_passes_the_run_checks_with_their_defaults():
+    """A recorded run's config lacks the later readings: the run checks read it with their
+    defaults (the model it trained), and its fingerprint still decides; a config that
+    says another reading than its fingerprint is refused."""
+    from repro.plan import runfiles
+    from repro.plan.settings import with_later_readings
+
+    path = sorted(RECORDED.glob("results/runs/*/*/*/*/*/metrics.json"))[0]
+    m = json.loads(path.read_text())
+    filled = with_later_readings(m["config"])
+    assert filled["model"]["gate"] == "linear" and "gate" not in m["config"]["model"]
+    run = runfiles.Run(str(path.parent), {})
+    runfiles._check_fingerprint(run, m)  # accepted: the defaults are what it trained
+    forged = {**m, "config": {**m["config"], "model": {**m["config"]["model"], "gate": "mlp"}}}
+    with pytest.raises(UserError, match="fingerprint"):
+        runfiles._check_fingerprint(run, forged)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ARCHIVE, ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -532,7 +532,10 @@ def queued(tmp_path_factory) -> dict:
     from repro.plan import queue as queue_mod
 
     folder = tmp_path_factory.mktemp("q")
-    (folder / "s.yaml").write_text(yaml.safe_dump({**PLAIN, "learning_rates": [0.01]}))
+    # the queue trains from the offline archive, as a queue that travels with it does:
+    # the device side hashes each entry's description on the archive it carries
+    cfg = {**PLAIN, "data": {"source": "archive"}, "learning_rates": [0.01]}
+    (folder / "s.yaml").write_text(yaml.safe_dump(cfg))
     here = os.getcwd()
     os.chdir(ROOT)
     try:
@@ -542,7 +545,7 @@ def queued(tmp_path_factory) -> dict:
     from repro.engine.device_queue import read_queue
 
     (folder / "queue.json").write_text(json.dumps(q))
-    assert len(read_queue(folder / "queue.json", "cpu", q["runs"][0]["data"])) == 1
+    assert len(read_queue(folder / "queue.json", "cpu", q["runs"][0]["data"], ARCHIVE)) == 1
     return q
 
 
@@ -554,7 +557,7 @@ def test_any_queue_is_read_or_refused_in_one_line(tmp_path_factory, queued, data
     q = data.draw(mutations(queued))
     path = tmp_path_factory.mktemp("q") / "queue.json"
     path.write_text(json.dumps(q))
-    one_line(read_queue, path, "cpu", queued["runs"][0]["data"])
+    one_line(read_queue, path, "cpu", queued["runs"][0]["data"], ARCHIVE)
 
 
 @FEW

@@ -547,14 +547,26 @@ def test_wide_check_finds_two_deterministic_passes_equal_and_a_changed_one_not(
     assert diff["differing_tensors"] and diff["max_abs_difference"] > 0
 
 
-@pytest.mark.parametrize("flags", [["--k", "0"], ["--k", "65"], ["--images", "1"]])
-def test_wide_check_refuses_a_pack_it_cannot_train_in_one_line(flags, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--k", "0"], "use a pack of 1-64 runs"),
+        (["--k", "65"], "use a pack of 1-64 runs"),
+        # a count out of range is refused as the options are read
+        (["--images", "1"], "--images: '1' is not allowed; give a number in [2, 1e+07]"),
+    ],
+)
+def test_wide_check_refuses_a_pack_it_cannot_train_in_one_line(flags, message, tmp_path, capsys):
     from repro.cli import main
 
     args = ["wide-check", "--run", "x.json", "--cache", "x.npz", "--out", str(tmp_path / "o")]
-    assert main([*args, *flags]) == 2
+    try:
+        status = main([*args, *flags])
+    except SystemExit as e:  # argparse's exit, after its one line
+        status = e.code
+    assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "use a pack of 1-64 runs" in err[0]
+    assert len(err) == 1 and message in err[0]
     assert not (tmp_path / "o").exists()
 
 

@@ -52,7 +52,7 @@ def test_a_run_copied_under_another_seed_is_refused_naming_both(copy):  # noqa: 
     assert "softmax/lr0.01/cuda/seed0/630e8d25 and softmax/lr0.01/cuda/seed1/630e8d25 are " in (
         str(e.value)
     )
-    assert "the same run: their epochs.csv hold the same values" in str(e.value)
+    assert "same run: their epochs.csv, predictions.csv, steps.csv hold" in str(e.value)
 
 
 def test_a_copy_the_provenance_does_not_list_is_no_run_of_the_recording(copy):  # noqa: F811
@@ -158,9 +158,11 @@ def test_record_add_refuses_a_run_it_holds_under_another_seed(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     first = _tarball(tmp_path / "1.tar.gz", {FP32: SHIPPED / FP32})
     folder = recording.record(first, Path("rec"), "h")
-    for again in (first, _tarball(tmp_path / "2.tar.gz", {COPY: SHIPPED / FP32})):
-        with pytest.raises(UserError, match=f"rec/h/{FP32} and .* are the same run"):
-            recording.record(again, Path("rec"), "h", add=True)
+    with pytest.raises(UserError, match="this tarball was added before; nothing was added"):
+        recording.record(first, Path("rec"), "h", add=True)
+    copied = _tarball(tmp_path / "2.tar.gz", {COPY: SHIPPED / FP32})
+    with pytest.raises(UserError, match=f"rec/h/{FP32} and .* are the same run"):
+        recording.record(copied, Path("rec"), "h", add=True)
     assert not (folder / COPY).exists()
 
 
@@ -176,3 +178,16 @@ def test_the_study_refuses_two_folders_of_one_run(tiny_runs, tmp_path):
     (copy_dir / "metrics.json").write_text(json.dumps({**m, "seed": 7}))
     with pytest.raises(UserError, match=f"{runs[0].parent} and {copy_dir} are the same run"):
         load_study(tiny_runs["config_path"], [*runs, copy_dir / "metrics.json"])
+
+
+def test_runs_sharing_one_history_file_but_not_the_others_are_two_runs():
+    """Two one-step runs of one seed at two rates share their epochs.csv (the loss is
+    taken before the update) but not their steps.csv (the rate): two runs. A copy, with
+    every file the same, is one."""
+    from repro.plan.runfiles import check_distinct
+
+    short_a = {"epochs.csv": "e", "steps.csv": "lr 0.01", "predictions.csv": "p"}
+    short_b = {"epochs.csv": "e", "steps.csv": "lr 0.001", "predictions.csv": "p"}
+    check_distinct([("a", short_a), ("b", short_b)])
+    with pytest.raises(UserError, match="a and copy are the same run"):
+        check_distinct([("a", short_a), ("b", short_b), ("copy", dict(short_a))])

@@ -400,18 +400,22 @@ def identity(files: dict[str, bytes], run: Run | None = None) -> dict[str, str]:
 
 
 def check_distinct(runs, what: str = "recorded runs") -> None:
-    """``runs``: (name, identity) pairs. Two runs with one identical history or prediction
-    file are one run counted twice: UserError naming both."""
-    seen: dict[tuple[str, str], str] = {}
+    """``runs``: (name, identity) pairs. Two runs whose history and prediction files hold
+    the same values, every file both have, are one run counted twice: UserError naming
+    both. Every file, not any one: two short runs of one seed at different rates can
+    share an epochs.csv (one step, the loss taken before the update, the test numbers
+    equal at 6 decimals), while their steps.csv still differ by the rate."""
+    seen: list[tuple[str, dict]] = []
     for name, ident in runs:
-        for file, digest in sorted(ident.items()):
-            first = seen.setdefault((file, digest), name)
-            if first != name:
+        for first, other in seen:
+            shared = sorted(ident.keys() & other.keys())
+            if shared and all(ident[f] == other[f] for f in shared):
                 raise UserError(
-                    f"{what} {first} and {name} are the same run: their {file} hold the same "
-                    "values (a copy under another seed, rate or folder); a run counts once: "
-                    "remove the copy, or record the run again"
+                    f"{what} {first} and {name} are the same run: their {', '.join(shared)} "
+                    "hold the same values (a copy under another seed, rate or folder); a run "
+                    "counts once: remove the copy, or record the run again"
                 )
+        seen.append((name, ident))
 
 
 # ---- timing ---------------------------------------------------------------------------
